@@ -7,7 +7,7 @@ one Problem per violation; ``schedule_api_model`` renders the stored wire model 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic import ValidationError as PydanticValidationError
@@ -41,10 +41,25 @@ class ScheduleRecurrenceRule(_Wire):
     count: int | None = Field(default=None, ge=1)
 
 
+Overlap = Literal["skip", "allow"]
+
+
 class CreateScheduleRequest(_Wire):
     starts: DateTime
     recurrence_rule: ScheduleRecurrenceRule | None = None
     cron: ScheduleCron | None = None
+    # tickwork extensions; k6 clients neither send nor read them.
+    overlap: Overlap = Field(
+        default="skip",
+        description="tickwork extension. 'skip' (default): an occurrence whose load test's "
+        "previous run has not finished is recorded as skipped; 'allow': it runs anyway.",
+    )
+    catch_up_seconds: int | None = Field(
+        default=None,
+        ge=0,
+        description="tickwork extension. How late a missed occurrence may still fire; null "
+        "uses the deployment's TICKWORK_CATCH_UP_WINDOW_SECONDS.",
+    )
 
 
 class ScheduleApiModel(BaseModel):
@@ -56,6 +71,8 @@ class ScheduleApiModel(BaseModel):
     deactivated: bool
     next_run: DateTime | None
     created_by: str | None
+    overlap: Overlap = "skip"
+    catch_up_seconds: int | None = None
 
 
 class ScheduleListResponse(BaseModel):
@@ -149,6 +166,8 @@ def schedule_api_model(
         deactivated=deactivated,
         next_run=format_instant(next_run) if next_run is not None else None,
         created_by=created_by,
+        overlap=request.overlap,
+        catch_up_seconds=request.catch_up_seconds,
     )
 
 

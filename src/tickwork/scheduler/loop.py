@@ -1,0 +1,170 @@
+"""The daemon: hold or wait for the lease, and while leading, fire what is due.
+
+Single-threaded on purpose: lease renewal, firing and sleeping happen in one loop, so no
+renewal can race a commit. The loop sleeps until the earliest due instant, a nudge from the
+API, or the next renewal, whichever comes first; it never scans all schedules. Standbys
+block on the "released" list and the lease's remaining TTL, so a graceful hand-over is taken
+at once and a crashed leader's lease within one TTL.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+from tickwork.core.instants import to_ms
+from tickwork.errors import LeaseLost, StoreUnavailable
+from tickwork.scheduler.firing import Firer
+from tickwork.scheduler.metrics import SchedulerMetrics
+from tickwork.store import Lease, Store
+from tickwork.store.connection import translated
+
+log = logging.getLogger("tickwork.scheduler")
+
+LEASE_NAME = "scheduler"
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Scheduler:
+    def __init__(
+        self,
+        store: Store,
+        firer: Firer,
+        *,
+        lease_ttl: timedelta,
+        metrics: SchedulerMetrics | None = None,
+        clock: Callable[[], datetime] = _utcnow,
+    ) -> None:
+        self._store = store
+        self._firer = firer
+        self._ttl_ms = int(lease_ttl.total_seconds() * 1000)
+        self._renew_every_s = lease_ttl.total_seconds() / 3
+        self._clock = clock
+        self._token = store.leases.new_token()
+        self._stop = threading.Event()
+        self.metrics = metrics or SchedulerMetrics()
+        self.lease: Lease | None = None
+        self.last_loop_at: datetime | None = None
+        self._renewed_at = 0.0
+
+    @property
+    def role(self) -> str:
+        return "leader" if self.lease is not None else "standby"
+
+    def stop(self) -> None:
+        """Ask the loop to end; safe from a signal handler or another thread."""
+        self._stop.set()
+        if self.lease is not None:
+            try:
+                with translated():
+                    self._store.client.lpush(self._store.keys.nudge, "stop")
+            except StoreUnavailable:
+                pass
+
+    def run(self) -> None:
+        log.info("scheduler_started")
+        try:
+            while not self._stop.is_set():
+                self.last_loop_at = self._clock()
+                self.metrics.last_loop.set(time.time())
+                try:
+                    if self.lease is None:
+                        self._wait_for_lease()
+                    else:
+                        self._lead()
+                except StoreUnavailable as exc:
+                    if self.lease is not None:
+                        self._step_down(f"store unavailable: {exc}")
+                    log.warning("store_unavailable", extra={"error": str(exc)})
+                    self._stop.wait(1.0)
+        finally:
+            self._release()
+            log.info("scheduler_stopped")
+
+    def _wait_for_lease(self) -> None:
+        lease = self._store.leases.acquire(LEASE_NAME, self._token, self._ttl_ms)
+        if lease is not None:
+            self.lease = lease
+            self._renewed_at = time.monotonic()
+            self.metrics.leader.set(1)
+            self.metrics.term.set(lease.term)
+            log.info("lease_acquired", extra={"term": lease.term})
+            return
+        keys, client = self._store.keys, self._store.client
+        with translated():
+            remaining_ms = int(client.pttl(keys.lease(LEASE_NAME)))
+            timeout = min(max(remaining_ms, 50) / 1000, 0.5)
+            client.blpop([keys.lease_released(LEASE_NAME)], timeout=timeout)
+
+    def _lead(self) -> None:
+        assert self.lease is not None
+        try:
+            if time.monotonic() - self._renewed_at >= self._renew_every_s:
+                self._store.leases.renew(self.lease, self._ttl_ms)
+                self._renewed_at = time.monotonic()
+                self.metrics.renewals.inc()
+            result = self._firer.fire_due(self.lease)
+        except LeaseLost as exc:
+            self._step_down(str(exc))
+            return
+        if result.fired or result.skipped:
+            for lag in result.lags_s:
+                self.metrics.fire_lag.observe(lag)
+            self.metrics.fires.inc(len(result.fired))
+            for reason, count in result.skipped.items():
+                self.metrics.skipped.labels(reason).inc(count)
+            log.info(
+                "fire_batch_committed",
+                extra={
+                    "term": self.lease.term,
+                    "fired": len(result.fired),
+                    "skipped": sum(result.skipped.values()),
+                    "max_lag_s": round(max(result.lags_s, default=0.0), 4),
+                },
+            )
+        if result.full:
+            return  # more is due right now
+        self._sleep_until_due()
+
+    def _sleep_until_due(self) -> None:
+        keys, client = self._store.keys, self._store.client
+        renew_in = self._renew_every_s - (time.monotonic() - self._renewed_at)
+        with translated():
+            earliest = client.zrange(keys.due, 0, 0, withscores=True)
+            timeout = renew_in
+            if earliest:
+                due_in = (float(earliest[0][1]) - to_ms(self._clock())) / 1000
+                timeout = min(timeout, due_in)
+            if timeout <= 0.001:
+                return
+            # BLPOP wakes on a nudge (a schedule changed); a timeout is the next due instant.
+            client.blpop([keys.nudge], timeout=max(timeout, 0.01))
+
+    def _step_down(self, reason: str) -> None:
+        if self.lease is not None:
+            log.warning("lease_lost", extra={"term": self.lease.term, "reason": reason})
+            self.metrics.losses.inc()
+        self.lease = None
+        self.metrics.leader.set(0)
+        self.metrics.term.set(0)
+
+    def _release(self) -> None:
+        lease, self.lease = self.lease, None
+        self.metrics.leader.set(0)
+        if lease is None:
+            return
+        try:
+            if self._store.leases.release(lease):
+                with translated():
+                    released = self._store.keys.lease_released(LEASE_NAME)
+                    self._store.client.lpush(released, lease.term)
+                    self._store.client.expire(released, 60)
+                log.info("lease_released", extra={"term": lease.term})
+        except StoreUnavailable:
+            log.warning("lease_release_failed", extra={"term": lease.term})

@@ -1,0 +1,74 @@
+"""One settings model for every process: TICKWORK_* environment variables, an optional .env
+file, and secrets from files (one file per setting, named like the variable, e.g.
+/run/secrets/TICKWORK_TOKENS). Invalid settings stop the process at start with one line per
+problem. Imported only by the CLI; the layers below take plain values.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import ValidationError as PydanticValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from tickwork.errors import SettingsError
+
+SECRETS_DIR = Path(os.environ.get("TICKWORK_SECRETS_DIR", "/run/secrets"))
+
+
+class TokenSpec(BaseModel):
+    """An API token: the token itself or its SHA-256 hex, the user's e-mail, its stacks."""
+
+    token: str | None = Field(default=None, min_length=16)
+    token_sha256: str | None = Field(default=None, pattern=r"^[0-9a-fA-F]{64}$")
+    email: str = Field(min_length=3)
+    stacks: list[int] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _one_form(self) -> TokenSpec:
+        if (self.token is None) == (self.token_sha256 is None):
+            raise ValueError("give exactly one of 'token' and 'token_sha256'")
+        return self
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="TICKWORK_",
+        env_file=".env",
+        extra="ignore",
+        secrets_dir=str(SECRETS_DIR) if SECRETS_DIR.is_dir() else None,
+    )
+
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    key_prefix: str = Field(default="tw", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    tokens: list[TokenSpec] = Field(default_factory=list)
+    lease_ttl_seconds: float = Field(default=5.0, ge=1.0, le=300.0)
+    catch_up_window_seconds: float = Field(default=300.0, ge=0.0)
+    fire_batch_size: int = Field(default=500, ge=1, le=10_000)
+    queues: list[str] = Field(default_factory=lambda: ["tickwork"], min_length=1)
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    public_url: str | None = None  # base of absolute links (@nextLink) behind a proxy
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: str) -> str:
+        if not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return value
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from the environment; SettingsError with one line per problem."""
+    try:
+        return Settings(**overrides)
+    except PydanticValidationError as exc:
+        lines = []
+        for error in exc.errors(include_url=False):
+            name = "TICKWORK_" + "_".join(str(p) for p in error["loc"][:1]).upper()
+            rest = ".".join(str(p) for p in error["loc"][1:])
+            where = f"{name}{'[' + rest + ']' if rest else ''}"
+            lines.append(f"{where}: {error['msg']}")
+        raise SettingsError("\n".join(lines)) from exc

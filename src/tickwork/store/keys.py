@@ -1,0 +1,98 @@
+"""The Redis key layout. Every key tickwork writes is built here, under one prefix.
+
+    {p}:ids:{kind}                     STRING  last id given out, per kind (INCR)
+    {p}:project:{id}                   HASH    project record
+    {p}:stack:{stack}:projects         ZSET    project ids (score = id): stable, O(page) listing
+    {p}:load_test:{id}                 HASH    load test record (runner config as JSON)
+    {p}:load_test:{id}:script          STRING  the k6 script
+    {p}:load_test:{id}:schedule        STRING  id of the load test's one schedule
+    {p}:load_test:{id}:runs            ZSET    run ids of the load test (score = id)
+    {p}:load_test:{id}:last_run        STRING  id of its latest run that executes (not skipped)
+    {p}:stack:{stack}:load_tests       ZSET    load test ids
+    {p}:project:{id}:load_tests        ZSET    load test ids of a project
+    {p}:schedule:{id}                  HASH    schedule record: wire request, core trigger,
+                                               deactivated, fired_through_us, next_us, version
+    {p}:stack:{stack}:schedules        ZSET    schedule ids
+    {p}:due                            ZSET    schedule id -> next fire instant (ms); only
+                                               active schedules with an occurrence left
+    {p}:nudge                          LIST    wakes the scheduler when a schedule changes
+    {p}:run:{id}                       HASH    test run record
+    {p}:stack:{stack}:runs             ZSET    run ids
+    {p}:run:{id}:executed              STRING  set once by the worker that executes the run
+    {p}:run:{id}:abort                 STRING  abort requested (the worker polls it)
+    {p}:idempotency:{stack}:{lt}:{key} STRING  run id started with K6-Idempotency-Key (10 min)
+    {p}:lease:{name}                   STRING  leader lease: "{term}:{token}", PX = lease TTL
+    {p}:lease:{name}:term              STRING  fencing number, INCR on every new term
+    {p}:lease:{name}:released          LIST    pushed on graceful release: wakes a standby
+
+RQ keeps its own keys (``rq:*``) in the same database; job ids are
+``fire:{schedule_id}:{occurrence_ms}`` for scheduled runs and ``run:{run_id}`` otherwise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    prefix: str = "tw"
+
+    def ids(self, kind: str) -> str:
+        return f"{self.prefix}:ids:{kind}"
+
+    def project(self, project_id: int) -> str:
+        return f"{self.prefix}:project:{project_id}"
+
+    def stack_index(self, stack: int, kind: str) -> str:
+        return f"{self.prefix}:stack:{stack}:{kind}"
+
+    def load_test(self, load_test_id: int) -> str:
+        return f"{self.prefix}:load_test:{load_test_id}"
+
+    def load_test_script(self, load_test_id: int) -> str:
+        return f"{self.prefix}:load_test:{load_test_id}:script"
+
+    def load_test_schedule(self, load_test_id: int) -> str:
+        return f"{self.prefix}:load_test:{load_test_id}:schedule"
+
+    def load_test_runs(self, load_test_id: int) -> str:
+        return f"{self.prefix}:load_test:{load_test_id}:runs"
+
+    def load_test_last_run(self, load_test_id: int) -> str:
+        return f"{self.prefix}:load_test:{load_test_id}:last_run"
+
+    def project_load_tests(self, project_id: int) -> str:
+        return f"{self.prefix}:project:{project_id}:load_tests"
+
+    def schedule(self, schedule_id: int) -> str:
+        return f"{self.prefix}:schedule:{schedule_id}"
+
+    @property
+    def due(self) -> str:
+        return f"{self.prefix}:due"
+
+    @property
+    def nudge(self) -> str:
+        return f"{self.prefix}:nudge"
+
+    def run(self, run_id: int) -> str:
+        return f"{self.prefix}:run:{run_id}"
+
+    def run_executed(self, run_id: int) -> str:
+        return f"{self.prefix}:run:{run_id}:executed"
+
+    def run_abort(self, run_id: int) -> str:
+        return f"{self.prefix}:run:{run_id}:abort"
+
+    def idempotency(self, stack: int, load_test_id: int, key: str) -> str:
+        return f"{self.prefix}:idempotency:{stack}:{load_test_id}:{key}"
+
+    def lease(self, name: str) -> str:
+        return f"{self.prefix}:lease:{name}"
+
+    def lease_released(self, name: str) -> str:
+        return f"{self.prefix}:lease:{name}:released"
+
+    def lease_term(self, name: str) -> str:
+        return f"{self.prefix}:lease:{name}:term"

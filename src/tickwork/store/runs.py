@@ -1,0 +1,191 @@
+"""Test run records: written by the scheduler (at fire) and the workers, read by the API."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+import redis
+
+from tickwork.core.instants import format_instant, parse_instant
+from tickwork.errors import NotFound
+from tickwork.store.connection import text_of, translated
+from tickwork.store.keys import Keys
+
+FINISHED = frozenset({"completed", "aborted", "skipped"})
+
+
+@dataclass(frozen=True, slots=True)
+class StatusEntry:
+    type: str
+    entered: datetime
+    message: str | None = None
+    by_user: str | None = None
+    code: int | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        extra = None
+        if self.message is not None or self.by_user is not None or self.code is not None:
+            extra = {"by_user": self.by_user, "message": self.message, "code": self.code}
+        return {"type": self.type, "entered": format_instant(self.entered), "extra": extra}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> StatusEntry:
+        extra = data.get("extra") or {}
+        return cls(
+            type=data["type"],
+            entered=parse_instant(data["entered"]),
+            message=extra.get("message"),
+            by_user=extra.get("by_user"),
+            code=extra.get("code"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    id: int
+    stack: int
+    load_test_id: int
+    project_id: int
+    created: datetime
+    status: str = "created"
+    status_history: tuple[StatusEntry, ...] = ()
+    result: str | None = None
+    ended: datetime | None = None
+    started_by: str | None = None
+    note: str = ""
+    schedule_id: int | None = None
+    scheduled_for: datetime | None = None
+    job_id: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)  # runner output, summary, reason
+
+    @property
+    def finished(self) -> bool:
+        return self.status in FINISHED
+
+    def moved_to(
+        self,
+        status: str,
+        *,
+        at: datetime,
+        message: str | None = None,
+        result: str | None = None,
+        by_user: str | None = None,
+    ) -> RunRecord:
+        entry = StatusEntry(status, at, message=message, by_user=by_user)
+        return replace(
+            self,
+            status=status,
+            status_history=(*self.status_history, entry),
+            result=result if result is not None else self.result,
+            ended=at if status in FINISHED else self.ended,
+        )
+
+
+def _encode(run: RunRecord) -> dict[Any, Any]:
+    return {
+        "id": str(run.id),
+        "stack": str(run.stack),
+        "load_test_id": str(run.load_test_id),
+        "project_id": str(run.project_id),
+        "created": format_instant(run.created),
+        "status": run.status,
+        "status_history": json.dumps([entry.as_json() for entry in run.status_history]),
+        "result": run.result or "",
+        "ended": format_instant(run.ended) if run.ended else "",
+        "started_by": run.started_by or "",
+        "note": run.note,
+        "schedule_id": "" if run.schedule_id is None else str(run.schedule_id),
+        "scheduled_for": format_instant(run.scheduled_for) if run.scheduled_for else "",
+        "job_id": run.job_id or "",
+        "details": json.dumps(run.details),
+    }
+
+
+def decode(fields: Mapping[Any, Any]) -> RunRecord:
+    text = {text_of(k): text_of(v) for k, v in fields.items()}
+    return RunRecord(
+        id=int(text["id"]),
+        stack=int(text["stack"]),
+        load_test_id=int(text["load_test_id"]),
+        project_id=int(text["project_id"]),
+        created=parse_instant(text["created"]),
+        status=text["status"],
+        status_history=tuple(
+            StatusEntry.from_json(entry) for entry in json.loads(text["status_history"])
+        ),
+        result=text["result"] or None,
+        ended=parse_instant(text["ended"]) if text["ended"] else None,
+        started_by=text["started_by"] or None,
+        note=text["note"],
+        schedule_id=int(text["schedule_id"]) if text["schedule_id"] else None,
+        scheduled_for=parse_instant(text["scheduled_for"]) if text["scheduled_for"] else None,
+        job_id=text["job_id"] or None,
+        details=json.loads(text.get("details") or "{}"),
+    )
+
+
+class Runs:
+    def __init__(self, client: redis.Redis, keys: Keys) -> None:
+        self._client = client
+        self._keys = keys
+
+    def new_id(self) -> int:
+        with translated():
+            return int(self._client.incr(self._keys.ids("run")))
+
+    def queue_create(self, pipe: redis.client.Pipeline, run: RunRecord) -> None:
+        """Queue a new record and its index entries on a MULTI pipeline."""
+        pipe.hset(self._keys.run(run.id), mapping=_encode(run))
+        pipe.zadd(self._keys.stack_index(run.stack, "runs"), {str(run.id): run.id})
+        pipe.zadd(self._keys.load_test_runs(run.load_test_id), {str(run.id): run.id})
+        if run.status != "skipped":
+            pipe.set(self._keys.load_test_last_run(run.load_test_id), run.id)
+
+    def queue_update(self, pipe: redis.client.Pipeline, run: RunRecord) -> None:
+        pipe.hset(self._keys.run(run.id), mapping=_encode(run))
+
+    def create(self, run: RunRecord) -> None:
+        with translated(), self._client.pipeline() as pipe:
+            self.queue_create(pipe, run)
+            pipe.execute()
+
+    def get_any(self, run_id: int) -> RunRecord | None:
+        with translated():
+            fields = self._client.hgetall(self._keys.run(run_id))
+        return decode(fields) if fields else None
+
+    def get(self, stack: int, run_id: int) -> RunRecord:
+        run = self.get_any(run_id)
+        if run is None or run.stack != stack:
+            raise NotFound(f"Test run {run_id} not found.")
+        return run
+
+    def latest_for_load_test(self, load_test_id: int) -> RunRecord | None:
+        """The newest run of the load test that executes (skipped placeholders aside)."""
+        with translated():
+            raw = self._client.get(self._keys.load_test_last_run(load_test_id))
+        return self.get_any(int(text_of(raw))) if raw is not None else None
+
+    def page(
+        self, stack: int, *, skip: int, top: int, load_test_id: int | None = None
+    ) -> tuple[list[RunRecord], int]:
+        index = (
+            self._keys.load_test_runs(load_test_id)
+            if load_test_id is not None
+            else self._keys.stack_index(stack, "runs")
+        )
+        with translated():
+            total = int(self._client.zcard(index))
+            if top <= 0:
+                return [], total
+            ids = self._client.zrange(index, skip, skip + top - 1)
+            pipe = self._client.pipeline(transaction=False)
+            for raw in ids:
+                pipe.hgetall(self._keys.run(int(text_of(raw))))
+            rows = pipe.execute()
+        runs = [decode(row) for row in rows if row]
+        return [run for run in runs if run.stack == stack], total

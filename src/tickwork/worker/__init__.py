@@ -1,0 +1,1 @@
+"""RQ workers that execute test runs."""
