@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
-from collections.abc import Sequence
-from datetime import UTC, datetime
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from tickwork.core import format_instant, occurrences_after, parse_instant
 from tickwork.core.instants import InstantError
-from tickwork.errors import ValidationError
+from tickwork.errors import SettingsError, ValidationError
+
+if TYPE_CHECKING:
+    from tickwork.settings import Settings
 
 EXIT_USAGE = 2
 
@@ -41,7 +46,83 @@ def _parser() -> argparse.ArgumentParser:
         help="how many occurrences to print (default: 10)",
     )
     preview.set_defaults(handler=_preview)
+
+    scheduler = commands.add_parser(
+        "scheduler",
+        help="run a scheduler daemon (run two or more; one leads)",
+        description="Run a scheduler daemon. Daemons elect a leader through a lease in Redis; "
+        "the leader enqueues each due occurrence of each active schedule as exactly one test "
+        "run. Reads TICKWORK_REDIS_URL, TICKWORK_KEY_PREFIX, TICKWORK_LEASE_TTL_SECONDS, "
+        "TICKWORK_CATCH_UP_WINDOW_SECONDS, TICKWORK_FIRE_BATCH_SIZE and TICKWORK_QUEUES (the "
+        "first queue receives the runs). SIGTERM or SIGINT hands the lease back at once.",
+    )
+    scheduler.add_argument(
+        "--health-host",
+        default="127.0.0.1",
+        metavar="H",
+        help="address of /healthz, /readyz, /metrics (default: 127.0.0.1)",
+    )
+    scheduler.add_argument(
+        "--health-port",
+        type=int,
+        default=8081,
+        metavar="P",
+        help="port of the health endpoints (default: 8081; 0 disables)",
+    )
+    scheduler.set_defaults(handler=_scheduler)
     return parser
+
+
+def _settings() -> Settings:
+    from tickwork.settings import load_settings
+
+    return load_settings()
+
+
+def _scheduler(args: argparse.Namespace) -> int:
+    from tickwork.logs import configure_logging
+    from tickwork.scheduler.firing import Firer
+    from tickwork.scheduler.health import serve_health
+    from tickwork.scheduler.loop import Scheduler
+    from tickwork.store import Store, connect
+    from tickwork.worker.queue import queue
+
+    settings = _settings()
+    configure_logging()
+    client = connect(settings.redis_url)
+    store = Store(client, settings.key_prefix)
+    firer = Firer(
+        store,
+        queue(client, settings.queues[0]),
+        clock=_utcnow,
+        catch_up=timedelta(seconds=settings.catch_up_window_seconds),
+        batch_size=settings.fire_batch_size,
+    )
+    daemon = Scheduler(store, firer, lease_ttl=timedelta(seconds=settings.lease_ttl_seconds))
+    health = (
+        serve_health(daemon, store, args.health_host, args.health_port)
+        if args.health_port
+        else None
+    )
+    _on_signals(daemon.stop)
+    try:
+        daemon.run()
+    finally:
+        if health is not None:
+            health.shutdown()
+    return 0
+
+
+def _on_signals(stop: Callable[[], None]) -> None:
+    def handler(signum: int, frame: object) -> None:
+        stop()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
 
 
 def _preview(args: argparse.Namespace) -> int:
@@ -75,7 +156,11 @@ def _preview(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     handler = args.handler
-    result: int = handler(args)
+    try:
+        result: int = handler(args)
+    except SettingsError as exc:
+        print(f"tickwork: invalid settings:\n{exc}", file=sys.stderr)
+        return EXIT_USAGE
     return result
 
 

@@ -26,7 +26,8 @@
     {p}:lease:{name}:released          LIST    pushed on graceful release: wakes a standby
 
 RQ keeps its own keys (``rq:*``) in the same database; job ids are
-``fire:{schedule_id}:{occurrence_ms}`` for scheduled runs and ``run:{run_id}`` otherwise.
+``fire-{schedule_id}-{occurrence_ms}`` for scheduled runs and ``run-{run_id}`` otherwise
+(RQ 3 allows only letters, digits, "_" and "-" in job ids).
 """
 
 from __future__ import annotations

@@ -20,11 +20,11 @@ JOB_TIMEOUT_S = 6 * 3600  # the runner enforces the load test's own limit; this 
 
 
 def fire_job_id(schedule_id: int, occurrence_at: datetime) -> str:
-    return f"fire:{schedule_id}:{to_ms(occurrence_at)}"
+    return f"fire-{schedule_id}-{to_ms(occurrence_at)}"
 
 
 def run_job_id(run_id: int) -> str:
-    return f"run:{run_id}"
+    return f"run-{run_id}"
 
 
 def queue(client: redis.Redis, name: str = DEFAULT_QUEUE) -> Queue:
