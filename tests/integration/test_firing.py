@@ -287,3 +287,57 @@ def test_a_schedule_set_after_its_one_shot_instant_never_fires(
     sid = _put(store, 1, Schedule(T0 - timedelta(seconds=1), Once()))
     assert store.schedules.get(1, sid).next_at is None
     assert firer.fire_due(lease).fired == []
+
+
+def _fire_through(firer: Firer, lease: Lease, clock: Clock, until: datetime) -> list[datetime]:
+    """Step the clock one minute at a time, firing as a leader would; the occurrences fired."""
+    fired: list[datetime] = []
+    while clock.now < until:
+        clock.now += timedelta(minutes=1)
+        fired += [occurrence for _, occurrence in firer.fire_due(lease).fired]
+    return fired
+
+
+def test_fixed_time_cron_fires_once_on_a_fall_back_day(
+    store: Store, firer: Firer, lease: Lease, clock: Clock
+) -> None:
+    from tickwork.core import CronSpec
+
+    clock.now = datetime(2026, 10, 31, 12, tzinfo=UTC)
+    schedule = build_schedule(
+        starts="2026-10-01T00:00:00Z", cron=CronSpec("30 1 * * *", "America/New_York")
+    )
+    _put(store, 1, schedule, now=clock.now, overlap="allow")
+    fired = _fire_through(firer, lease, clock, datetime(2026, 11, 2, 12, tzinfo=UTC))
+    assert fired == [
+        datetime(2026, 11, 1, 5, 30, tzinfo=UTC),
+        datetime(2026, 11, 2, 6, 30, tzinfo=UTC),
+    ]
+
+
+def test_fixed_time_cron_in_the_spring_gap_fires_once_after_it(
+    store: Store, firer: Firer, lease: Lease, clock: Clock
+) -> None:
+    from tickwork.core import CronSpec
+
+    clock.now = datetime(2026, 3, 7, 12, tzinfo=UTC)
+    schedule = build_schedule(
+        starts="2026-01-01T00:00:00Z", cron=CronSpec("30 2 * * *", "America/New_York")
+    )
+    _put(store, 1, schedule, now=clock.now, overlap="allow")
+    fired = _fire_through(firer, lease, clock, datetime(2026, 3, 8, 12, tzinfo=UTC))
+    assert fired == [datetime(2026, 3, 8, 7, 0, tzinfo=UTC)]
+
+
+def test_until_is_inclusive_and_ends_the_schedule(
+    store: Store, firer: Firer, lease: Lease, clock: Clock
+) -> None:
+    schedule = build_schedule(
+        starts="2026-11-23T12:00:00Z",
+        rule=RuleSpec(Frequency.HOURLY, until="2026-11-23T14:00:00Z"),
+    )
+    sid = _put(store, 1, schedule, overlap="allow")
+    fired = _fire_through(firer, lease, clock, T0 + timedelta(hours=5))
+    assert fired == [T0, T0 + timedelta(hours=1), T0 + timedelta(hours=2)]
+    assert store.schedules.get(1, sid).next_at is None
+    assert store.client.zscore(store.keys.due, str(sid)) is None

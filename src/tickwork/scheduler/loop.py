@@ -25,6 +25,7 @@ from tickwork.store.connection import translated
 log = logging.getLogger("tickwork.scheduler")
 
 LEASE_NAME = "scheduler"
+_BLOCK_SLACK_S = 0.15
 
 
 def _utcnow() -> datetime:
@@ -143,8 +144,12 @@ class Scheduler:
                 timeout = min(timeout, due_in)
             if timeout <= 0.001:
                 return
-            # BLPOP wakes on a nudge (a schedule changed); a timeout is the next due instant.
-            client.blpop([keys.nudge], timeout=max(timeout, 0.01))
+            if timeout <= _BLOCK_SLACK_S:
+                time.sleep(timeout)  # the last stretch, timed here rather than by Redis
+                return
+            # BLPOP wakes on a nudge (a schedule changed); Redis times blocked clients out
+            # at its `hz` tick (100 ms by default), so wake early and sleep the rest locally.
+            client.blpop([keys.nudge], timeout=timeout - _BLOCK_SLACK_S)
 
     def _step_down(self, reason: str) -> None:
         if self.lease is not None:

@@ -1,0 +1,96 @@
+"""Real tickwork processes for end-to-end tests: start, find the leader, stop."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tickwork.embedded import free_port
+
+
+@dataclass
+class Process:
+    name: str
+    popen: subprocess.Popen[bytes]
+    port: int
+    log: Path
+
+    def health(self) -> dict[str, object] | None:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=1) as r:
+                data: dict[str, object] = json.load(r)
+                return data
+        except OSError:
+            return None
+
+    def signal(self, signum: int) -> None:
+        self.popen.send_signal(signum)
+
+    @property
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+
+@dataclass
+class Processes:
+    env: dict[str, str]
+    logs: Path
+    started: list[Process] = field(default_factory=list)
+
+    def scheduler(self, name: str) -> Process:
+        port = free_port()
+        return self._start(name, ["scheduler", "--health-port", str(port)], port)
+
+    def _start(self, name: str, args: list[str], port: int) -> Process:
+        log = self.logs / f"{name}.log"
+        handle = log.open("ab")
+        popen = subprocess.Popen(
+            [sys.executable, "-m", "tickwork", *args],
+            env={**os.environ, **self.env},
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+        )
+        handle.close()
+        process = Process(name, popen, port, log)
+        self.started.append(process)
+        return process
+
+    def wait_healthy(self, process: Process, timeout_s: float = 15) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if process.health() is not None:
+                return
+            if not process.alive:
+                raise AssertionError(f"{process.name} exited:\n{process.log.read_text()}")
+            time.sleep(0.1)
+        raise AssertionError(f"{process.name} not healthy:\n{process.log.read_text()}")
+
+    def leader(self, timeout_s: float = 15) -> Process:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            leaders = [
+                p for p in self.started if p.alive and (p.health() or {}).get("role") == "leader"
+            ]
+            if len(leaders) == 1:
+                return leaders[0]
+            time.sleep(0.05)
+        raise AssertionError("no single leader")
+
+    def stop_all(self) -> None:
+        for process in self.started:
+            if process.alive:
+                process.popen.send_signal(signal.SIGCONT)
+                process.popen.terminate()
+        for process in self.started:
+            try:
+                process.popen.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.popen.kill()
+                process.popen.wait()
