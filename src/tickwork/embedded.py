@@ -50,6 +50,7 @@ class EmbeddedServer:
     data_dir: Path
     port: int = 0
     binary: str = ""
+    appendfsync: str = "everysec"
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @property
