@@ -10,6 +10,7 @@
     ├── StoreError
     │   └── StoreUnavailable   Redis could not be reached                     (HTTP 503)
     ├── LeaseLost              this process no longer leads; stop committing
+    ├── JobRefused             a queued job names a function workers do not run
     └── SettingsError          the configuration cannot be used
 
 Every layer raises from this tree; the HTTP edge translates it into the k6 error body and the
@@ -75,6 +76,10 @@ class StoreUnavailable(StoreError):
 
 class LeaseLost(TickworkError):
     code = "lease_lost"
+
+
+class JobRefused(TickworkError):
+    code = "job_refused"
 
 
 class SettingsError(TickworkError):

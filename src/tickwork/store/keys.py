@@ -20,6 +20,9 @@
     {p}:stack:{stack}:runs             ZSET    run ids
     {p}:run:{id}:executed              STRING  set once by the worker that executes the run
     {p}:run:{id}:abort                 STRING  abort requested (the worker polls it)
+    {p}:running                        ZSET    run id -> heartbeat deadline (ms, Redis clock)
+                                               of each run a worker is executing; a run past
+                                               its deadline is ended by the reaper
     {p}:idempotency:{stack}:{lt}:{key} STRING  run id started with K6-Idempotency-Key (10 min)
     {p}:lease:{name}                   STRING  leader lease: "{term}:{token}", PX = lease TTL
     {p}:lease:{name}:term              STRING  fencing number, INCR on every new term
@@ -85,6 +88,10 @@ class Keys:
 
     def run_abort(self, run_id: int) -> str:
         return f"{self.prefix}:run:{run_id}:abort"
+
+    @property
+    def running(self) -> str:
+        return f"{self.prefix}:running"
 
     def idempotency(self, stack: int, load_test_id: int, key: str) -> str:
         return f"{self.prefix}:idempotency:{stack}:{load_test_id}:{key}"

