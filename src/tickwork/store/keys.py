@@ -3,6 +3,7 @@
     {p}:ids:{kind}                     STRING  last id given out, per kind (INCR)
     {p}:project:{id}                   HASH    project record
     {p}:stack:{stack}:projects         ZSET    project ids (score = id): stable, O(page) listing
+    {p}:stack:{stack}:project_names    HASH    project name -> id (names are unique in a stack)
     {p}:load_test:{id}                 HASH    load test record (runner config as JSON)
     {p}:load_test:{id}:script          STRING  the k6 script
     {p}:load_test:{id}:schedule        STRING  id of the load test's one schedule
@@ -10,6 +11,10 @@
     {p}:load_test:{id}:last_run        STRING  id of its latest run that executes (not skipped)
     {p}:stack:{stack}:load_tests       ZSET    load test ids
     {p}:project:{id}:load_tests        ZSET    load test ids of a project
+    {p}:project:{id}:load_test_names   HASH    load test name -> id (unique in a project)
+    {p}:stack:{stack}:load_tests_named:{name}
+                                       ZSET    ids of the stack's load tests called {name}
+                                               (the exact-name filter of the stack-wide list)
     {p}:schedule:{id}                  HASH    schedule record: wire request, core trigger,
                                                deactivated, fired_through_us, next_us, version
     {p}:stack:{stack}:schedules        ZSET    schedule ids
@@ -19,7 +24,8 @@
     {p}:run:{id}                       HASH    test run record
     {p}:stack:{stack}:runs             ZSET    run ids
     {p}:run:{id}:executed              STRING  set once by the worker that executes the run
-    {p}:run:{id}:abort                 STRING  abort requested (the worker polls it)
+    {p}:run:{id}:abort                 STRING  abort requested: e-mail of the requester (the
+                                               worker polls it); expires after 7 days
     {p}:running                        ZSET    run id -> heartbeat deadline (ms, Redis clock)
                                                of each run a worker is executing; a run past
                                                its deadline is ended by the reaper
@@ -68,6 +74,15 @@ class Keys:
 
     def project_load_tests(self, project_id: int) -> str:
         return f"{self.prefix}:project:{project_id}:load_tests"
+
+    def project_names(self, stack: int) -> str:
+        return f"{self.prefix}:stack:{stack}:project_names"
+
+    def project_load_test_names(self, project_id: int) -> str:
+        return f"{self.prefix}:project:{project_id}:load_test_names"
+
+    def load_tests_named(self, stack: int, name: str) -> str:
+        return f"{self.prefix}:stack:{stack}:load_tests_named:{name}"
 
     def schedule(self, schedule_id: int) -> str:
         return f"{self.prefix}:schedule:{schedule_id}"

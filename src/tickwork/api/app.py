@@ -1,0 +1,81 @@
+"""``create_app``: the ASGI app from plain values (never from Settings), so tests and the
+standalone mode build it without touching the environment."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import FastAPI
+
+from tickwork import __version__
+from tickwork.api import errors_http, openapi
+from tickwork.api.auth import ApiToken, TokenBook
+from tickwork.api.deps import ApiContext, Clock
+from tickwork.api.limits import BodyLimit
+from tickwork.api.metrics import ApiMetrics, MetricsMiddleware
+from tickwork.api.routes import health, load_tests, projects, schedules, test_runs
+from tickwork.store import Store
+from tickwork.worker.queue import DEFAULT_QUEUE, queue
+
+DEFAULT_MAX_BODY_BYTES = 1_048_576
+"""Largest request body accepted (a k6 script or archive included); larger ones get 413."""
+
+DESCRIPTION = """\
+The k6 Cloud REST API v6 (projects, load tests, schedules, test runs), served by tickwork.
+
+Every /cloud route needs `Authorization: Bearer <token>` and `X-Stack-Id: <stack>`. Errors
+are `ErrorResponseApiModel` bodies with stable codes. tickwork extensions are marked as such
+in the field descriptions.
+"""
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class _App(FastAPI):
+    def openapi(self) -> dict[str, Any]:
+        if self.openapi_schema is None:
+            self.openapi_schema = openapi.build(self)
+        return self.openapi_schema
+
+
+def create_app(
+    store: Store,
+    *,
+    tokens: Iterable[ApiToken],
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    queue_name: str = DEFAULT_QUEUE,
+    public_url: str | None = None,
+    clock: Clock = _utc_now,
+) -> FastAPI:
+    """The API over ``store``. ``tokens`` are the accepted bearer tokens; ``queue_name`` the
+    RQ queue that receives started runs; ``public_url`` the base of absolute links (else
+    each request's own); ``clock`` gives "now" (tests pass their own)."""
+    token_list = tuple(tokens)
+    app = _App(
+        title="tickwork — k6 Cloud REST API v6",
+        version=__version__,
+        description=DESCRIPTION,
+        docs_url="/docs",
+        redoc_url="/redoc",
+        openapi_url="/openapi.json",
+    )
+    app.state.context = ApiContext(
+        store=store,
+        tokens=TokenBook(token_list),
+        rq_queue=queue(store.client, queue_name),
+        public_url=public_url.rstrip("/") if public_url else None,
+        clock=clock,
+    )
+    metrics = ApiMetrics(store, frozenset(s for token in token_list for s in token.stacks))
+    app.state.metrics = metrics
+    errors_http.install(app)
+    for module in (health, projects, load_tests, schedules, test_runs):
+        app.include_router(module.router)
+    # Last added runs first: metrics see every response, the 413s of the limit included.
+    app.add_middleware(BodyLimit, max_body_bytes=max_body_bytes)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    return app

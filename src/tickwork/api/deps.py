@@ -1,0 +1,108 @@
+"""FastAPI dependencies: the app's context, the caller, and request bodies.
+
+The dependencies that only look at headers are ``async`` (no I/O: they run on the event loop
+without a thread hop). Body readers are ``async`` because reading the body is; endpoints are
+plain ``def`` and run in the threadpool, since the store speaks synchronous Redis.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from email.message import Message
+from typing import Annotated
+
+from fastapi import Depends, Path, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from rq import Queue
+
+from tickwork.api.auth import Principal, TokenBook
+from tickwork.api.errors_http import UnsupportedMediaType
+from tickwork.errors import Problem, ValidationError
+from tickwork.store import Store
+
+Clock = Callable[[], datetime]
+
+
+@dataclass(frozen=True, slots=True)
+class ApiContext:
+    store: Store
+    tokens: TokenBook
+    rq_queue: Queue
+    public_url: str | None
+    clock: Clock
+
+
+def _context(request: Request) -> ApiContext:
+    context: ApiContext = request.app.state.context
+    return context
+
+
+Context = Annotated[ApiContext, Depends(_context)]
+
+_bearer = HTTPBearer(
+    auto_error=False,  # our 401 body, not FastAPI's 403
+    scheme_name="k6ApiToken",
+    description="A token from TICKWORK_TOKENS; each names its user and the stacks it may use.",
+)
+
+
+async def _caller(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    tokens: TokenBook = request.app.state.context.tokens
+    token = credentials.credentials if credentials is not None else None
+    return tokens.authorize(token, request.headers.get("x-stack-id"))
+
+
+Caller = Annotated[Principal, Depends(_caller)]
+
+ResourceId = Annotated[int, Path(json_schema_extra={"format": "int64"})]
+
+
+@dataclass(frozen=True, slots=True)
+class Body:
+    media_type: str  # lower case, without parameters; "" when the request named none
+    content_type: str  # the header as sent
+    data: bytes
+
+
+def media_type_of(content_type: str) -> str:
+    holder = Message()
+    holder["content-type"] = content_type
+    return holder.get_content_type() if content_type else ""
+
+
+async def _body(request: Request) -> Body:
+    content_type = request.headers.get("content-type", "")
+    return Body(media_type_of(content_type), content_type, await request.body())
+
+
+RawBody = Annotated[Body, Depends(_body)]
+
+
+def is_json(media_type: str) -> bool:
+    return media_type == "application/json" or (
+        media_type.startswith("application/") and media_type.endswith("+json")
+    )
+
+
+async def _json_body(caller: Caller, body: RawBody) -> bytes:
+    # ``caller`` first: an unauthenticated request learns nothing about bodies.
+    del caller
+    if not is_json(body.media_type):
+        raise UnsupportedMediaType(
+            f"Content-Type {body.content_type or '(none)'!r} is not supported; "
+            "send application/json."
+        )
+    if not body.data.strip():
+        raise ValidationError(
+            [Problem("invalid_json", None, "The request body is empty.")],
+            "The request body is empty.",
+        )
+    return body.data
+
+
+JsonBody = Annotated[bytes, Depends(_json_body)]

@@ -1,0 +1,278 @@
+"""Load tests and their scripts: what a schedule runs."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, Response
+
+from tickwork.api.deps import Caller, Context, JsonBody, RawBody, ResourceId, is_json
+from tickwork.api.errors_http import NotAcceptable, UnsupportedMediaType
+from tickwork.api.multipart import parse_form_data
+from tickwork.api.openapi import error_responses, json_request
+from tickwork.api.pagination import Paging, page_response
+from tickwork.api.render import json_response, load_test_model
+from tickwork.dialects.k6_resources import (
+    CreateLoadTestApiModel,
+    CreateLoadTestJsonModel,
+    LoadTestApiModel,
+    LoadTestListResponse,
+    NewLoadTest,
+    PatchLoadTestApiModel,
+    parse_create_load_test_form,
+    parse_create_load_test_json,
+    parse_patch_load_test,
+)
+from tickwork.errors import NotFound, Problem, ValidationError
+from tickwork.store import LoadTestRecord
+from tickwork.store.load_tests import DEFAULT_RUNNER
+
+router = APIRouter(prefix="/cloud/v6", tags=["load_tests"])
+
+NameFilter = Annotated[
+    str | None, Query(max_length=300, description="Filter results by load test name (exact match).")
+]
+
+JAVASCRIPT = "text/javascript"
+TAR = "application/x-tar"
+
+_CREATE_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {"$ref": f"#/components/schemas/{CreateLoadTestApiModel.__name__}"}
+            },
+            "application/json": {
+                "schema": {"$ref": f"#/components/schemas/{CreateLoadTestJsonModel.__name__}"}
+            },
+        },
+    }
+}
+
+_SCRIPT_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+    }
+}
+
+
+@router.get(
+    "/load_tests",
+    operation_id="load_tests_list",
+    summary="List all tests.",
+    response_model=LoadTestListResponse,
+)
+def list_load_tests(
+    caller: Caller, context: Context, paging: Paging, request: Request, name: NameFilter = None
+) -> Response:
+    tests, total = context.store.load_tests.page(
+        caller.stack, skip=paging.skip, top=paging.top, name=name
+    )
+    return _page(
+        tests, total, paging=paging, request=request, public_url=context.public_url, name=name
+    )
+
+
+@router.get(
+    "/projects/{id}/load_tests",
+    operation_id="projects_load_tests_retrieve",
+    summary="List load tests in a project.",
+    response_model=LoadTestListResponse,
+    responses=error_responses(404),
+)
+def list_project_load_tests(
+    *,
+    id: ResourceId,
+    caller: Caller,
+    context: Context,
+    paging: Paging,
+    request: Request,
+    name: NameFilter = None,
+) -> Response:
+    context.store.projects.get(caller.stack, id)
+    tests, total = context.store.load_tests.page(
+        caller.stack, skip=paging.skip, top=paging.top, project_id=id, name=name
+    )
+    return _page(
+        tests, total, paging=paging, request=request, public_url=context.public_url, name=name
+    )
+
+
+def _page(
+    tests: list[LoadTestRecord],
+    total: int,
+    *,
+    paging: Paging,
+    request: Request,
+    public_url: str | None,
+    name: str | None,
+) -> Response:
+    return page_response(
+        LoadTestListResponse,
+        [load_test_model(test) for test in tests],
+        total,
+        query=paging,
+        request=request,
+        public_url=public_url,
+        extra={"name": name} if name is not None else None,
+    )
+
+
+@router.post(
+    "/projects/{id}/load_tests",
+    operation_id="projects_load_tests_create",
+    summary="Create a new test.",
+    description="The k6 form: multipart/form-data with `name`, `script` (text or a k6 .tar "
+    "archive) and optionally `k6_version` and `runner` (tickwork extension, JSON text). "
+    "tickwork also takes the same fields as a JSON document.",
+    status_code=201,
+    response_model=LoadTestApiModel,
+    responses=error_responses(404, 409),
+    openapi_extra=_CREATE_BODY,
+)
+def create_load_test(id: ResourceId, caller: Caller, body: RawBody, context: Context) -> Response:
+    context.store.projects.get(caller.stack, id)
+    new: NewLoadTest
+    if body.media_type == "multipart/form-data":
+        new = parse_create_load_test_form(parse_form_data(body.content_type, body.data))
+    elif is_json(body.media_type):
+        new = parse_create_load_test_json(body.data)
+    else:
+        raise UnsupportedMediaType(
+            f"Content-Type {body.content_type or '(none)'!r} is not supported; send "
+            "multipart/form-data or application/json."
+        )
+    test = context.store.load_tests.create(
+        caller.stack,
+        project_id=id,
+        name=new.name,
+        script=new.script,
+        now=context.clock(),
+        k6_version=new.k6_version,
+        runner=new.runner,
+    )
+    return json_response(load_test_model(test), 201)
+
+
+@router.get(
+    "/load_tests/{id}",
+    operation_id="load_tests_retrieve",
+    summary="Get a load test by ID.",
+    response_model=LoadTestApiModel,
+    responses=error_responses(404),
+)
+def get_load_test(id: ResourceId, caller: Caller, context: Context) -> Response:
+    return json_response(load_test_model(context.store.load_tests.get(caller.stack, id)))
+
+
+@router.patch(
+    "/load_tests/{id}",
+    operation_id="load_tests_partial_update",
+    summary="Update a load test.",
+    status_code=204,
+    response_class=Response,
+    responses=error_responses(404, 409),
+    openapi_extra=json_request(PatchLoadTestApiModel),
+)
+def update_load_test(id: ResourceId, caller: Caller, context: Context, body: JsonBody) -> Response:
+    context.store.load_tests.get(caller.stack, id)
+    patch = parse_patch_load_test(body)
+    now = context.clock()
+
+    def change(test: LoadTestRecord) -> LoadTestRecord:
+        given = patch.given
+        return replace(
+            test,
+            name=patch.name if "name" in given and patch.name is not None else test.name,
+            baseline_test_run_id=patch.baseline_test_run_id
+            if "baseline_test_run_id" in given
+            else test.baseline_test_run_id,
+            k6_version=patch.k6_version if "k6_version" in given else test.k6_version,
+            runner=(patch.runner or dict(DEFAULT_RUNNER)) if "runner" in given else test.runner,
+            updated=now,
+        )
+
+    context.store.load_tests.update(caller.stack, id, change)
+    return Response(status_code=204)
+
+
+@router.delete(
+    "/load_tests/{id}",
+    operation_id="load_tests_destroy",
+    summary="Delete a load test.",
+    description="Deletes its script and its schedule with it (its test runs stay readable). "
+    "409 while its latest test run has not finished.",
+    status_code=204,
+    response_class=Response,
+    responses=error_responses(404, 409),
+)
+def delete_load_test(id: ResourceId, caller: Caller, context: Context) -> Response:
+    context.store.load_tests.delete(caller.stack, id)
+    return Response(status_code=204)
+
+
+@router.get(
+    "/load_tests/{id}/script",
+    operation_id="load_tests_script_retrieve",
+    summary="Download the test script.",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "OK.",
+            "content": {
+                JAVASCRIPT: {"schema": {"type": "string"}},
+                TAR: {"schema": {"type": "string", "format": "binary"}},
+            },
+        },
+        **error_responses(404, 406),
+    },
+)
+def get_script(id: ResourceId, caller: Caller, context: Context, request: Request) -> Response:
+    script = context.store.load_tests.script(caller.stack, id)
+    if script is None:
+        raise NotFound(f"Load test {id} has no script.")
+    media_type = TAR if _is_tar(script) else JAVASCRIPT
+    if not _accepts(request.headers.get("accept"), media_type):
+        raise NotAcceptable(f"The script is {media_type}, which the Accept header excludes.")
+    return Response(script, media_type=media_type)
+
+
+@router.put(
+    "/load_tests/{id}/script",
+    operation_id="load_tests_script_update",
+    summary="Upload the script for a test.",
+    description="Any payload that is not a .tar archive is taken as a JavaScript file.",
+    status_code=204,
+    response_class=Response,
+    responses=error_responses(404),
+    openapi_extra=_SCRIPT_BODY,
+)
+def put_script(id: ResourceId, caller: Caller, body: RawBody, context: Context) -> Response:
+    context.store.load_tests.get(caller.stack, id)
+    if not body.data:
+        raise ValidationError(
+            [Problem("required", "script", "The script is empty.")], "The script is empty."
+        )
+    context.store.load_tests.set_script(caller.stack, id, body.data, now=context.clock())
+    return Response(status_code=204)
+
+
+def _is_tar(data: bytes) -> bool:
+    return data[257:262] == b"ustar"  # POSIX and GNU tar headers carry this magic
+
+
+def _accepts(accept: str | None, media_type: str) -> bool:
+    """Whether an Accept header admits ``media_type`` (wildcards honoured, q=0 excludes)."""
+    if not accept or not accept.strip():
+        return True
+    major = media_type.split("/", maxsplit=1)[0]
+    for item in accept.split(","):
+        kind, *params = (part.strip().lower() for part in item.split(";"))
+        if any(p.replace(" ", "") in ("q=0", "q=0.0", "q=0.00", "q=0.000") for p in params):
+            continue
+        if kind in ("*/*", f"{major}/*", media_type):
+            return True
+    return False

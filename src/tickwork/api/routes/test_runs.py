@@ -1,0 +1,154 @@
+"""Test runs: read what the scheduler and the workers write; start, abort, annotate."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Request, Response
+
+from tickwork.api.deps import Caller, Context, JsonBody, ResourceId
+from tickwork.api.openapi import error_responses, json_request
+from tickwork.api.pagination import Paging, page_response
+from tickwork.api.render import json_response, run_fields, run_model
+from tickwork.api.starts import start_run
+from tickwork.dialects.k6_runs import (
+    PatchTestRunApiModel,
+    StartLoadTestResponse,
+    TestRunApiModel,
+    TestRunListResponse,
+    parse_patch_test_run,
+)
+from tickwork.store import RunRecord
+
+router = APIRouter(prefix="/cloud/v6", tags=["test_runs"])
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="K6-Idempotency-Key",
+        min_length=1,
+        max_length=36,
+        description="Idempotency key to prevent duplicate test starts when retrying requests. "
+        "The key is valid for 10 minutes.",
+    ),
+]
+
+
+def _page(
+    runs: list[RunRecord], total: int, paging: Paging, request: Request, context: Context
+) -> Response:
+    now = context.clock()
+    return page_response(
+        TestRunListResponse,
+        [run_model(run, now=now) for run in runs],
+        total,
+        query=paging,
+        request=request,
+        public_url=context.public_url,
+    )
+
+
+@router.get(
+    "/test_runs",
+    operation_id="test_runs_list",
+    summary="List all test runs.",
+    response_model=TestRunListResponse,
+)
+def list_test_runs(caller: Caller, context: Context, paging: Paging, request: Request) -> Response:
+    runs, total = context.store.runs.page(caller.stack, skip=paging.skip, top=paging.top)
+    return _page(runs, total, paging, request, context)
+
+
+@router.get(
+    "/load_tests/{id}/test_runs",
+    operation_id="load_tests_test_runs_retrieve",
+    summary="List all runs of a load test.",
+    response_model=TestRunListResponse,
+    responses=error_responses(404),
+)
+def list_load_test_runs(
+    id: ResourceId, caller: Caller, context: Context, paging: Paging, request: Request
+) -> Response:
+    context.store.load_tests.get(caller.stack, id)
+    runs, total = context.store.runs.page(
+        caller.stack, skip=paging.skip, top=paging.top, load_test_id=id
+    )
+    return _page(runs, total, paging, request, context)
+
+
+@router.get(
+    "/test_runs/{id}",
+    operation_id="test_runs_retrieve",
+    summary="Get a test run by ID.",
+    response_model=TestRunApiModel,
+    responses=error_responses(404),
+)
+def get_test_run(id: ResourceId, caller: Caller, context: Context) -> Response:
+    run = context.store.runs.get(caller.stack, id)
+    return json_response(run_model(run, now=context.clock()))
+
+
+@router.patch(
+    "/test_runs/{id}",
+    operation_id="test_runs_partial_update",
+    summary="Update a test run.",
+    status_code=204,
+    response_class=Response,
+    responses=error_responses(404),
+    openapi_extra=json_request(PatchTestRunApiModel),
+)
+def update_test_run(id: ResourceId, caller: Caller, context: Context, body: JsonBody) -> Response:
+    context.store.runs.get(caller.stack, id)
+    patch = parse_patch_test_run(body)
+    context.store.run_requests.set_note(caller.stack, id, patch.note)
+    return Response(status_code=204)
+
+
+@router.post(
+    "/test_runs/{id}/abort",
+    operation_id="test_runs_abort",
+    summary="Abort a running test.",
+    description="A run no worker has started (created, queued) ends as aborted at once; a "
+    "running one is stopped by its worker. 409 when the run has already finished.",
+    status_code=204,
+    response_class=Response,
+    responses=error_responses(404, 409),
+)
+def abort_test_run(id: ResourceId, caller: Caller, context: Context) -> Response:
+    context.store.run_requests.abort(caller.stack, id, by_user=caller.email, now=context.clock())
+    return Response(status_code=204)
+
+
+@router.post(
+    "/load_tests/{id}/start",
+    operation_id="load_tests_start",
+    summary="Start a test.",
+    description="Creates a test run and queues it for a worker. The same K6-Idempotency-Key "
+    "within 10 minutes answers the run it started instead of starting another.",
+    tags=["load_tests"],
+    response_model=StartLoadTestResponse,
+    responses=error_responses(404),
+)
+def start_load_test(
+    id: ResourceId,
+    caller: Caller,
+    context: Context,
+    request: Request,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    test = context.store.load_tests.get(caller.stack, id)
+    now = context.clock()
+    run = start_run(
+        context.store,
+        context.rq_queue,
+        load_test=test,
+        started_by=caller.email,
+        now=now,
+        idempotency_key=idempotency_key,
+    )
+    base = (context.public_url or str(request.base_url)).rstrip("/")
+    response = StartLoadTestResponse.model_validate(
+        run_fields(run, now=now)
+        | {"test_run_details_page_url": f"{base}/cloud/v6/test_runs/{run.id}"}
+    )
+    return json_response(response)

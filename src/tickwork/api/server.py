@@ -1,0 +1,48 @@
+"""Serving the API with uvicorn, from Settings (this module is the only one here that reads
+them)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import uvicorn
+from fastapi import FastAPI
+
+from tickwork.api.app import create_app
+from tickwork.api.auth import ApiToken
+from tickwork.store import Store, connect
+
+if TYPE_CHECKING:
+    from tickwork.settings import Settings, TokenSpec
+
+
+def api_token(spec: TokenSpec) -> ApiToken:
+    """The in-memory form of a configured token: a plain token is hashed here, at start."""
+    if spec.token is not None:
+        return ApiToken.from_plain(spec.token, email=spec.email, stacks=spec.stacks)
+    assert spec.token_sha256 is not None  # TokenSpec guarantees exactly one of the two
+    return ApiToken.from_hex(spec.token_sha256, email=spec.email, stacks=spec.stacks)
+
+
+def app_from_settings(settings: Settings) -> FastAPI:
+    store = Store(connect(settings.redis_url), settings.key_prefix)
+    return create_app(
+        store,
+        tokens=[api_token(spec) for spec in settings.tokens],
+        max_body_bytes=settings.max_body_bytes,
+        queue_name=settings.queues[0],
+        public_url=settings.public_url,
+    )
+
+
+def app_from_environment() -> FastAPI:
+    """For ``uvicorn --factory tickwork.api.server:app_from_environment``."""
+    from tickwork.settings import load_settings
+
+    return app_from_settings(load_settings())
+
+
+def serve(settings: Settings, *, host: str = "127.0.0.1", port: int = 8080) -> None:
+    """Run the API until SIGINT or SIGTERM (uvicorn handles both and drains requests)."""
+    app = app_from_settings(settings)
+    uvicorn.run(app, host=host, port=port, log_config=None, access_log=False, proxy_headers=True)

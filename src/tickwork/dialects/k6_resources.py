@@ -1,0 +1,244 @@
+"""The k6 Cloud v6 shapes of projects and load tests, and the parsers of their requests.
+
+Field names, bounds and nullability follow the official OpenAPI description. One tickwork
+extension: a load test's ``runner`` (``{"type": "k6" | "command" | "webhook", ...}``) tells
+the worker how to run it; k6 clients neither send nor read it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ValidationError as PydanticValidationError
+from pydantic.json_schema import SkipJsonSchema
+
+from tickwork.dialects.k6 import DateTime, problems_from_pydantic
+from tickwork.errors import Problem, ValidationError
+
+ProjectName = Annotated[str, Field(min_length=1, max_length=255, description="Project name.")]
+LoadTestName = Annotated[
+    str,
+    Field(min_length=1, max_length=300, description="Unique name of the test within the project."),
+]
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class _Wire(BaseModel):
+    # JSON types as written: "2" is not an integer and 1 is not a string.
+    model_config = ConfigDict(strict=True, extra="ignore")
+
+
+class _Closed(BaseModel):
+    # The spec's Patch* models say additionalProperties: false.
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+
+class _Page(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    count: int | SkipJsonSchema[None] = Field(
+        default=None, alias="@count", description="Object count in the collection."
+    )
+    next_link: str | SkipJsonSchema[None] = Field(
+        default=None,
+        alias="@nextLink",
+        json_schema_extra={"format": "uri"},
+        description="A reference to the next page of results. The property is included "
+        "until there are no more pages of results to retrieve.",
+    )
+
+
+# Projects
+
+
+class CreateProjectApiModel(_Wire):
+    name: ProjectName
+
+
+class PatchProjectApiModel(_Closed):
+    name: ProjectName
+
+
+class ProjectApiModel(BaseModel):
+    id: int
+    name: str
+    is_default: bool
+    grafana_folder_uid: str | None
+    created: DateTime
+    updated: DateTime
+    labels: dict[str, str] = Field(default_factory=dict)
+
+
+class ProjectListResponse(_Page):
+    value: list[ProjectApiModel]
+
+
+# Load tests
+
+
+class RunnerConfig(BaseModel):
+    """tickwork extension: how the worker runs the load test. Fields beyond ``type`` are the
+    runner's own settings (checked by the worker's runner)."""
+
+    model_config = ConfigDict(strict=True, extra="allow")
+
+    type: Literal["k6", "command", "webhook"] = Field(description="The runner to use.")
+
+
+RUNNER_DESCRIPTION = (
+    "tickwork extension: how the worker runs the test. Null or absent: {'type': 'k6'}, the "
+    "stored script run by k6."
+)
+
+
+class CreateLoadTestApiModel(BaseModel):
+    """The multipart/form-data body of a new load test (the spec's CreateLoadTestApiModel)."""
+
+    name: LoadTestName
+    script: bytes | None = Field(
+        default=None,
+        description="Test script in the form of a UTF-8 encoded text or a k6 .tar archive.",
+    )
+    k6_version: int | None = Field(default=None, description="Identifier of the k6 version.")
+    runner: str | None = Field(default=None, description=RUNNER_DESCRIPTION + " JSON text.")
+
+
+class CreateLoadTestJsonModel(_Wire):
+    """tickwork convenience: the same fields as a JSON document, the script as text."""
+
+    name: LoadTestName
+    script: str | None = None
+    k6_version: int | None = None
+    runner: RunnerConfig | None = Field(default=None, description=RUNNER_DESCRIPTION)
+
+
+class PatchLoadTestApiModel(_Closed):
+    name: LoadTestName | SkipJsonSchema[None] = None
+    baseline_test_run_id: int | None = Field(default=None, json_schema_extra={"deprecated": True})
+    k6_version: int | None = None
+    runner: RunnerConfig | None = Field(default=None, description=RUNNER_DESCRIPTION)
+
+
+class LoadTestApiModel(BaseModel):
+    id: int
+    project_id: int
+    name: str
+    baseline_test_run_id: int | None
+    k6_version: int | None
+    created: DateTime
+    updated: DateTime
+    runner: dict[str, Any] = Field(description=RUNNER_DESCRIPTION)
+
+
+class LoadTestListResponse(_Page):
+    value: list[LoadTestApiModel]
+
+
+@dataclass(frozen=True, slots=True)
+class NewLoadTest:
+    """A validated create request, whichever body type carried it."""
+
+    name: str
+    script: bytes | None
+    k6_version: int | None
+    runner: dict[str, Any] | None
+
+
+@dataclass(frozen=True, slots=True)
+class LoadTestPatch:
+    """A validated patch: only the fields named in ``given`` change."""
+
+    given: frozenset[str]
+    name: str | None
+    baseline_test_run_id: int | None
+    k6_version: int | None
+    runner: dict[str, Any] | None
+
+
+def _invalid(problems: list[Problem], what: str) -> ValidationError:
+    return ValidationError(problems, f"The {what} is not valid.")
+
+
+def _validate_json(model: type[M], body: bytes, what: str) -> M:
+    try:
+        return model.model_validate_json(body)
+    except PydanticValidationError as exc:
+        raise _invalid(problems_from_pydantic(exc), what) from exc
+
+
+def parse_create_project(body: bytes) -> CreateProjectApiModel:
+    return _validate_json(CreateProjectApiModel, body, "project")
+
+
+def parse_patch_project(body: bytes) -> PatchProjectApiModel:
+    return _validate_json(PatchProjectApiModel, body, "project")
+
+
+def _runner_dict(runner: RunnerConfig | None) -> dict[str, Any] | None:
+    return runner.model_dump(mode="json") if runner is not None else None
+
+
+def parse_create_load_test_json(body: bytes) -> NewLoadTest:
+    model = _validate_json(CreateLoadTestJsonModel, body, "load test")
+    return NewLoadTest(
+        name=model.name,
+        script=model.script.encode() if model.script is not None else None,
+        k6_version=model.k6_version,
+        runner=_runner_dict(model.runner),
+    )
+
+
+def parse_create_load_test_form(fields: dict[str, bytes]) -> NewLoadTest:
+    """The multipart fields of a new load test; every part but ``script`` is UTF-8 text."""
+    problems: list[Problem] = []
+    text: dict[str, str] = {}
+    for key in ("name", "k6_version", "runner"):
+        if key in fields:
+            try:
+                text[key] = fields[key].decode()
+            except UnicodeDecodeError:
+                problems.append(Problem("invalid_type", key, f"{key} is not UTF-8 text."))
+    name = text.get("name")
+    if name is None and "name" not in fields:
+        problems.append(Problem("required", "name", "Field required"))
+    elif name is not None and not 1 <= len(name) <= 300:
+        problems.append(Problem("too_long", "name", "name must have 1 to 300 characters."))
+    k6_version: int | None = None
+    if text.get("k6_version"):
+        try:
+            k6_version = int(text["k6_version"])
+        except ValueError:
+            problems.append(Problem("invalid_type", "k6_version", "k6_version is not an integer."))
+    runner: dict[str, Any] | None = None
+    if text.get("runner"):
+        try:
+            parsed = RunnerConfig.model_validate(json.loads(text["runner"]))
+            runner = _runner_dict(parsed)
+        except (ValueError, PydanticValidationError) as exc:
+            found = (
+                problems_from_pydantic(exc, "runner")
+                if isinstance(exc, PydanticValidationError)
+                else [Problem("invalid_json", "runner", "runner is not a JSON object.")]
+            )
+            problems.extend(found)
+    if problems or name is None:
+        raise _invalid(problems, "load test")
+    return NewLoadTest(name=name, script=fields.get("script"), k6_version=k6_version, runner=runner)
+
+
+def parse_patch_load_test(body: bytes) -> LoadTestPatch:
+    model = _validate_json(PatchLoadTestApiModel, body, "load test")
+    if "name" in model.model_fields_set and model.name is None:
+        raise _invalid([Problem("invalid_type", "name", "name may not be null.")], "load test")
+    return LoadTestPatch(
+        given=frozenset(model.model_fields_set),
+        name=model.name,
+        baseline_test_run_id=model.baseline_test_run_id,
+        k6_version=model.k6_version,
+        runner=_runner_dict(model.runner),
+    )

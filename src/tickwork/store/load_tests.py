@@ -1,0 +1,289 @@
+"""Load test records, their scripts, and the indexes their listings page through.
+
+The scheduler relies on two fields of the record hash: ``stack`` and ``project_id``; the
+worker reads ``runner`` (JSON, ``{"type": "k6"}`` when the user gave none) and the script.
+Deleting a load test deletes its schedule in the same transaction, so the scheduler never
+fires a schedule whose load test is gone.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import redis
+
+from tickwork.core.instants import format_instant, parse_instant
+from tickwork.errors import Conflict, NotFound
+from tickwork.store.connection import text_of, translated
+from tickwork.store.keys import Keys
+from tickwork.store.runs import FINISHED
+from tickwork.store.schedules import Schedules
+
+DEFAULT_RUNNER: dict[str, Any] = {"type": "k6"}
+
+Pipeline = redis.client.Pipeline
+QueuedWrite = Callable[[Pipeline], None]
+
+
+@dataclass(frozen=True, slots=True)
+class LoadTestRecord:
+    id: int
+    stack: int
+    project_id: int
+    name: str
+    created: datetime
+    updated: datetime
+    baseline_test_run_id: int | None = None
+    k6_version: int | None = None
+    runner: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_RUNNER))
+
+
+def _optional_int(text: str) -> int | None:
+    return int(text) if text else None
+
+
+def _encode(test: LoadTestRecord) -> dict[Any, Any]:
+    return {
+        "id": str(test.id),
+        "stack": str(test.stack),
+        "project_id": str(test.project_id),
+        "name": test.name,
+        "created": format_instant(test.created),
+        "updated": format_instant(test.updated),
+        "baseline_test_run_id": ""
+        if test.baseline_test_run_id is None
+        else str(test.baseline_test_run_id),
+        "k6_version": "" if test.k6_version is None else str(test.k6_version),
+        "runner": json.dumps(test.runner, separators=(",", ":")),
+    }
+
+
+def decode(fields: Mapping[Any, Any]) -> LoadTestRecord:
+    text = {text_of(k): text_of(v) for k, v in fields.items()}
+    return LoadTestRecord(
+        id=int(text["id"]),
+        stack=int(text["stack"]),
+        project_id=int(text["project_id"]),
+        name=text["name"],
+        created=parse_instant(text["created"]),
+        updated=parse_instant(text["updated"]),
+        baseline_test_run_id=_optional_int(text.get("baseline_test_run_id", "")),
+        k6_version=_optional_int(text.get("k6_version", "")),
+        runner=json.loads(text.get("runner") or "null") or dict(DEFAULT_RUNNER),
+    )
+
+
+class LoadTests:
+    def __init__(self, client: redis.Redis, keys: Keys, schedules: Schedules) -> None:
+        self._client = client
+        self._keys = keys
+        self._schedules = schedules
+
+    def get(self, stack: int, load_test_id: int) -> LoadTestRecord:
+        """The load test in ``stack``; NotFound for a missing one or another stack's."""
+        with translated():
+            fields = self._client.hgetall(self._keys.load_test(load_test_id))
+        if not fields:
+            raise NotFound(f"Load test {load_test_id} not found.")
+        test = decode(fields)
+        if test.stack != stack:
+            raise NotFound(f"Load test {load_test_id} not found.")
+        return test
+
+    def page(
+        self,
+        stack: int,
+        *,
+        skip: int,
+        top: int,
+        project_id: int | None = None,
+        name: str | None = None,
+    ) -> tuple[list[LoadTestRecord], int]:
+        """One page by id of the stack's load tests, or a project's, optionally only those
+        called ``name``; and how many match in all. Each case reads one index: O(page)."""
+        if project_id is not None and name is not None:
+            with translated():
+                raw = self._client.hget(self._keys.project_load_test_names(project_id), name)
+            found = [self.get(stack, int(text_of(raw)))] if raw is not None else []
+            return found[skip : skip + top], len(found)
+        if project_id is not None:
+            index = self._keys.project_load_tests(project_id)
+        elif name is not None:
+            index = self._keys.load_tests_named(stack, name)
+        else:
+            index = self._keys.stack_index(stack, "load_tests")
+        with translated():
+            total = int(self._client.zcard(index))
+            if top <= 0 or skip >= total:
+                return [], total
+            ids = self._client.zrange(index, skip, skip + top - 1)
+            pipe = self._client.pipeline(transaction=False)
+            for member in ids:
+                pipe.hgetall(self._keys.load_test(int(text_of(member))))
+            rows = pipe.execute()
+        tests = [decode(row) for row in rows if row]
+        return [test for test in tests if test.stack == stack], total
+
+    def create(
+        self,
+        stack: int,
+        *,
+        project_id: int,
+        name: str,
+        script: bytes | None,
+        now: datetime,
+        k6_version: int | None = None,
+        runner: dict[str, Any] | None = None,
+    ) -> LoadTestRecord:
+        """A new load test in the stack's project; NotFound for another stack's project,
+        Conflict when the project already has a test of that name."""
+        project_key = self._keys.project(project_id)
+        names = self._keys.project_load_test_names(project_id)
+        with translated(), self._client.pipeline() as pipe:
+            while True:
+                try:
+                    pipe.watch(project_key, names)
+                    owner = pipe.hget(project_key, "stack")
+                    if owner is None or int(text_of(owner)) != stack:
+                        raise NotFound(f"Project {project_id} not found.")
+                    if pipe.hexists(names, name):
+                        raise Conflict(f"A load test named {name!r} already exists.")
+                    test_id = int(self._client.incr(self._keys.ids("load_test")))
+                    test = LoadTestRecord(
+                        id=test_id,
+                        stack=stack,
+                        project_id=project_id,
+                        name=name,
+                        created=now,
+                        updated=now,
+                        k6_version=k6_version,
+                        runner=runner if runner is not None else dict(DEFAULT_RUNNER),
+                    )
+                    pipe.multi()
+                    pipe.hset(self._keys.load_test(test_id), mapping=_encode(test))
+                    if script is not None:
+                        pipe.set(self._keys.load_test_script(test_id), script)
+                    self._queue_index(pipe, test)
+                    pipe.execute()
+                    return test
+                except redis.WatchError:
+                    continue
+
+    def update(
+        self,
+        stack: int,
+        load_test_id: int,
+        change: Callable[[LoadTestRecord], LoadTestRecord],
+    ) -> LoadTestRecord:
+        """Apply ``change`` to the record; Conflict when a new name is already taken."""
+        key = self._keys.load_test(load_test_id)
+        with translated(), self._client.pipeline() as pipe:
+            while True:
+                try:
+                    pipe.watch(key)
+                    current = self.get(stack, load_test_id)
+                    updated = change(current)
+                    names = self._keys.project_load_test_names(current.project_id)
+                    renamed = updated.name != current.name
+                    if renamed:
+                        pipe.watch(names)
+                        if pipe.hexists(names, updated.name):
+                            raise Conflict(f"A load test named {updated.name!r} already exists.")
+                    pipe.multi()
+                    pipe.hset(key, mapping=_encode(updated))
+                    if renamed:
+                        self._queue_unindex(pipe, current)
+                        self._queue_index(pipe, updated)
+                    pipe.execute()
+                    return updated
+                except redis.WatchError:
+                    continue
+
+    def script(self, stack: int, load_test_id: int) -> bytes | None:
+        """The stored script (None when the test was created without one)."""
+        self.get(stack, load_test_id)
+        with translated():
+            raw = self._client.get(self._keys.load_test_script(load_test_id))
+        return raw if isinstance(raw, bytes) or raw is None else text_of(raw).encode()
+
+    def set_script(self, stack: int, load_test_id: int, script: bytes, *, now: datetime) -> None:
+        key = self._keys.load_test(load_test_id)
+        with translated(), self._client.pipeline() as pipe:
+            while True:
+                try:
+                    pipe.watch(key)
+                    self.get(stack, load_test_id)
+                    pipe.multi()
+                    pipe.set(self._keys.load_test_script(load_test_id), script)
+                    pipe.hset(key, "updated", format_instant(now))
+                    pipe.execute()
+                    return
+                except redis.WatchError:
+                    continue
+
+    def delete(self, stack: int, load_test_id: int) -> None:
+        """Delete the load test, its script and its schedule in one transaction. Conflict
+        while its latest run has not finished. Its test runs stay readable by id."""
+        with translated(), self._client.pipeline() as pipe:
+            while True:
+                try:
+                    removal = self.prepare_delete(pipe, stack, load_test_id)
+                    pipe.multi()
+                    removal(pipe)
+                    pipe.execute()
+                    return
+                except redis.WatchError:
+                    continue
+
+    def prepare_delete(self, pipe: Pipeline, stack: int, load_test_id: int) -> QueuedWrite:
+        """WATCH what the deletion depends on, check it may go ahead, and return the
+        function that queues it on the pipeline once MULTI has begun."""
+        keys = self._keys
+        pointer, last_run = (
+            keys.load_test_schedule(load_test_id),
+            keys.load_test_last_run(load_test_id),
+        )
+        pipe.watch(keys.load_test(load_test_id), pointer, last_run)
+        test = self.get(stack, load_test_id)
+        latest = pipe.get(last_run)
+        if latest is not None:
+            status = pipe.hget(keys.run(int(text_of(latest))), "status")
+            if status is not None and text_of(status) not in FINISHED:
+                raise Conflict(
+                    f"Load test {load_test_id} has a test run that has not finished; "
+                    "abort it first."
+                )
+        schedule_id = pipe.get(pointer)
+        schedule = self._schedules.get_any(int(text_of(schedule_id))) if schedule_id else None
+        if schedule is not None:
+            pipe.watch(keys.schedule(schedule.id))
+
+        def queue(multi: Pipeline) -> None:
+            multi.delete(
+                keys.load_test(load_test_id),
+                keys.load_test_script(load_test_id),
+                keys.load_test_runs(load_test_id),
+                last_run,
+            )
+            self._queue_unindex(multi, test)
+            if schedule is not None:
+                self._schedules.queue_delete(multi, schedule)
+
+        return queue
+
+    def _queue_index(self, pipe: Pipeline, test: LoadTestRecord) -> None:
+        member = {str(test.id): test.id}
+        pipe.zadd(self._keys.stack_index(test.stack, "load_tests"), member)
+        pipe.zadd(self._keys.project_load_tests(test.project_id), member)
+        pipe.zadd(self._keys.load_tests_named(test.stack, test.name), member)
+        pipe.hset(self._keys.project_load_test_names(test.project_id), test.name, test.id)
+
+    def _queue_unindex(self, pipe: Pipeline, test: LoadTestRecord) -> None:
+        pipe.zrem(self._keys.stack_index(test.stack, "load_tests"), str(test.id))
+        pipe.zrem(self._keys.project_load_tests(test.project_id), str(test.id))
+        pipe.zrem(self._keys.load_tests_named(test.stack, test.name), str(test.id))
+        pipe.hdel(self._keys.project_load_test_names(test.project_id), test.name)

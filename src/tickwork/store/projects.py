@@ -1,0 +1,157 @@
+"""Project records: a name unique in its stack, and the index its listing pages through.
+
+Every write WATCHes the stack's name hash, so two requests racing for one name cannot both
+win: the loser's EXEC is void, it re-reads, and finds the name taken.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+import redis
+
+from tickwork.core.instants import format_instant, parse_instant
+from tickwork.errors import Conflict, NotFound
+from tickwork.store.connection import text_of, translated
+from tickwork.store.keys import Keys
+from tickwork.store.load_tests import LoadTests
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectRecord:
+    id: int
+    stack: int
+    name: str
+    created: datetime
+    updated: datetime
+
+
+def _encode(project: ProjectRecord) -> dict[Any, Any]:
+    return {
+        "id": str(project.id),
+        "stack": str(project.stack),
+        "name": project.name,
+        "created": format_instant(project.created),
+        "updated": format_instant(project.updated),
+    }
+
+
+def decode(fields: Mapping[Any, Any]) -> ProjectRecord:
+    text = {text_of(k): text_of(v) for k, v in fields.items()}
+    return ProjectRecord(
+        id=int(text["id"]),
+        stack=int(text["stack"]),
+        name=text["name"],
+        created=parse_instant(text["created"]),
+        updated=parse_instant(text["updated"]),
+    )
+
+
+class Projects:
+    def __init__(self, client: redis.Redis, keys: Keys, load_tests: LoadTests) -> None:
+        self._client = client
+        self._keys = keys
+        self._load_tests = load_tests
+
+    def get(self, stack: int, project_id: int) -> ProjectRecord:
+        """The project in ``stack``; NotFound for a missing one or another stack's."""
+        with translated():
+            fields = self._client.hgetall(self._keys.project(project_id))
+        if not fields:
+            raise NotFound(f"Project {project_id} not found.")
+        project = decode(fields)
+        if project.stack != stack:
+            raise NotFound(f"Project {project_id} not found.")
+        return project
+
+    def page(
+        self, stack: int, *, skip: int, top: int, name: str | None = None
+    ) -> tuple[list[ProjectRecord], int]:
+        """One page of the stack's projects by id (or the one called ``name``), and the total."""
+        if name is not None:
+            with translated():
+                raw = self._client.hget(self._keys.project_names(stack), name)
+            found = [self.get(stack, int(text_of(raw)))] if raw is not None else []
+            return found[skip : skip + top], len(found)
+        index = self._keys.stack_index(stack, "projects")
+        with translated():
+            total = int(self._client.zcard(index))
+            if top <= 0 or skip >= total:
+                return [], total
+            ids = self._client.zrange(index, skip, skip + top - 1)
+            pipe = self._client.pipeline(transaction=False)
+            for member in ids:
+                pipe.hgetall(self._keys.project(int(text_of(member))))
+            rows = pipe.execute()
+        return [decode(row) for row in rows if row], total
+
+    def create(self, stack: int, *, name: str, now: datetime) -> ProjectRecord:
+        """A new project; Conflict when the stack already has one of that name."""
+        names = self._keys.project_names(stack)
+        with translated(), self._client.pipeline() as pipe:
+            while True:
+                try:
+                    pipe.watch(names)
+                    if pipe.hexists(names, name):
+                        raise Conflict(f"A project named {name!r} already exists.")
+                    project_id = int(self._client.incr(self._keys.ids("project")))
+                    project = ProjectRecord(project_id, stack, name, now, now)
+                    pipe.multi()
+                    pipe.hset(self._keys.project(project_id), mapping=_encode(project))
+                    pipe.hset(names, name, project_id)
+                    pipe.zadd(
+                        self._keys.stack_index(stack, "projects"), {str(project_id): project_id}
+                    )
+                    pipe.execute()
+                    return project
+                except redis.WatchError:
+                    continue
+
+    def rename(self, stack: int, project_id: int, *, name: str, now: datetime) -> ProjectRecord:
+        names = self._keys.project_names(stack)
+        key = self._keys.project(project_id)
+        with translated(), self._client.pipeline() as pipe:
+            while True:
+                try:
+                    pipe.watch(names, key)
+                    project = self.get(stack, project_id)
+                    holder = pipe.hget(names, name)
+                    if holder is not None and int(text_of(holder)) != project_id:
+                        raise Conflict(f"A project named {name!r} already exists.")
+                    renamed = replace(project, name=name, updated=now)
+                    pipe.multi()
+                    pipe.hdel(names, project.name)
+                    pipe.hset(names, name, project_id)
+                    pipe.hset(key, mapping=_encode(renamed))
+                    pipe.execute()
+                    return renamed
+                except redis.WatchError:
+                    continue
+
+    def delete(self, stack: int, project_id: int) -> None:
+        """Delete the project with its load tests and their schedules, in one transaction.
+        Conflict while one of its load tests has a run that has not finished."""
+        key = self._keys.project(project_id)
+        index = self._keys.project_load_tests(project_id)
+        with translated(), self._client.pipeline() as pipe:
+            while True:
+                try:
+                    pipe.watch(key, index)
+                    project = self.get(stack, project_id)
+                    load_test_ids = [int(text_of(raw)) for raw in pipe.zrange(index, 0, -1)]
+                    removals = [
+                        self._load_tests.prepare_delete(pipe, stack, lt) for lt in load_test_ids
+                    ]
+                    pipe.multi()
+                    for removal in removals:
+                        removal(pipe)
+                    pipe.delete(key, index, self._keys.project_load_test_names(project_id))
+                    pipe.hdel(self._keys.project_names(stack), project.name)
+                    pipe.zrem(self._keys.stack_index(stack, "projects"), str(project_id))
+                    pipe.execute()
+                    return
+                except redis.WatchError:
+                    continue
