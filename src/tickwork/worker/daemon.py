@@ -1,0 +1,148 @@
+"""The ``tickwork worker`` process: an RQ SimpleWorker, a reaper thread, and a job guard.
+
+Why SimpleWorker (the job runs in the worker process) rather than RQ's forking Worker:
+
+- The heavy work already runs in a child (k6 or the command), in its own session; a second
+  process per job (the "work horse") would add a fork per run and isolate nothing more.
+- A kill -9 of the worker must end the run with it. With a forking Worker the horse is put in
+  its own process group and survives its parent: the run would go on, unobserved, with RQ's
+  bookkeeping gone. Here the process that holds the heartbeat is the one that dies, the child
+  follows through its parent-death signal, and the reaper ends the run within a bound.
+- RQ's job timeout and a cold shutdown (a second SIGTERM) raise inside the job's own frame,
+  so the job stops its child and records an ending before it unwinds. A first SIGTERM is a
+  warm shutdown: the current run finishes, then the worker exits.
+
+The job guard: RQ imports whatever function a job names. JSON instead of pickle keeps the
+data inert, but a job written straight into Redis could still name ``os.system``; the guard
+refuses any function but ``run_test`` and every callback, before anything is imported.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import redis
+from rq import SimpleWorker
+from rq.job import Job
+from rq.serializers import JSONSerializer
+
+from tickwork.errors import JobRefused, StoreUnavailable
+from tickwork.store import Store
+from tickwork.store.executions import Executions
+from tickwork.worker import jobs
+from tickwork.worker.execution import WorkerConfig
+from tickwork.worker.queue import JOB_FUNCTION
+
+log = logging.getLogger("tickwork.worker")
+
+REAP_BATCH = 100
+
+
+class GuardedJob(Job):
+    """An RQ job that can only ever call ``tickwork.worker.jobs.run_test``."""
+
+    @property
+    def func(self) -> Callable[..., Any]:
+        if self.func_name != JOB_FUNCTION or self.instance is not None:
+            raise JobRefused(f"job {self.id} names {self.func_name!r}; workers run only run_test")
+        return jobs.run_test
+
+    @property
+    def success_callback(self) -> None:
+        return None
+
+    @property
+    def failure_callback(self) -> None:
+        return None
+
+    @property
+    def stopped_callback(self) -> None:
+        return None
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Reaper:
+    """Ends runs whose worker stopped heartbeating; every worker process runs one."""
+
+    def __init__(
+        self,
+        executions: Executions,
+        *,
+        interval_s: float,
+        clock: Callable[[], datetime] = _utcnow,
+    ) -> None:
+        self._executions = executions
+        self._interval_s = interval_s
+        self._clock = clock
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="reaper", daemon=True)
+        self._unavailable = False
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def reap_once(self) -> int:
+        try:
+            reaped = self._executions.reap(now=self._clock(), limit=REAP_BATCH)
+        except StoreUnavailable as exc:
+            if not self._unavailable:
+                self._unavailable = True
+                log.warning("reap_failed", extra={"error": str(exc)})
+            return 0
+        self._unavailable = False
+        if reaped:
+            log.warning(
+                "runs_reaped",
+                extra={"count": len(reaped), "run_ids": [run.id for run in reaped]},
+            )
+        return len(reaped)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self._interval_s):
+            while self.reap_once() == REAP_BATCH:
+                pass  # a full batch: more may be waiting
+
+
+def serve(
+    client: redis.Redis,
+    prefix: str,
+    *,
+    queue_names: list[str],
+    config: WorkerConfig,
+    burst: bool = False,
+) -> bool:
+    """Work the queues until stopped (or, with ``burst``, until they are empty). Whether any
+    job was executed."""
+    jobs.configure(config)
+    store = Store(client, prefix)
+    reaper = Reaper(Executions(client, store.keys, store.runs), interval_s=config.heartbeat_s)
+    worker = SimpleWorker(
+        queue_names,  # names: the worker builds the queues with its job class and serializer
+        connection=client,
+        serializer=JSONSerializer,
+        job_class=GuardedJob,
+    )
+    reaper.reap_once()
+    reaper.start()
+    log.info(
+        "worker_started",
+        extra={"worker": config.name, "rq_name": worker.name, "queues": queue_names},
+    )
+    try:
+        worked: bool = worker.work(burst=burst, logging_level="WARNING")
+    finally:
+        reaper.stop()
+        log.info("worker_stopped", extra={"worker": config.name})
+    return worked
