@@ -47,6 +47,22 @@ def _parser() -> argparse.ArgumentParser:
     )
     preview.set_defaults(handler=_preview)
 
+    api = commands.add_parser(
+        "api",
+        help="serve the REST API (k6 Cloud v6 schedules, load tests, test runs)",
+        description="Serve the REST API with uvicorn: the k6 Cloud REST API v6 resources "
+        "under /cloud/v6, /healthz, /readyz, /metrics, the OpenAPI document at /openapi.json "
+        "and docs at /docs. Reads TICKWORK_REDIS_URL, TICKWORK_KEY_PREFIX, TICKWORK_TOKENS, "
+        "TICKWORK_QUEUES, TICKWORK_MAX_BODY_BYTES and TICKWORK_PUBLIC_URL.",
+    )
+    api.add_argument(
+        "--host", default="127.0.0.1", metavar="H", help="address to listen on (default: 127.0.0.1)"
+    )
+    api.add_argument(
+        "--port", type=int, default=8080, metavar="P", help="port to listen on (default: 8080)"
+    )
+    api.set_defaults(handler=_api)
+
     scheduler = commands.add_parser(
         "scheduler",
         help="run a scheduler daemon (run two or more; one leads)",
@@ -97,6 +113,16 @@ def _settings() -> Settings:
     from tickwork.settings import load_settings
 
     return load_settings()
+
+
+def _api(args: argparse.Namespace) -> int:
+    from tickwork.api.server import serve
+    from tickwork.logs import configure_logging
+
+    settings = _settings()
+    configure_logging()
+    serve(settings, host=args.host, port=args.port)
+    return 0
 
 
 def _scheduler(args: argparse.Namespace) -> int:
