@@ -48,11 +48,22 @@ class Processes:
         port = free_port()
         return self._start(name, ["scheduler", "--health-port", str(port)], port)
 
-    def _start(self, name: str, args: list[str], port: int) -> Process:
+    def worker(self, name: str, *args: str) -> Process:
+        """A ``tickwork worker``; it has no health port (RQ's registry says it is up)."""
+        return self._start(name, ["worker", *args], 0)
+
+    def api(self, name: str) -> Process:
+        """The HTTP API, served by uvicorn from the same settings as the other roles."""
+        port = free_port()
+        factory = "tickwork.api.server:app_from_environment"
+        argv = ["--factory", factory, "--host", "127.0.0.1", "--port", str(port)]
+        return self._start(name, argv, port, module="uvicorn")
+
+    def _start(self, name: str, args: list[str], port: int, *, module: str = "tickwork") -> Process:
         log = self.logs / f"{name}.log"
         handle = log.open("ab")
         popen = subprocess.Popen(
-            [sys.executable, "-m", "tickwork", *args],
+            [sys.executable, "-m", module, *args],
             env={**os.environ, **self.env},
             stdout=handle,
             stderr=subprocess.STDOUT,
