@@ -101,7 +101,11 @@ async def on_tickwork_error(_: Request, exc: Exception) -> JSONResponse:
     if status is None:
         return await on_unexpected(_, exc)
     if isinstance(exc, ValidationError):
-        invalid_json = bool(exc.problems) and all(p.code == "invalid_json" for p in exc.problems)
+        # a body that is not JSON at all (no target) gets its own code; a field that holds
+        # bad JSON text is an ordinary validation problem
+        invalid_json = bool(exc.problems) and all(
+            p.code == "invalid_json" and p.target is None for p in exc.problems
+        )
         code = "invalid_json" if invalid_json else exc.code
         return error_response(400, code, exc.message, problems=exc.problems)
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None

@@ -1,4 +1,5 @@
-"""A small multipart/form-data reader (RFC 7578) for the one operation that takes it.
+"""Small form readers (multipart/form-data, RFC 7578; urlencoded) for the one operation that
+takes a form.
 
 Starlette's form parser needs the python-multipart package; the load-test upload needs only
 named parts read whole from a body the size limit has already bounded, so this reader keeps
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 from email.message import Message
 from email.utils import collapse_rfc2231_value
+from urllib.parse import parse_qsl
 
 from tickwork.errors import Problem, ValidationError
 
@@ -71,3 +73,22 @@ def _field_name(head: bytes) -> str:
                 return text
             break
     raise _invalid("A part has no Content-Disposition: form-data header with a name.")
+
+
+def parse_urlencoded(body: bytes) -> dict[str, bytes]:
+    """Field name -> value of an application/x-www-form-urlencoded body (first of repeats)."""
+    try:
+        pairs = parse_qsl(
+            body.decode("ascii"),
+            keep_blank_values=True,
+            strict_parsing=bool(body),
+            encoding="utf-8",
+            errors="strict",
+            max_num_fields=MAX_PARTS,
+        )
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise _invalid("The application/x-www-form-urlencoded body is malformed.") from exc
+    fields: dict[str, bytes] = {}
+    for name, value in pairs:
+        fields.setdefault(name, value.encode())
+    return fields

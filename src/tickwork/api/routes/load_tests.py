@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Request, Response
 
 from tickwork.api.deps import Caller, Context, JsonBody, RawBody, ResourceId, is_json
 from tickwork.api.errors_http import NotAcceptable, UnsupportedMediaType
-from tickwork.api.multipart import parse_form_data
+from tickwork.api.forms import parse_form_data, parse_urlencoded
 from tickwork.api.openapi import error_responses, json_request
 from tickwork.api.pagination import Paging, page_response
 from tickwork.api.render import json_response, load_test_model
@@ -42,6 +42,9 @@ _CREATE_BODY: dict[str, Any] = {
         "required": True,
         "content": {
             "multipart/form-data": {
+                "schema": {"$ref": f"#/components/schemas/{CreateLoadTestApiModel.__name__}"}
+            },
+            "application/x-www-form-urlencoded": {
                 "schema": {"$ref": f"#/components/schemas/{CreateLoadTestApiModel.__name__}"}
             },
             "application/json": {
@@ -138,12 +141,14 @@ def create_load_test(id: ResourceId, caller: Caller, body: RawBody, context: Con
     new: NewLoadTest
     if body.media_type == "multipart/form-data":
         new = parse_create_load_test_form(parse_form_data(body.content_type, body.data))
+    elif body.media_type == "application/x-www-form-urlencoded":
+        new = parse_create_load_test_form(parse_urlencoded(body.data))
     elif is_json(body.media_type):
         new = parse_create_load_test_json(body.data)
     else:
         raise UnsupportedMediaType(
             f"Content-Type {body.content_type or '(none)'!r} is not supported; send "
-            "multipart/form-data or application/json."
+            "multipart/form-data, application/x-www-form-urlencoded or application/json."
         )
     test = context.store.load_tests.create(
         caller.stack,

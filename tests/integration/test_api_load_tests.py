@@ -1,0 +1,319 @@
+"""Projects and load tests: what a user creates so there is something to schedule."""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+
+import pytest
+
+from tickwork.store import Store
+
+from .api_support import Api
+
+SCRIPT = b"import http from 'k6/http';\nexport default function () { http.get('http://x'); }\n"
+
+
+def _tar() -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        info = tarfile.TarInfo("script.js")
+        info.size = len(SCRIPT)
+        archive.addfile(info, io.BytesIO(SCRIPT))
+    return buffer.getvalue()
+
+
+def test_project_create_read_rename_delete(api: Api) -> None:
+    created = api.post("/cloud/v6/projects", json={"name": "Checkout"})
+    assert created.status_code == 201
+    body = created.json()
+    assert set(body) >= {"id", "name", "is_default", "grafana_folder_uid", "created", "updated"}
+    assert (body["name"], body["is_default"], body["grafana_folder_uid"]) == (
+        "Checkout",
+        False,
+        None,
+    )
+    pid = body["id"]
+
+    assert api.get(f"/cloud/v6/projects/{pid}").json() == body
+    assert api.patch(f"/cloud/v6/projects/{pid}", json={"name": "Payments"}).status_code == 204
+    assert api.get(f"/cloud/v6/projects/{pid}").json()["name"] == "Payments"
+    assert api.get("/cloud/v6/projects?name=Payments").json()["value"][0]["id"] == pid
+    assert api.get("/cloud/v6/projects?name=Checkout").json()["value"] == []
+
+    assert api.delete(f"/cloud/v6/projects/{pid}").status_code == 204
+    assert api.get(f"/cloud/v6/projects/{pid}").status_code == 404
+
+
+def test_project_name_taken_is_409(api: Api) -> None:
+    api.project("One")
+    other = api.project("Two")
+
+    assert api.post("/cloud/v6/projects", json={"name": "One"}).status_code == 409
+    response = api.patch(f"/cloud/v6/projects/{other}", json={"name": "One"})
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "conflict"
+
+
+@pytest.mark.parametrize(
+    "body", [{}, {"name": ""}, {"name": "x" * 256}, {"name": None}, {"name": 1}]
+)
+def test_invalid_project_is_400(api: Api, body: dict[str, object]) -> None:
+    assert api.post("/cloud/v6/projects", json=body).status_code == 400
+
+
+def test_project_patch_rejects_unknown_fields(api: Api) -> None:
+    pid = api.project()
+
+    response = api.patch(f"/cloud/v6/projects/{pid}", json={"name": "ok", "color": "red"})
+
+    assert response.status_code == 400
+
+
+def test_load_test_created_from_multipart_form_like_k6(api: Api, store: Store) -> None:
+    pid = api.project()
+
+    response = api.post(
+        f"/cloud/v6/projects/{pid}/load_tests",
+        data={"name": "Orders API Soak Test"},
+        files={"script": ("script.js", SCRIPT, "application/javascript")},
+    )
+
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert set(body) >= {
+        "id",
+        "project_id",
+        "name",
+        "baseline_test_run_id",
+        "k6_version",
+        "created",
+        "updated",
+    }
+    assert (body["project_id"], body["name"], body["runner"]) == (
+        pid,
+        "Orders API Soak Test",
+        {"type": "k6"},
+    )
+    script = api.get(f"/cloud/v6/load_tests/{body['id']}/script")
+    assert script.status_code == 200
+    assert script.headers["content-type"].startswith("text/javascript")
+    assert script.content == SCRIPT
+    # the fields the scheduler and the workers read
+    fields = store.client.hgetall(store.keys.load_test(body["id"]))
+    assert fields[b"stack"] == b"1"
+    assert fields[b"project_id"] == str(pid).encode()
+    assert json.loads(fields[b"runner"]) == {"type": "k6"}
+    assert store.client.get(store.keys.load_test_script(body["id"])) == SCRIPT
+
+
+def test_tar_archive_survives_byte_for_byte_and_is_served_as_tar(api: Api) -> None:
+    pid = api.project()
+    archive = _tar()
+
+    created = api.post(
+        f"/cloud/v6/projects/{pid}/load_tests",
+        data={"name": "archived", "k6_version": "3"},
+        files={"script": ("archive.tar", archive, "application/x-tar")},
+    ).json()
+    script = api.get(f"/cloud/v6/load_tests/{created['id']}/script")
+
+    assert created["k6_version"] == 3
+    assert script.headers["content-type"] == "application/x-tar"
+    assert script.content == archive
+
+
+def test_runner_extension_in_json_and_form(api: Api, store: Store) -> None:
+    pid = api.project()
+    runner = {"type": "command", "argv": ["echo", "{run_id}"]}
+
+    from_json = api.post(
+        f"/cloud/v6/projects/{pid}/load_tests", json={"name": "j", "runner": runner}
+    ).json()
+    from_form = api.post(
+        f"/cloud/v6/projects/{pid}/load_tests",
+        data={"name": "f", "runner": json.dumps(runner)},
+    ).json()
+
+    assert from_json["runner"] == from_form["runner"] == runner
+    stored = store.client.hget(store.keys.load_test(from_json["id"]), "runner")
+    assert json.loads(stored or b"{}") == runner
+
+
+@pytest.mark.parametrize("runner", [{"type": "ssh"}, {"argv": ["x"]}, "k6", ["k6"]])
+def test_runner_of_unknown_shape_is_400(api: Api, runner: object) -> None:
+    pid = api.project()
+
+    response = api.post(
+        f"/cloud/v6/projects/{pid}/load_tests", json={"name": "r", "runner": runner}
+    )
+
+    assert response.status_code == 400
+
+
+@pytest.mark.parametrize(
+    "form",
+    [
+        {"k6_version": "three"},
+        {"name": ""},
+        {"name": "n", "k6_version": "x"},
+        {"name": "n", "runner": "{not json"},
+        {"name": "n", "runner": '{"type": "ftp"}'},
+    ],
+)
+def test_invalid_form_is_400(api: Api, form: dict[str, str]) -> None:
+    pid = api.project()
+
+    response = api.post(
+        f"/cloud/v6/projects/{pid}/load_tests", data=form, files={"script": ("s.js", b"x")}
+    )
+
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "validation_error"
+
+
+def test_load_test_name_is_unique_in_its_project_only(api: Api) -> None:
+    first, second = api.project(), api.project()
+    api.load_test(first, name="smoke")
+
+    again = api.post(f"/cloud/v6/projects/{first}/load_tests", json={"name": "smoke"})
+    elsewhere = api.post(f"/cloud/v6/projects/{second}/load_tests", json={"name": "smoke"})
+
+    assert again.status_code == 409
+    assert elsewhere.status_code == 201
+
+
+def test_load_test_in_a_missing_project_is_404(api: Api) -> None:
+    assert api.post("/cloud/v6/projects/4242/load_tests", json={"name": "x"}).status_code == 404
+
+
+def test_patch_changes_only_the_given_fields(api: Api) -> None:
+    pid = api.project()
+    lt = api.load_test(pid, name="before")
+
+    response = api.patch(
+        f"/cloud/v6/load_tests/{lt}",
+        json={"name": "after", "runner": {"type": "webhook", "url": "http://h/"}},
+    )
+    body = api.get(f"/cloud/v6/load_tests/{lt}").json()
+
+    assert response.status_code == 204
+    assert (body["name"], body["runner"], body["k6_version"]) == (
+        "after",
+        {"type": "webhook", "url": "http://h/"},
+        None,
+    )
+    assert api.get("/cloud/v6/load_tests?name=after").json()["value"][0]["id"] == lt
+    assert api.get("/cloud/v6/load_tests?name=before").json()["value"] == []
+    assert api.get(f"/cloud/v6/projects/{pid}/load_tests?name=after").json()["value"][0]["id"] == lt
+
+    assert api.patch(f"/cloud/v6/load_tests/{lt}", json={"runner": None}).status_code == 204
+    assert api.get(f"/cloud/v6/load_tests/{lt}").json()["runner"] == {"type": "k6"}
+
+
+@pytest.mark.parametrize(
+    "body", [{"name": None}, {"name": ""}, {"color": "red"}, {"k6_version": "1"}]
+)
+def test_invalid_patch_is_400(api: Api, body: dict[str, object]) -> None:
+    lt = api.load_test()
+
+    assert api.patch(f"/cloud/v6/load_tests/{lt}", json=body).status_code == 400
+
+
+def test_rename_to_a_taken_name_is_409(api: Api) -> None:
+    pid = api.project()
+    api.load_test(pid, name="a")
+    b = api.load_test(pid, name="b")
+
+    assert api.patch(f"/cloud/v6/load_tests/{b}", json={"name": "a"}).status_code == 409
+
+
+def test_script_upload_replaces_the_script(api: Api) -> None:
+    lt = api.load_test()
+
+    response = api.put(
+        f"/cloud/v6/load_tests/{lt}/script",
+        content=b"export default () => {}",
+        headers={"Content-Type": "application/octet-stream"},
+    )
+
+    assert response.status_code == 204
+    assert api.get(f"/cloud/v6/load_tests/{lt}/script").content == b"export default () => {}"
+
+
+def test_empty_script_upload_is_400(api: Api) -> None:
+    lt = api.load_test()
+
+    assert api.put(f"/cloud/v6/load_tests/{lt}/script", content=b"").status_code == 400
+
+
+def test_load_test_without_script_has_404_script(api: Api) -> None:
+    pid = api.project()
+    lt = api.post(f"/cloud/v6/projects/{pid}/load_tests", json={"name": "bare"}).json()["id"]
+
+    assert api.get(f"/cloud/v6/load_tests/{lt}/script").status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("accept", "status"),
+    [
+        ("application/json", 406),
+        ("application/x-tar", 406),
+        ("text/javascript", 200),
+        ("text/*", 200),
+        ("*/*", 200),
+        ("application/json, text/javascript;q=0.5", 200),
+        ("text/javascript;q=0", 406),
+    ],
+)
+def test_script_download_honours_accept(api: Api, accept: str, status: int) -> None:
+    lt = api.load_test()
+
+    response = api.get(f"/cloud/v6/load_tests/{lt}/script", headers={"Accept": accept})
+
+    assert response.status_code == status
+    if status == 406:
+        assert response.json()["error"]["code"] == "not_acceptable"
+
+
+def test_deleting_a_load_test_with_an_unfinished_run_is_409(api: Api) -> None:
+    lt = api.load_test()
+    run = api.post(f"/cloud/v6/load_tests/{lt}/start").json()["id"]
+
+    refused = api.delete(f"/cloud/v6/load_tests/{lt}")
+    api.post(f"/cloud/v6/test_runs/{run}/abort")
+    allowed = api.delete(f"/cloud/v6/load_tests/{lt}")
+
+    assert refused.status_code == 409
+    assert allowed.status_code == 204
+    assert api.get(f"/cloud/v6/load_tests/{lt}").status_code == 404
+    assert api.get(f"/cloud/v6/test_runs/{run}").status_code == 200  # history stays
+
+
+def test_deleting_a_project_deletes_its_load_tests_and_schedules(api: Api, store: Store) -> None:
+    pid = api.project()
+    tests = [api.load_test(pid) for _ in range(2)]
+    schedules = [api.schedule(lt)["id"] for lt in tests]
+
+    assert api.delete(f"/cloud/v6/projects/{pid}").status_code == 204
+
+    for lt, sid in zip(tests, schedules, strict=True):
+        assert api.get(f"/cloud/v6/load_tests/{lt}").status_code == 404
+        assert api.get(f"/cloud/v6/schedules/{sid}").status_code == 404
+    assert store.client.zcard(store.keys.due) == 0
+    assert api.get("/cloud/v6/load_tests?$count=true").json()["@count"] == 0
+    assert api.get("/cloud/v6/projects?$count=true").json()["@count"] == 0
+
+
+def test_deleting_a_project_with_a_running_test_is_409(api: Api) -> None:
+    pid = api.project()
+    lt = api.load_test(pid)
+    api.post(f"/cloud/v6/load_tests/{lt}/start")
+
+    assert api.delete(f"/cloud/v6/projects/{pid}").status_code == 409
+    assert api.get(f"/cloud/v6/load_tests/{lt}").status_code == 200
+
+
+def test_list_load_tests_of_a_missing_project_is_404(api: Api) -> None:
+    assert api.get("/cloud/v6/projects/5555/load_tests").status_code == 404

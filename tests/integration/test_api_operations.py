@@ -1,0 +1,164 @@
+"""Health, readiness, metrics, and the OpenAPI document matching the routes served."""
+
+from __future__ import annotations
+
+import socket
+
+from fastapi.testclient import TestClient
+
+from tickwork.api import create_app
+from tickwork.store import Store, connect
+
+from .api_support import ALICE, Api, tokens
+
+
+def _dead_store() -> Store:
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return Store(connect(f"redis://127.0.0.1:{port}/0", timeout_s=0.5), "dead")
+
+
+def test_healthz_and_readyz_answer_ok(api: Api) -> None:
+    assert api.get("/healthz").json() == {"status": "ok"}
+    assert api.get("/readyz").json() == {"status": "ready"}
+
+
+def test_without_redis_readyz_is_503_and_cloud_routes_are_503() -> None:
+    with TestClient(create_app(_dead_store(), tokens=tokens())) as http:
+        api = Api(http)
+
+        assert api.get("/healthz").status_code == 200
+        ready = api.get("/readyz")
+        listed = api.get("/cloud/v6/schedules")
+        metrics = api.get("/metrics")
+
+    assert ready.status_code == 503
+    assert ready.json()["error"]["code"] == "store_unavailable"
+    assert listed.status_code == 503
+    assert listed.json()["error"]["code"] == "store_unavailable"
+    assert metrics.status_code == 200
+    assert "tickwork_schedules{" not in metrics.text
+
+
+def test_metrics_count_requests_by_route_template_and_status(api: Api) -> None:
+    lt = api.load_test()
+    sid = api.schedule(lt)["id"]
+    api.get(f"/cloud/v6/schedules/{sid}")
+    api.get("/cloud/v6/schedules/424242")
+    api.get("/no/such/route")
+
+    text = api.get("/metrics").text
+
+    series = 'tickwork_api_requests_total{method="GET",route="/cloud/v6/schedules/{id}"'
+    assert f'{series},status="200"}} 1.0' in text
+    assert f'{series},status="404"}} 1.0' in text
+    assert 'route="unmatched",status="404"' in text
+    assert "tickwork_api_request_duration_seconds_bucket{" in text
+    assert "424242" not in text
+
+
+def test_metrics_count_schedules_by_state(api: Api) -> None:
+    active = api.schedule(api.load_test())["id"]
+    paused = api.schedule(api.load_test())["id"]
+    api.schedule(api.load_test(), {"starts": "2020-01-01T00:00:00Z"})  # expired
+    api.post(f"/cloud/v6/schedules/{paused}/deactivate")
+    assert active
+
+    text = api.get("/metrics").text
+
+    assert 'tickwork_schedules{state="active"} 1.0' in text
+    assert 'tickwork_schedules{state="inactive"} 2.0' in text
+
+
+def test_docs_page_is_served(api: Api) -> None:
+    response = api.get("/docs")
+
+    assert response.status_code == 200
+    assert "openapi.json" in response.text
+
+
+SERVED = {
+    ("get", "/healthz"),
+    ("get", "/readyz"),
+    ("get", "/metrics"),
+    ("get", "/cloud/v6/projects"),
+    ("post", "/cloud/v6/projects"),
+    ("get", "/cloud/v6/projects/{id}"),
+    ("patch", "/cloud/v6/projects/{id}"),
+    ("delete", "/cloud/v6/projects/{id}"),
+    ("get", "/cloud/v6/projects/{id}/load_tests"),
+    ("post", "/cloud/v6/projects/{id}/load_tests"),
+    ("get", "/cloud/v6/load_tests"),
+    ("get", "/cloud/v6/load_tests/{id}"),
+    ("patch", "/cloud/v6/load_tests/{id}"),
+    ("delete", "/cloud/v6/load_tests/{id}"),
+    ("get", "/cloud/v6/load_tests/{id}/script"),
+    ("put", "/cloud/v6/load_tests/{id}/script"),
+    ("post", "/cloud/v6/load_tests/{id}/start"),
+    ("get", "/cloud/v6/load_tests/{id}/test_runs"),
+    ("get", "/cloud/v6/load_tests/{id}/schedule"),
+    ("post", "/cloud/v6/load_tests/{id}/schedule"),
+    ("get", "/cloud/v6/schedules"),
+    ("get", "/cloud/v6/schedules/{id}"),
+    ("delete", "/cloud/v6/schedules/{id}"),
+    ("post", "/cloud/v6/schedules/{id}/activate"),
+    ("post", "/cloud/v6/schedules/{id}/deactivate"),
+    ("get", "/cloud/v6/test_runs"),
+    ("get", "/cloud/v6/test_runs/{id}"),
+    ("patch", "/cloud/v6/test_runs/{id}"),
+    ("post", "/cloud/v6/test_runs/{id}/abort"),
+}
+
+
+def test_openapi_document_lists_exactly_the_served_operations(api: Api) -> None:
+    document = api.get("/openapi.json").json()
+
+    documented = {(method, path) for path, item in document["paths"].items() for method in item}
+
+    assert documented == SERVED
+    for method, path in documented:
+        response = api.request(method.upper(), path.replace("{id}", "1"))
+        assert response.status_code != 405, (method, path)
+        if response.status_code == 404:
+            assert response.json()["error"]["message"] != "No such route.", (method, path)
+
+
+def test_openapi_cloud_operations_declare_auth_stack_and_error_bodies(api: Api) -> None:
+    document = api.get("/openapi.json").json()
+
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            responses = operation["responses"]
+            assert "422" not in responses, (method, path)
+            if not path.startswith("/cloud/"):
+                continue
+            assert operation["security"] == [{"k6ApiToken": []}], (method, path)
+            assert {"$ref": "#/components/parameters/stackId"} in operation["parameters"]
+            for status in ("400", "401", "403"):
+                schema = responses[status]["content"]["application/json"]["schema"]
+                assert schema == {"$ref": "#/components/schemas/ErrorResponseApiModel"}
+    assert document["components"]["securitySchemes"]["k6ApiToken"] == {
+        "type": "http",
+        "scheme": "bearer",
+        "description": document["components"]["securitySchemes"]["k6ApiToken"]["description"],
+    }
+
+
+def test_openapi_schedule_shapes_follow_the_k6_spec(api: Api) -> None:
+    schemas = api.get("/openapi.json").json()["components"]["schemas"]
+
+    schedule = schemas["ScheduleApiModel"]
+    assert set(schedule["required"]) >= {
+        "id", "load_test_id", "starts", "recurrence_rule", "cron", "deactivated", "next_run",
+        "created_by",
+    }  # fmt: skip
+    assert schemas["CreateScheduleRequest"]["required"] == ["starts"]
+    assert "@nextLink" in schemas["ScheduleListResponse"]["properties"]
+    assert schemas["TestRunApiModel"]["required"]
+
+
+def test_an_authenticated_request_is_not_logged_with_its_token(api: Api) -> None:
+    text = api.get("/metrics").text
+
+    assert ALICE not in text
