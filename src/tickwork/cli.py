@@ -139,7 +139,30 @@ def _parser() -> argparse.ArgumentParser:
     )
     worker.add_argument("--burst", action="store_true", help="exit once the queues are empty")
     worker.set_defaults(handler=_worker)
+
+    doctor = commands.add_parser(
+        "doctor",
+        help="check the configuration and the services it points at",
+        description="Check the settings, Redis (reachable, version, AOF persistence, "
+        "eviction policy), the k6 binary and this machine's clock against Redis's, and say "
+        "what to fix. Exits 1 when a check fails, 0 otherwise (warnings included).",
+    )
+    doctor.set_defaults(handler=_doctor)
+
+    from tickwork.client_commands import add_parsers
+
+    add_parsers(commands, _settings)
     return parser
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    from tickwork.doctor import exit_status, run_checks
+    from tickwork.worker.runners.k6 import find_k6
+
+    findings = run_checks(_settings, find_k6)
+    for finding in findings:
+        print(finding.line())
+    return exit_status(findings)
 
 
 def _settings() -> Settings:

@@ -62,6 +62,10 @@ class Settings(BaseSettings):
     # command runners end in error, so an API token is not a shell on every worker.
     command_allowed: list[str] = Field(default_factory=list)
     work_dir: str | None = None  # parent of the runs' private directories (default: TMPDIR)
+    # The `schedules` and `runs` client commands:
+    api_url: str = "http://127.0.0.1:8080"
+    api_token: SecretStr | None = None
+    stack_id: int = 1
 
     @field_validator("webhook_secret")
     @classmethod
@@ -73,8 +77,8 @@ class Settings(BaseSettings):
     @field_validator("redis_url")
     @classmethod
     def _redis_scheme(cls, value: str) -> str:
-        if not value.startswith(("redis://", "rediss://", "unix://")):
-            raise ValueError("must start with redis://, rediss:// or unix://")
+        if not value.startswith(("redis://", "rediss://", "unix://", "redis+sentinel://")):
+            raise ValueError("must start with redis://, rediss://, unix:// or redis+sentinel://")
         return value
 
 
