@@ -2,14 +2,18 @@
 
 Parsing is ours: it accepts exactly the standard grammar (numbers, names, ranges, steps,
 lists, 7 = Sunday, the six aliases k6 allows) and rejects the extensions some libraries add
-(L, W, #, ?, H, a seconds field), naming the field at fault. Evaluation is delegated to
-cronsim, whose DST handling matches cronie (croniter 7 fires a fixed-time job twice on a
+(L, W, #, ?, H, a seconds field), naming the field at fault. Calendar matching is delegated to
+cronsim; the DST behaviour is that of cronie (croniter 7 fires a fixed-time job twice on a
 fall-back day; see README, "Why cronsim"):
 
 * a job whose minute and hour fields are both fixed runs on local wall-clock time: a local
   time skipped by spring-forward runs once, right after the gap; a repeated one runs once, at
-  the first pass;
-* a job whose minute or hour field begins with ``*`` follows elapsed time.
+  the first pass (cronsim's own wall-clock mode);
+* a job whose minute or hour field begins with ``*`` follows elapsed time: it fires at every
+  real instant whose local wall time matches, never for a wall time that does not exist, twice
+  for a repeated one. cronsim's zone-aware walk gets this wrong near transitions (it steps
+  local time by whole hours and lands on non-existent midnights), so cronsim walks naive wall
+  time here too and each matching wall time is mapped to the instants that show it.
 
 When both day-of-month and day-of-week are restricted, either may match; a field beginning
 with ``*`` counts as unrestricted.
@@ -18,7 +22,9 @@ with ``*`` counts as unrestricted.
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from collections.abc import Iterator
+from datetime import UTC, datetime, tzinfo
+from itertools import islice
 from typing import Final
 
 from cronsim import CronSim, CronSimError
@@ -50,8 +56,8 @@ _FIELDS: Final = (
 )
 _ITEM = re.compile(r"^(?P<base>\*|[0-9A-Z]+(?:-[0-9A-Z]+)?)(?:/(?P<step>[0-9]+))?$")
 _EXTENSION = re.compile(r"[LW#?H]")
-# A fold can make a fixed-time job's candidates fall before `after` (cronsim walks wall-clock
-# time); at most one hour of minutes is ever skipped that way.
+# A fold can make a fixed-time job's candidates fall before `after`, and a gap holds wall times
+# an elapsed-time job skips (cronsim walks wall-clock time); each is at most a day of minutes.
 _MAX_SKIPS: Final = 2000
 
 
@@ -91,7 +97,7 @@ def problems(expression: str, target: str = "cron.schedule") -> list[Problem]:
             found.append(Problem(code, target, f"Bad {name} field {raw!r}: {message}"))
     if not found:
         try:
-            CronSim(text.upper(), datetime(2000, 1, 1, tzinfo=UTC))
+            CronSim(_for_cronsim(text.upper()), datetime(2000, 1, 1, tzinfo=UTC))
         except CronSimError:
             found.append(
                 Problem(
@@ -140,16 +146,90 @@ def _field_problem(raw: str, low: int, high: int, names: tuple[str, ...]) -> tup
     return None
 
 
+def _for_cronsim(expression: str) -> str:
+    """A valid five-field expression in the form cronsim reads as cron does.
+
+    cronsim takes a one-value range with a step (``5-5/10``) for ``5/10``, which it reads as
+    5 to the field's maximum; the range is just its one value.
+    """
+    fields = []
+    for raw, (_, low, _, names) in zip(expression.split(), _FIELDS, strict=True):
+        items = []
+        for item in raw.split(","):
+            match = _ITEM.match(item)
+            bounds = match.group("base").split("-") if match else []
+            single = len(bounds) == 2 and _value(bounds[0], low, names) == _value(
+                bounds[1], low, names
+            )
+            items.append(bounds[0] if single else item)
+        fields.append(",".join(items))
+    return " ".join(fields)
+
+
+def _value(bound: str, low: int, names: tuple[str, ...]) -> int:
+    return int(bound) if bound.isdigit() else names.index(bound) + (1 if low == 1 else 0)
+
+
 def next_after(cron: Cron, starts: datetime, after: datetime) -> datetime | None:
     """The first occurrence strictly after ``after`` and at or after ``starts``, in UTC."""
     floor = max(after, starts - ONE_MICROSECOND)
     tz = zone(cron.time_zone)
+    expression = _for_cronsim(cron.expression.upper())
     try:
-        candidates = CronSim(cron.expression.upper(), floor.astimezone(tz))
-        for _ in range(_MAX_SKIPS):
-            candidate = next(candidates).astimezone(UTC)
-            if candidate > floor:
-                return candidate
+        if _follows_wall_clock(expression):
+            return _next_on_wall_clock(expression, tz, floor)
+        return _next_in_elapsed_time(expression, tz, floor)
     except (StopIteration, OverflowError):
         return None
+
+
+def _follows_wall_clock(expression: str) -> bool:
+    minute, hour = expression.split()[:2]
+    return not minute.startswith("*") and not hour.startswith("*")
+
+
+def _next_on_wall_clock(expression: str, tz: tzinfo, floor: datetime) -> datetime | None:
+    candidates = CronSim(expression, floor.astimezone(tz))
+    for _ in range(_MAX_SKIPS):
+        candidate = next(candidates).astimezone(UTC)
+        if candidate > floor:
+            return candidate
     return None
+
+
+def _next_in_elapsed_time(expression: str, tz: tzinfo, floor: datetime) -> datetime | None:
+    local = floor.astimezone(tz)
+    wall = local.replace(tzinfo=None)
+    found: list[datetime] = []
+    second_pass = local.replace(fold=1).astimezone(UTC)
+    if second_pass > floor:
+        # floor is in the first pass of a fold: the wall times up to its own come round again,
+        # and those are all later than floor.
+        for candidate in _matching_walls(expression, wall - (second_pass - floor)):
+            if candidate > wall:
+                break
+            instants = _instants(candidate, tz)
+            if len(instants) == 2:
+                found.append(instants[1])
+                break
+    for candidate in islice(_matching_walls(expression, wall), _MAX_SKIPS):
+        later = [instant for instant in _instants(candidate, tz) if instant > floor]
+        if later:  # none for a wall time in a gap
+            found.append(later[0])
+            break
+    return min(found, default=None)
+
+
+def _matching_walls(expression: str, wall: datetime) -> Iterator[datetime]:
+    """Naive local wall times after ``wall`` that match, in order (no zone, no DST)."""
+    return CronSim(expression, wall.replace(tzinfo=None))
+
+
+def _instants(wall: datetime, tz: tzinfo) -> list[datetime]:
+    """The instants showing ``wall`` in ``tz``, in order: none in a gap, two in a fold."""
+    found: list[datetime] = []
+    for fold in (0, 1):
+        instant = wall.replace(tzinfo=tz, fold=fold).astimezone(UTC)
+        if instant.astimezone(tz).replace(tzinfo=None) == wall and instant not in found:
+            found.append(instant)
+    return found
