@@ -38,15 +38,18 @@ class RunWatch:
         self._poll_s = poll_s
         self._lapse_ms = lapse_ms
         self._done = threading.Event()
+        self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._loop, name=f"run-{run_id}-watch", daemon=True)
 
     def start(self) -> None:
         self._thread.start()
 
     def stop(self) -> None:
-        self._done.set()
-        if self._thread.is_alive():
-            self._thread.join()
+        """End the watch. It does not wait for the thread (a join costs a wake-up per run):
+        under the lock, no stop can be requested or logged once this has returned, and a
+        heartbeat still in flight finds the run out of ``running`` and changes nothing."""
+        with self._lock:
+            self._done.set()
 
     def stopped_because(self) -> Outcome | None:
         """Why ``cancel`` was set (a method: the other thread changes it at any time)."""
@@ -84,9 +87,12 @@ class RunWatch:
                     )
 
     def _stop_run(self, reason: Outcome, *, by_user: str | None = None) -> None:
-        self.reason = reason
-        self.by_user = by_user
-        self.cancel.set()
+        with self._lock:
+            if self._done.is_set():
+                return
+            self.reason = reason
+            self.by_user = by_user
+            self.cancel.set()
         log.info(
             "run_stop_requested",
             extra={"run_id": self._run_id, "reason": reason.value, "by_user": by_user},
