@@ -35,7 +35,7 @@ def store(redis_client: redis.Redis) -> Store:
 
 @pytest.fixture
 def executions(store: Store) -> Executions:
-    return Executions(store.client, store.keys, store.runs)
+    return store.executions
 
 
 def _sh(code: str, **extra: object) -> dict[str, object]:

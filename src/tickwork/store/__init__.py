@@ -7,6 +7,7 @@ from collections.abc import Iterable
 import redis
 
 from tickwork.store.connection import connect, translated
+from tickwork.store.executions import Executions
 from tickwork.store.keys import Keys
 from tickwork.store.leases import Lease, Leases
 from tickwork.store.load_tests import LoadTestRecord, LoadTests
@@ -16,6 +17,7 @@ from tickwork.store.runs import RunRecord, Runs, StatusEntry
 from tickwork.store.schedules import ScheduleRecord, Schedules
 
 __all__ = [
+    "Executions",
     "Keys",
     "Lease",
     "Leases",
@@ -46,6 +48,7 @@ class Store:
         self.load_tests = LoadTests(client, self.keys, self.schedules)
         self.projects = Projects(client, self.keys, self.load_tests)
         self.run_requests = RunRequests(client, self.keys, self.runs)
+        self.executions = Executions(client, self.keys, self.runs)
 
     def ping(self) -> bool:
         with translated():

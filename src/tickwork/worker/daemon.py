@@ -31,8 +31,7 @@ from rq.job import Job
 from rq.serializers import JSONSerializer
 
 from tickwork.errors import JobRefused, StoreUnavailable
-from tickwork.store import Store
-from tickwork.store.executions import Executions
+from tickwork.store import Executions, Store
 from tickwork.worker import jobs
 from tickwork.worker.execution import WorkerConfig
 from tickwork.worker.queue import JOB_FUNCTION
@@ -127,7 +126,7 @@ def serve(
     job was executed."""
     jobs.configure(config)
     store = Store(client, prefix)
-    reaper = Reaper(Executions(client, store.keys, store.runs), interval_s=config.heartbeat_s)
+    reaper = Reaper(store.executions, interval_s=config.heartbeat_s)
     worker = SimpleWorker(
         queue_names,  # names: the worker builds the queues with its job class and serializer
         connection=client,

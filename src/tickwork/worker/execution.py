@@ -71,7 +71,7 @@ def execute(
     store: Store, run_id: int, config: WorkerConfig, *, clock: Clock = _utcnow
 ) -> RunRecord | None:
     """Execute the run unless another delivery did; the ended record, or None."""
-    executions = Executions(store.client, store.keys, store.runs)
+    executions = store.executions
     claim = executions.claim(run_id, worker=config.name, at=clock(), lapse_ms=config.lapse_ms)
     if claim.run is None:
         log.info("run_not_claimed", extra={"run_id": run_id, "reason": claim.refused})
