@@ -24,6 +24,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, tzinfo
+from functools import lru_cache
 from itertools import islice
 from typing import Final
 
@@ -146,6 +147,7 @@ def _field_problem(raw: str, low: int, high: int, names: tuple[str, ...]) -> tup
     return None
 
 
+@lru_cache(maxsize=4096)  # a handful of expressions are evaluated over and over
 def _for_cronsim(expression: str) -> str:
     """A valid five-field expression in the form cronsim reads as cron does.
 
