@@ -267,3 +267,16 @@ def test_deleting_the_load_test_deletes_its_schedule(api: Api, store: Store) -> 
     assert api.get(f"/cloud/v6/schedules/{sid}").status_code == 404
     assert store.client.zscore(store.keys.due, str(sid)) is None
     assert api.get("/cloud/v6/schedules").json()["value"] == []
+
+
+@pytest.mark.parametrize("catch_up", [-1, 365 * 86_400 + 1, 10**23])
+def test_catch_up_window_out_of_range_is_400(api: Api, catch_up: int) -> None:
+    load_test = api.load_test()
+
+    response = api.post(
+        f"/cloud/v6/load_tests/{load_test}/schedule",
+        json={"starts": "2026-12-01T08:00:00Z", "catch_up_seconds": catch_up},
+    )
+
+    assert response.status_code == 400
+    assert response.json()["error"]["details"][0]["target"] == "catch_up_seconds"

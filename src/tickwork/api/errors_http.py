@@ -13,6 +13,8 @@ Codes are stable and documented here:
     409 conflict                the resource's state forbids the request
     413 payload_too_large       the body is over the configured limit
     415 unsupported_media_type  the body is not of the type the operation takes
+    499 client_disconnected     the client went away while sending its body (nobody reads
+                                this answer; it keeps such requests out of the 500s and logs)
     500 internal_error          a bug: logged with its traceback, never caused by input alone
     503 store_unavailable       Redis does not answer
 """
@@ -26,6 +28,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from tickwork.dialects.k6 import error_body
 from tickwork.errors import (
@@ -142,6 +145,10 @@ async def on_http_exception(_: Request, exc: Exception) -> JSONResponse:
     return error_response(status, code, message, headers=dict(exc.headers or {}))
 
 
+async def on_client_disconnect(_: Request, exc: Exception) -> JSONResponse:
+    return error_response(499, "client_disconnected", "The client closed the connection.")
+
+
 async def on_unexpected(_: Request, exc: Exception) -> JSONResponse:
     log.error("request_failed", exc_info=exc)
     return error_response(500, "internal_error", "Unexpected error.")
@@ -151,6 +158,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(TickworkError, on_tickwork_error)
     app.add_exception_handler(RequestValidationError, on_request_validation)
     app.add_exception_handler(StarletteHTTPException, on_http_exception)
+    app.add_exception_handler(ClientDisconnect, on_client_disconnect)
     # Registered for Exception, Starlette hands it to ServerErrorMiddleware: the client gets
     # the error body, and the exception is re-raised for the server (and tests) to see.
     app.add_exception_handler(Exception, on_unexpected)

@@ -57,8 +57,11 @@ class CreateScheduleRequest(_Wire):
     catch_up_seconds: int | None = Field(
         default=None,
         ge=0,
-        description="tickwork extension. How late a missed occurrence may still fire; null "
-        "uses the deployment's TICKWORK_CATCH_UP_WINDOW_SECONDS.",
+        # a year: beyond it the window means nothing, and the scheduler's timedelta would
+        # overflow long before a client's 64-bit integer does
+        le=365 * 86_400,
+        description="tickwork extension. How late a missed occurrence may still fire (at "
+        "most a year); null uses the deployment's TICKWORK_CATCH_UP_WINDOW_SECONDS.",
     )
 
 
@@ -103,6 +106,7 @@ class ErrorResponseApiModel(BaseModel):
 _PYDANTIC_CODES = {
     "missing": "required",
     "greater_than_equal": "too_small",
+    "less_than_equal": "too_large",
     "string_too_long": "too_long",
     "enum": "invalid_choice",
     "json_invalid": "invalid_json",
