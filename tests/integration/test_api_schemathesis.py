@@ -27,6 +27,9 @@ from tickwork.store import Store
 
 from .api_support import ALICE, Api, tokens
 
+# Tens of seconds of generated requests: part of the full suite, not the quick subset.
+pytestmark = pytest.mark.slow
+
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
