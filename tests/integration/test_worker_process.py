@@ -201,3 +201,25 @@ def _zombie(pid: int) -> bool:
         return "\nState:\tZ" in Path(f"/proc/{pid}/status").read_text()
     except FileNotFoundError:
         return True
+
+
+def test_second_sigterm_stops_the_run_and_records_it_as_worker_stopped(
+    store: Store,
+    worker_env: dict[str, str],
+    workers: list[subprocess.Popen[bytes]],
+    tmp_path: Path,
+) -> None:
+    load_test(store, 1, runner=_sh("sleep 30"))
+    run_id = created_run(store, 1, rq_queue=queue(store.client, QUEUE))
+    process = _worker(worker_env, tmp_path / "worker.log", started=workers)
+    _wait_for(lambda: run_of(store, run_id).status == "running")
+
+    process.send_signal(signal.SIGTERM)  # warm: the run would be let finish...
+    time.sleep(1.2)  # (RQ ignores a second signal within a second of the first)
+    assert run_of(store, run_id).status == "running"
+    process.send_signal(signal.SIGTERM)  # ...cold: stop it now
+    process.wait(timeout=10)
+
+    run = run_of(store, run_id)
+    assert (run.status, run.result, run.details["reason"]) == ("aborted", "error", "worker_stopped")
+    assert run.status_history[-1].code == 6
