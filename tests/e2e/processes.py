@@ -53,17 +53,14 @@ class Processes:
         return self._start(name, ["worker", *args], 0)
 
     def api(self, name: str) -> Process:
-        """The HTTP API, served by uvicorn from the same settings as the other roles."""
         port = free_port()
-        factory = "tickwork.api.server:app_from_environment"
-        argv = ["--factory", factory, "--host", "127.0.0.1", "--port", str(port)]
-        return self._start(name, argv, port, module="uvicorn")
+        return self._start(name, ["api", "--port", str(port)], port)
 
-    def _start(self, name: str, args: list[str], port: int, *, module: str = "tickwork") -> Process:
+    def _start(self, name: str, args: list[str], port: int) -> Process:
         log = self.logs / f"{name}.log"
         handle = log.open("ab")
         popen = subprocess.Popen(
-            [sys.executable, "-m", module, *args],
+            [sys.executable, "-m", "tickwork", *args],
             env={**os.environ, **self.env},
             stdout=handle,
             stderr=subprocess.STDOUT,

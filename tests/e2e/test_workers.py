@@ -1,4 +1,4 @@
-"""Runs end to end with real processes: the API, two schedulers, two workers, real k6.
+"""Runs end to end with real processes: `tickwork api`, two schedulers, two workers, real k6.
 
 Each test creates a load test through the HTTP API, schedules it once a second ahead, and
 follows its run through the API until it ends. The k6 scripts hit a local HTTP target and
