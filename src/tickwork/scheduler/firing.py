@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import redis
@@ -26,7 +26,7 @@ from tickwork.store import Lease, RunRecord, ScheduleRecord, Store
 from tickwork.store.connection import text_of, translated
 from tickwork.store.runs import FINISHED, StatusEntry
 from tickwork.store.schedules import decode as decode_schedule
-from tickwork.worker.queue import enqueue_run, fire_job_id
+from tickwork.worker.queue import BatchEnqueuer, JobBatch, fire_job_id
 
 log = logging.getLogger("tickwork.scheduler")
 
@@ -54,6 +54,7 @@ class Firer:
     ) -> None:
         self._store = store
         self._queue = rq_queue
+        self._jobs = BatchEnqueuer(rq_queue, prefix=store.keys.prefix)
         self._clock = clock
         self._catch_up = catch_up
         self._batch_size = batch_size
@@ -102,6 +103,7 @@ class Firer:
                 runs_needed = sum(len(p.skips) + (p.fire is not None) for p in plans.values())
                 first_id = int(client.incrby(keys.ids("run"), runs_needed)) - runs_needed + 1
                 pipe.multi()
+                jobs = self._jobs.begin(pipe)
                 result = BatchResult()
                 next_id = first_id
                 for sid in ids:
@@ -113,6 +115,7 @@ class Firer:
                         continue
                     next_id = self._queue_plan(
                         pipe,
+                        jobs,
                         record=record,
                         decision=plans[sid],
                         project_id=projects.get(record.load_test_id, 0),
@@ -146,6 +149,7 @@ class Firer:
     def _queue_plan(
         self,
         pipe: redis.client.Pipeline,
+        jobs: JobBatch,
         *,
         record: ScheduleRecord,
         decision: Plan,
@@ -174,15 +178,12 @@ class Firer:
                 job_id=job_id,
             )
             self._store.runs.queue_create(pipe, run)
-            enqueue_run(
-                pipe, self._queue, run_id=run.id, prefix=self._store.keys.prefix, job_id=job_id
-            )
+            jobs.add(run_id=run.id, job_id=job_id)
             result.fired.append((run.id, decision.fire))
             result.lags_s.append((now - decision.fire).total_seconds())
             next_id += 1
-        self._store.schedules.write(
-            pipe,
-            replace(record, fired_through=decision.fired_through, next_at=decision.next_at),
+        self._store.schedules.queue_advance(
+            pipe, record, fired_through=decision.fired_through, next_at=decision.next_at
         )
         return next_id
 

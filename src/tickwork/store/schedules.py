@@ -52,6 +52,19 @@ class ScheduleRecord:
 ChangeFn = Callable[[ScheduleRecord], ScheduleRecord]
 
 
+def retimed(record: ScheduleRecord, schedule: Schedule, *, now: datetime) -> ScheduleRecord:
+    """The record on a new trigger, as ``put`` sets one: occurrences before ``now``, and any
+    already settled, never fire. Its deactivated state and id stay."""
+    fired_through = max(record.fired_through, now - ONE_MICROSECOND)
+    return replace(
+        record,
+        schedule=schedule,
+        fired_through=fired_through,
+        next_at=next_after(schedule, fired_through),
+        version=record.version + 1,
+    )
+
+
 def _encode(record: ScheduleRecord) -> dict[Any, Any]:
     return {
         "id": str(record.id),
@@ -94,14 +107,16 @@ class Schedules:
         self._client = client
         self._keys = keys
 
-    def get(self, stack: int, schedule_id: int) -> ScheduleRecord:
-        """The schedule in ``stack``; NotFound for a missing one or another stack's."""
+    def get(self, stack: int, schedule_id: int, *, dialect: str = "k6") -> ScheduleRecord:
+        """The schedule in ``stack``; NotFound for a missing one, another stack's, or one of
+        another dialect: Kragle jobs and report schedules share the id space and the due
+        index with k6 schedules, but each API sees only its own."""
         with translated():
             fields = self._client.hgetall(self._keys.schedule(schedule_id))
         if not fields:
             raise NotFound(f"Schedule {schedule_id} not found.")
         record = decode(fields)
-        if record.stack != stack:
+        if record.stack != stack or record.dialect != dialect:
             raise NotFound(f"Schedule {schedule_id} not found.")
         return record
 
@@ -197,6 +212,30 @@ class Schedules:
             pipe.zrem(self._keys.due, str(record.id))
         self.nudge(pipe)
 
+    def queue_advance(
+        self,
+        pipe: redis.client.Pipeline,
+        record: ScheduleRecord,
+        *,
+        fired_through: datetime,
+        next_at: datetime | None,
+    ) -> None:
+        """Queue a fired schedule's move: its high-water mark and due-index entry only.
+
+        The fire path WATCHes the schedule, so nothing else in the record changed; and the
+        leader doing the firing needs no nudge."""
+        pipe.hset(
+            self._keys.schedule(record.id),
+            mapping={
+                "fired_through_us": str(to_us(fired_through)),
+                "next_us": "" if next_at is None else str(to_us(next_at)),
+            },
+        )
+        if next_at is not None and not record.deactivated:
+            pipe.zadd(self._keys.due, {str(record.id): to_ms(next_at)})
+        else:
+            pipe.zrem(self._keys.due, str(record.id))
+
     def nudge(self, pipe: redis.client.Pipeline) -> None:
         pipe.lpush(self._keys.nudge, "1")
         pipe.ltrim(self._keys.nudge, 0, 0)
@@ -260,6 +299,13 @@ class Schedules:
                     return
                 except redis.WatchError:
                     continue
+
+    def queue_unschedule(self, pipe: redis.client.Pipeline, record: ScheduleRecord) -> None:
+        """Queue the removal of a schedule that is not its load test's one schedule (a Kragle
+        job): its record and due entry go, the load test's pointer stays (MULTI pipeline)."""
+        pipe.delete(self._keys.schedule(record.id))
+        pipe.zrem(self._keys.due, str(record.id))
+        self.nudge(pipe)
 
     def queue_delete(self, pipe: redis.client.Pipeline, record: ScheduleRecord) -> None:
         """Queue the removal of a schedule everywhere it is indexed (MULTI pipeline)."""

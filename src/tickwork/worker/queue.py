@@ -6,10 +6,13 @@ execution on a worker (RQ's default is pickle).
 
 from __future__ import annotations
 
+import zlib
 from datetime import datetime
+from typing import Any
 
 import redis
 from rq import Queue
+from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
 
 from tickwork.core.instants import to_ms
@@ -48,3 +51,52 @@ def enqueue_run(
         description=f"test run {run_id}",
     )
     rq_queue.enqueue_job(job, pipeline=pipe)
+
+
+class BatchEnqueuer:
+    """Enqueues many run jobs on one MULTI pipeline at a fraction of RQ's per-job cost.
+
+    RQ's own enqueue builds a Job object, resolves its serializer and writes the job hash
+    twice (status, then the rest) for every job: at 100,000 simultaneous fires that is most
+    of the leader's time. Here RQ builds one prototype job per batch, and each run's job is
+    that hash with its own id, data and description. What RQ stores and what its workers
+    read is unchanged: a test compares the result with ``Queue.enqueue_job``'s, field by
+    field, so an RQ upgrade that changes the job layout fails there, not in production.
+    """
+
+    def __init__(self, rq_queue: Queue, *, prefix: str) -> None:
+        self._queue = rq_queue
+        self._prefix = prefix
+
+    def begin(self, pipe: redis.client.Pipeline) -> JobBatch:
+        prototype = self._queue.create_job(
+            JOB_FUNCTION,
+            kwargs={"run_id": 0, "prefix": self._prefix},
+            job_id="prototype",
+            timeout=JOB_TIMEOUT_S,
+            result_ttl=86_400,
+            failure_ttl=7 * 86_400,
+        )
+        prototype.origin = self._queue.name
+        prototype.enqueued_at = prototype.created_at
+        base: dict[Any, Any] = {**prototype.to_dict(), "status": JobStatus.QUEUED.value}
+        pipe.sadd(self._queue.redis_queues_keys, self._queue.key)
+        return JobBatch(pipe, self._queue.key, base, self._prefix)
+
+
+class JobBatch:
+    def __init__(
+        self, pipe: redis.client.Pipeline, queue_key: str, base: dict[Any, Any], prefix: str
+    ) -> None:
+        self._pipe = pipe
+        self._queue_key = queue_key
+        self._base = base
+        self._prefix = prefix
+
+    def add(self, *, run_id: int, job_id: str) -> None:
+        data = JSONSerializer.dumps(
+            (JOB_FUNCTION, None, (), {"run_id": run_id, "prefix": self._prefix})
+        )
+        fields = {**self._base, "data": zlib.compress(data), "description": f"test run {run_id}"}
+        self._pipe.hset(Job.key_for(job_id), mapping=fields)
+        self._pipe.rpush(self._queue_key, job_id)
