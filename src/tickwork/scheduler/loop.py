@@ -110,6 +110,7 @@ class Scheduler:
                 self._store.leases.renew(self.lease, self._ttl_ms)
                 self._renewed_at = time.monotonic()
                 self.metrics.renewals.inc()
+                self._reap()
             result = self._firer.fire_due(self.lease)
         except LeaseLost as exc:
             self._step_down(str(exc))
@@ -132,6 +133,13 @@ class Scheduler:
         if result.full:
             return  # more is due right now
         self._sleep_until_due()
+
+    def _reap(self) -> None:
+        """End runs whose worker died: workers reap each other, but when none is left the
+        leader does, so no run stays ``running`` forever."""
+        reaped = self._store.executions.reap(now=self._clock(), limit=100)
+        if reaped:
+            log.warning("runs_reaped", extra={"run_ids": [run.id for run in reaped]})
 
     def _sleep_until_due(self) -> None:
         keys, client = self._store.keys, self._store.client

@@ -12,6 +12,7 @@ from datetime import datetime
 
 import redis
 
+from tickwork.core.lifecycle import Outcome, ending_of
 from tickwork.errors import Conflict
 from tickwork.store.connection import translated
 from tickwork.store.keys import Keys
@@ -23,27 +24,23 @@ ABORT_FLAG_TTL_S = 7 * 86_400
 NOT_STARTED = frozenset({"created", "queued"})
 """Statuses of a run no worker has begun to execute: an abort ends these at once."""
 
-# Recorded as the workers record a user's abort (the run lifecycle's ``aborted_by_user``
-# ending): status aborted, result error, k6 Cloud status code 5, the reason first.
-ABORTED_BY_USER = "aborted_by_user"
-K6_ABORTED_BY_USER_CODE = 5
-
-
 def aborted_before_start(run: RunRecord, *, by_user: str, now: datetime) -> RunRecord:
+    """The run ended as a worker ends a user's abort, with "before it started" as detail."""
+    ending = ending_of(Outcome.ABORTED_BY_USER)
     entry = StatusEntry(
-        "aborted",
+        ending.status.value,
         now,
-        message=f"{ABORTED_BY_USER}: before it started",
+        message=ending.message("before it started"),
         by_user=by_user,
-        code=K6_ABORTED_BY_USER_CODE,
+        code=ending.code,
     )
     return replace(
         run,
-        status="aborted",
+        status=ending.status.value,
         status_history=(*run.status_history, entry),
-        result="error",
+        result=ending.result.value,
         ended=now,
-        details={**run.details, "reason": ABORTED_BY_USER},
+        details={**run.details, "reason": ending.outcome.value},
     )
 
 

@@ -1,0 +1,109 @@
+"""The scheduler loop in-process against a real Redis: leads, fires on time, reaps, hands over."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import redis
+
+from tickwork.core import Once, Schedule
+from tickwork.scheduler.firing import Firer
+from tickwork.scheduler.loop import Scheduler
+from tickwork.store import Store
+from tickwork.worker.queue import queue
+
+from .seeding import created_run, load_test
+
+
+@pytest.fixture
+def store(redis_client: redis.Redis) -> Store:
+    return Store(redis_client, f"loop{uuid.uuid4().hex[:8]}")
+
+
+def _scheduler(store: Store) -> Scheduler:
+    firer = Firer(
+        store,
+        queue(store.client, f"{store.keys.prefix}-runs"),
+        clock=lambda: datetime.now(UTC),
+        catch_up=timedelta(minutes=5),
+    )
+    return Scheduler(store, firer, lease_ttl=timedelta(seconds=1.5))
+
+
+@pytest.fixture
+def running(store: Store) -> Iterator[list[Scheduler]]:
+    started: list[tuple[Scheduler, threading.Thread]] = []
+
+    def start() -> Scheduler:
+        scheduler = _scheduler(store)
+        thread = threading.Thread(target=scheduler.run, daemon=True)
+        thread.start()
+        started.append((scheduler, thread))
+        return scheduler
+
+    schedulers = [start(), start()]
+    try:
+        yield schedulers
+    finally:
+        for scheduler, thread in started:
+            scheduler.stop()
+            thread.join(timeout=5)
+
+
+def _wait(predicate: object, timeout_s: float = 5.0) -> None:
+    assert callable(predicate)
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.01)
+
+
+def _leader(schedulers: list[Scheduler]) -> Scheduler:
+    _wait(lambda: sum(s.role == "leader" for s in schedulers) == 1)
+    return next(s for s in schedulers if s.role == "leader")
+
+
+def test_a_schedule_set_for_a_moment_from_now_fires_at_that_moment(
+    store: Store, running: list[Scheduler]
+) -> None:
+    _leader(running)
+    at = datetime.now(UTC) + timedelta(seconds=1)
+    store.client.hset(store.keys.load_test(1), mapping={"stack": 1, "project_id": 1})
+    store.schedules.put(
+        stack=1,
+        load_test_id=1,
+        schedule=Schedule(at, Once()),
+        request="{}",
+        dialect="k6",
+        created_by=None,
+        now=datetime.now(UTC),
+    )
+    _wait(lambda: store.runs.page(1, skip=0, top=10)[1] == 1, timeout_s=4)
+    (run,) = store.runs.page(1, skip=0, top=10)[0]
+    lag = (run.created - at).total_seconds()
+    assert 0 <= lag < 0.25  # woken by the nudge and the due instant, not by a poll
+
+
+def test_the_leader_reaps_a_run_whose_worker_died_when_no_worker_is_left(
+    store: Store, running: list[Scheduler]
+) -> None:
+    load_test(store, 1)
+    run_id = created_run(store, 1)
+    claim = store.executions.claim(run_id, worker="gone", at=datetime.now(UTC), lapse_ms=100)
+    assert claim.run is not None
+    _leader(running)
+    _wait(lambda: store.runs.get(1, run_id).status == "aborted", timeout_s=5)
+    assert store.runs.get(1, run_id).details["reason"] == "worker_lost"
+
+
+def test_a_stopped_leader_hands_over_at_once(store: Store, running: list[Scheduler]) -> None:
+    first = _leader(running)
+    first.stop()
+    started = time.monotonic()
+    _wait(lambda: any(s.role == "leader" for s in running if s is not first))
+    assert time.monotonic() - started < 1.0
