@@ -1,12 +1,11 @@
 """One fire batch: ask the core what is due, then commit it under the lease.
 
-For a batch of due schedules the leader WATCHes the lease key and every schedule's key,
-checks it still holds the lease, reads the schedules, plans each one with the pure core, and
-commits in one MULTI/EXEC: the run records, their RQ jobs, skipped-occurrence records and
-each schedule's new high-water mark and due-index entry. EXEC is void if the lease changed
-or expired, or if any schedule was rewritten, deleted, or fired by another process since the
-WATCH: a paused old leader that wakes up cannot commit anything, and no occurrence is
-committed twice. A void batch is re-read and re-planned.
+For a batch of due schedules the leader reads the schedules, plans each one with the pure
+core (what fires, what is skipped and why, where the schedule moves), and hands the plan to
+the store's fire script, which commits it atomically: only if the lease is still this
+leader's, and for each schedule only if it is still the version the plan was made from
+(see ``store/fires.py``). A paused old leader that wakes up commits nothing; a schedule
+rewritten, deleted or fired meanwhile is left out of the batch and re-read on the next one.
 """
 
 from __future__ import annotations
@@ -16,7 +15,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-import redis
 from rq import Queue
 
 from tickwork.core.instants import to_ms
@@ -24,9 +22,11 @@ from tickwork.core.policies import Plan, Skip, plan
 from tickwork.errors import LeaseLost
 from tickwork.store import Lease, RunRecord, ScheduleRecord, Store
 from tickwork.store.connection import text_of, translated
+from tickwork.store.fires import Advance, LeaseNotHeld
+from tickwork.store.fires import Job as FireJob
 from tickwork.store.runs import FINISHED, StatusEntry
 from tickwork.store.schedules import decode as decode_schedule
-from tickwork.worker.queue import BatchEnqueuer, JobBatch, fire_job_id
+from tickwork.worker.queue import BatchEnqueuer, fire_job_id
 
 log = logging.getLogger("tickwork.scheduler")
 
@@ -64,7 +64,7 @@ class Firer:
         keys = self._store.keys
         client = self._store.client
         with translated():
-            self._queue.get_redis_server_version()  # RQ reads it lazily; not inside MULTI
+            self._queue.get_redis_server_version()  # RQ reads it lazily: once, up front
             while True:
                 now = self._clock()
                 ids = [
@@ -76,58 +76,51 @@ class Firer:
                 if not ids:
                     return BatchResult()
                 result = self._commit(lease, ids)
-                if result is not None:
-                    result.full = len(ids) == self._batch_size
-                    return result
-                # Someone changed a schedule of the batch (or renewed the lease) meanwhile.
+                # A full batch, or schedules that changed under it: look again at once.
+                result.full = len(ids) == self._batch_size or result.conflicts > 0
+                return result
 
-    def _commit(self, lease: Lease, ids: list[int]) -> BatchResult | None:
+    def _commit(self, lease: Lease, ids: list[int]) -> BatchResult:
         keys, client = self._store.keys, self._store.client
-        lease_key = keys.lease(lease.name)
-        with client.pipeline() as pipe:
-            try:
-                pipe.watch(lease_key, *(keys.schedule(i) for i in ids))
-                if pipe.get(lease_key) != lease.value.encode():
-                    raise LeaseLost(f"lease term {lease.term} is no longer held")
-                records = self._read(ids)
-                previous = self._unfinished_load_tests(
-                    [r for r in records.values() if r.overlap == "skip"]
-                )
-                projects = self._project_ids([r.load_test_id for r in records.values()])
-                now = self._clock()
-                plans = {
-                    sid: self._plan(record, now, record.load_test_id in previous)
-                    for sid, record in records.items()
-                    if record.next_at is not None and record.next_at <= now
-                }
-                runs_needed = sum(len(p.skips) + (p.fire is not None) for p in plans.values())
-                first_id = int(client.incrby(keys.ids("run"), runs_needed)) - runs_needed + 1
-                pipe.multi()
-                jobs = self._jobs.begin(pipe)
-                result = BatchResult()
-                next_id = first_id
-                for sid in ids:
-                    record = records.get(sid)
-                    if record is None:
-                        pipe.zrem(keys.due, str(sid))  # a stale entry: nothing to fire
-                        continue
-                    if sid not in plans:
-                        continue
-                    next_id = self._queue_plan(
-                        pipe,
-                        jobs,
-                        record=record,
-                        decision=plans[sid],
-                        project_id=projects.get(record.load_test_id, 0),
-                        next_id=next_id,
-                        now=now,
-                        result=result,
-                    )
-                pipe.execute()
-            except redis.WatchError:
-                return None
-        for reason, count in result.skipped.items():
-            log.info("occurrences_skipped", extra={"reason": reason, "count": count})
+        records = self._read(ids)
+        previous = self._unfinished_load_tests([r for r in records.values() if r.overlap == "skip"])
+        projects = self._project_ids([r.load_test_id for r in records.values()])
+        now = self._clock()
+        plans = {
+            sid: self._plan(record, now, record.load_test_id in previous)
+            for sid, record in records.items()
+            if record.next_at is not None and record.next_at <= now
+        }
+        runs_needed = sum(len(p.skips) + (p.fire is not None) for p in plans.values())
+        next_id = int(client.incrby(keys.ids("run"), runs_needed)) - runs_needed + 1
+        result = BatchResult()
+        advances = []
+        for sid, decision in plans.items():
+            record = records[sid]
+            runs, next_id = self._runs(
+                record, decision, projects.get(record.load_test_id, 0), next_id, now
+            )
+            advances.append(Advance(record, decision.fired_through, decision.next_at, tuple(runs)))
+        stale = [sid for sid in ids if sid not in records]
+        if stale:
+            client.zrem(keys.due, *(str(sid) for sid in stale))  # nothing left to fire
+        try:
+            conflicts = self._store.fires.commit(lease, advances, self._jobs.target())
+        except LeaseNotHeld as exc:
+            raise LeaseLost(f"lease term {lease.term} is no longer held") from exc
+        for advance in advances:
+            if advance.record.id in conflicts:
+                continue
+            for run, job in advance.runs:
+                if job is not None:
+                    assert run.scheduled_for is not None
+                    result.fired.append((run.id, run.scheduled_for))
+                    result.lags_s.append((now - run.scheduled_for).total_seconds())
+                else:
+                    reason = str(run.details["skip_reason"])
+                    more = int(run.details.get("more", 0))
+                    result.skipped[reason] = result.skipped.get(reason, 0) + 1 + more
+        result.conflicts = len(conflicts)
         return result
 
     def _plan(self, record: ScheduleRecord, now: datetime, unfinished: bool) -> Plan:
@@ -146,23 +139,13 @@ class Firer:
             previous_unfinished=unfinished,
         )
 
-    def _queue_plan(
-        self,
-        pipe: redis.client.Pipeline,
-        jobs: JobBatch,
-        *,
-        record: ScheduleRecord,
-        decision: Plan,
-        project_id: int,
-        next_id: int,
-        now: datetime,
-        result: BatchResult,
-    ) -> int:
+    def _runs(
+        self, record: ScheduleRecord, decision: Plan, project_id: int, next_id: int, now: datetime
+    ) -> tuple[list[tuple[RunRecord, FireJob | None]], int]:
+        """The run records of a plan (skipped ones first), with the fired run's job."""
+        runs: list[tuple[RunRecord, FireJob | None]] = []
         for skip in decision.skips:
-            self._store.runs.queue_create(
-                pipe, self._skipped_run(next_id, record, project_id, skip, now)
-            )
-            result.skipped[skip.reason] = result.skipped.get(skip.reason, 0) + 1 + skip.more
+            runs.append((self._skipped_run(next_id, record, project_id, skip, now), None))
             next_id += 1
         if decision.fire is not None:
             job_id = fire_job_id(record.id, decision.fire)
@@ -177,15 +160,9 @@ class Firer:
                 scheduled_for=decision.fire,
                 job_id=job_id,
             )
-            self._store.runs.queue_create(pipe, run)
-            jobs.add(run_id=run.id, job_id=job_id)
-            result.fired.append((run.id, decision.fire))
-            result.lags_s.append((now - decision.fire).total_seconds())
+            runs.append((run, self._jobs.job(run_id=run.id, job_id=job_id)))
             next_id += 1
-        self._store.schedules.queue_advance(
-            pipe, record, fired_through=decision.fired_through, next_at=decision.next_at
-        )
-        return next_id
+        return runs, next_id
 
     @staticmethod
     def _skipped_run(

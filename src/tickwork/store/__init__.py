@@ -8,6 +8,7 @@ import redis
 
 from tickwork.store.connection import connect, translated
 from tickwork.store.executions import Executions
+from tickwork.store.fires import Fires
 from tickwork.store.keys import Keys
 from tickwork.store.leases import Lease, Leases
 from tickwork.store.load_tests import LoadTestRecord, LoadTests
@@ -45,6 +46,7 @@ class Store:
         self.schedules = Schedules(client, self.keys)
         self.runs = Runs(client, self.keys)
         self.leases = Leases(client, self.keys)
+        self.fires = Fires(client, self.keys)
         self.load_tests = LoadTests(client, self.keys, self.schedules)
         self.projects = Projects(client, self.keys, self.load_tests)
         self.run_requests = RunRequests(client, self.keys, self.runs)

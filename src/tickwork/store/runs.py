@@ -86,7 +86,8 @@ class RunRecord:
         )
 
 
-def _encode(run: RunRecord) -> dict[Any, Any]:
+def encode(run: RunRecord) -> dict[Any, Any]:
+    """The record as hash fields (the fire script writes these too)."""
     return {
         "id": str(run.id),
         "stack": str(run.stack),
@@ -140,14 +141,14 @@ class Runs:
 
     def queue_create(self, pipe: redis.client.Pipeline, run: RunRecord) -> None:
         """Queue a new record and its index entries on a MULTI pipeline."""
-        pipe.hset(self._keys.run(run.id), mapping=_encode(run))
+        pipe.hset(self._keys.run(run.id), mapping=encode(run))
         pipe.zadd(self._keys.stack_index(run.stack, "runs"), {str(run.id): run.id})
         pipe.zadd(self._keys.load_test_runs(run.load_test_id), {str(run.id): run.id})
         if run.status != "skipped":
             pipe.set(self._keys.load_test_last_run(run.load_test_id), run.id)
 
     def queue_update(self, pipe: redis.client.Pipeline, run: RunRecord) -> None:
-        pipe.hset(self._keys.run(run.id), mapping=_encode(run))
+        pipe.hset(self._keys.run(run.id), mapping=encode(run))
 
     def create(self, run: RunRecord) -> None:
         with translated(), self._client.pipeline() as pipe:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import zlib
 from datetime import datetime
-from typing import Any
 
 import redis
 from rq import Queue
@@ -16,6 +15,8 @@ from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
 
 from tickwork.core.instants import to_ms
+from tickwork.store.fires import Job as FireJob
+from tickwork.store.fires import RqTarget
 
 DEFAULT_QUEUE = "tickwork"
 JOB_FUNCTION = "tickwork.worker.jobs.run_test"
@@ -54,13 +55,14 @@ def enqueue_run(
 
 
 class BatchEnqueuer:
-    """Enqueues many run jobs on one MULTI pipeline at a fraction of RQ's per-job cost.
+    """RQ jobs for the fire path, written by the store's fire script in the same atomic step
+    as their runs, at a fraction of RQ's per-job cost.
 
     RQ's own enqueue builds a Job object, resolves its serializer and writes the job hash
-    twice (status, then the rest) for every job: at 100,000 simultaneous fires that is most
+    twice (status, then the rest) for every job: at 100,000 simultaneous fires that was most
     of the leader's time. Here RQ builds one prototype job per batch, and each run's job is
     that hash with its own id, data and description. What RQ stores and what its workers
-    read is unchanged: a test compares the result with ``Queue.enqueue_job``'s, field by
+    read is unchanged: a test compares the result with ``Queue.enqueue_job``'s field by
     field, so an RQ upgrade that changes the job layout fails there, not in production.
     """
 
@@ -68,7 +70,7 @@ class BatchEnqueuer:
         self._queue = rq_queue
         self._prefix = prefix
 
-    def begin(self, pipe: redis.client.Pipeline) -> JobBatch:
+    def target(self) -> RqTarget:
         prototype = self._queue.create_job(
             JOB_FUNCTION,
             kwargs={"run_id": 0, "prefix": self._prefix},
@@ -79,24 +81,18 @@ class BatchEnqueuer:
         )
         prototype.origin = self._queue.name
         prototype.enqueued_at = prototype.created_at
-        base: dict[Any, Any] = {**prototype.to_dict(), "status": JobStatus.QUEUED.value}
-        pipe.sadd(self._queue.redis_queues_keys, self._queue.key)
-        return JobBatch(pipe, self._queue.key, base, self._prefix)
+        fields = {**prototype.to_dict(), "status": JobStatus.QUEUED.value}
+        for per_job in ("data", "description"):
+            fields.pop(per_job, None)
+        return RqTarget(
+            queues_key=self._queue.redis_queues_keys,
+            queue_key=self._queue.key,
+            job_key_prefix=Job.redis_job_namespace_prefix,
+            template=fields,
+        )
 
-
-class JobBatch:
-    def __init__(
-        self, pipe: redis.client.Pipeline, queue_key: str, base: dict[Any, Any], prefix: str
-    ) -> None:
-        self._pipe = pipe
-        self._queue_key = queue_key
-        self._base = base
-        self._prefix = prefix
-
-    def add(self, *, run_id: int, job_id: str) -> None:
+    def job(self, *, run_id: int, job_id: str) -> FireJob:
         data = JSONSerializer.dumps(
             (JOB_FUNCTION, None, (), {"run_id": run_id, "prefix": self._prefix})
         )
-        fields = {**self._base, "data": zlib.compress(data), "description": f"test run {run_id}"}
-        self._pipe.hset(Job.key_for(job_id), mapping=fields)
-        self._pipe.rpush(self._queue_key, job_id)
+        return FireJob(job_id, zlib.compress(data), f"test run {run_id}")
