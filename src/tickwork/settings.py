@@ -62,6 +62,16 @@ class Settings(BaseSettings):
     # command runners end in error, so an API token is not a shell on every worker.
     command_allowed: list[str] = Field(default_factory=list)
     work_dir: str | None = None  # parent of the runs' private directories (default: TMPDIR)
+    # The Kragle-style schedules API: where it is mounted ("" for the root), and whether its
+    # two read operations answer without a token (see README, "Kragle-style schedules").
+    kragle_prefix: str = Field(default="/kragle", pattern=r"^(/[A-Za-z0-9._~-]+)*$")
+    kragle_public_listing: bool = False
+    # Report e-mails: smtp://[user:pass@]host[:port], smtp+starttls://... or smtps://...; else
+    # smtp_host and smtp_port (no TLS, no login). smtp_from is the sender of every report.
+    smtp_url: SecretStr | None = None
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    smtp_from: str = Field(default="tickwork@localhost", min_length=3, max_length=254)
     # The `schedules` and `runs` client commands:
     api_url: str = "http://127.0.0.1:8080"
     api_token: SecretStr | None = None
@@ -72,6 +82,23 @@ class Settings(BaseSettings):
     def _long_secret(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and len(value.get_secret_value()) < 16:
             raise ValueError("must be at least 16 characters: it keys the webhook signatures")
+        return value
+
+    @field_validator("kragle_prefix")
+    @classmethod
+    def _kragle_apart(cls, value: str) -> str:
+        for taken in ("/cloud", "/api"):
+            if value == taken or value.startswith(taken + "/"):
+                raise ValueError(f"must not be under {taken}, where another API is served")
+        return value
+
+    @field_validator("smtp_url")
+    @classmethod
+    def _smtp_scheme(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith(
+            ("smtp://", "smtp+starttls://", "smtps://")
+        ):
+            raise ValueError("must start with smtp://, smtp+starttls:// or smtps://")
         return value
 
     @field_validator("redis_url")

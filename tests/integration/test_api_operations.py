@@ -108,6 +108,20 @@ SERVED = {
     ("get", "/cloud/v6/test_runs/{id}"),
     ("patch", "/cloud/v6/test_runs/{id}"),
     ("post", "/cloud/v6/test_runs/{id}/abort"),
+    ("get", "/kragle/schedules"),
+    ("post", "/kragle/schedules"),
+    ("put", "/kragle/schedules/"),
+    ("get", "/kragle/schedules/byid/{id}"),
+    ("delete", "/kragle/schedules/byid/{id}"),
+    ("get", "/kragle/jobs"),
+    ("post", "/kragle/jobs"),
+    ("get", "/kragle/jobs/byid/{id}"),
+    ("delete", "/kragle/jobs/byid/{id}"),
+    ("get", "/api/v1/reports/schedules"),
+    ("post", "/api/v1/reports/schedules"),
+    ("get", "/api/v1/reports/schedules/{schedule_id}"),
+    ("put", "/api/v1/reports/schedules/{schedule_id}"),
+    ("delete", "/api/v1/reports/registries"),
 }
 
 

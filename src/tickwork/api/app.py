@@ -15,12 +15,21 @@ from tickwork.api.auth import ApiToken, TokenBook
 from tickwork.api.deps import ApiContext, Clock
 from tickwork.api.limits import BodyLimit
 from tickwork.api.metrics import ApiMetrics, MetricsMiddleware
-from tickwork.api.routes import health, load_tests, projects, schedules, test_runs
+from tickwork.api.routes import (
+    health,
+    kragle,
+    load_tests,
+    projects,
+    reports,
+    schedules,
+    test_runs,
+)
 from tickwork.store import Store
 from tickwork.worker.queue import DEFAULT_QUEUE, queue
 
 DEFAULT_MAX_BODY_BYTES = 1_048_576
 """Largest request body accepted (a k6 script or archive included); larger ones get 413."""
+DEFAULT_KRAGLE_PREFIX = "/kragle"
 
 DESCRIPTION = """\
 The k6 Cloud REST API v6 (projects, load tests, schedules, test runs), served by tickwork.
@@ -28,6 +37,10 @@ The k6 Cloud REST API v6 (projects, load tests, schedules, test runs), served by
 Every /cloud route needs `Authorization: Bearer <token>` and `X-Stack-Id: <stack>`. Errors
 are `ErrorResponseApiModel` bodies with stable codes. tickwork extensions are marked as such
 in the field descriptions.
+
+Two more dialects drive the same engine, with the same tokens and stacks: Kragle-style
+schedules (timing templates, and jobs binding them to load tests) and report schedules
+(digests of test runs, by e-mail or webhook) under /api/v1/reports.
 """
 
 
@@ -50,10 +63,14 @@ def create_app(
     queue_name: str = DEFAULT_QUEUE,
     public_url: str | None = None,
     clock: Clock = _utc_now,
+    kragle_prefix: str = DEFAULT_KRAGLE_PREFIX,
+    kragle_public_listing: bool = False,
 ) -> FastAPI:
     """The API over ``store``. ``tokens`` are the accepted bearer tokens; ``queue_name`` the
     RQ queue that receives started runs; ``public_url`` the base of absolute links (else
-    each request's own); ``clock`` gives "now" (tests pass their own)."""
+    each request's own); ``clock`` gives "now" (tests pass their own); ``kragle_prefix``
+    where the Kragle-style API is mounted ("" for the root), and ``kragle_public_listing``
+    whether its schedule reads answer without a token."""
     token_list = tuple(tokens)
     app = _App(
         title="tickwork — k6 Cloud REST API v6",
@@ -72,9 +89,11 @@ def create_app(
     )
     metrics = ApiMetrics(store, frozenset(s for token in token_list for s in token.stacks))
     app.state.metrics = metrics
+    app.state.kragle_public_listing = kragle_public_listing
     errors_http.install(app)
-    for module in (health, projects, load_tests, schedules, test_runs):
+    for module in (health, projects, load_tests, schedules, test_runs, reports):
         app.include_router(module.router)
+    app.include_router(kragle.router, prefix=kragle_prefix.rstrip("/"))
     # Last added runs first: metrics see every response, the 413s of the limit included.
     app.add_middleware(BodyLimit, max_body_bytes=max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=metrics)

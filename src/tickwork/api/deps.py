@@ -48,10 +48,12 @@ _bearer = HTTPBearer(
 )
 
 
-async def _caller(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> Principal:
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+"""The bearer credentials as sent (None when absent or not Bearer), for a route that may also
+answer anonymous callers (the Kragle listing, when public)."""
+
+
+async def _caller(request: Request, credentials: Credentials) -> Principal:
     tokens: TokenBook = request.app.state.context.tokens
     token = credentials.credentials if credentials is not None else None
     return tokens.authorize(token, request.headers.get("x-stack-id"))

@@ -24,6 +24,12 @@ from tickwork.dialects.k6_resources import (
     PatchProjectApiModel,
 )
 from tickwork.dialects.k6_runs import PatchTestRunApiModel
+from tickwork.dialects.kragle import CreateKragleJob, CreateKragleSchedule, UpdateKragleSchedule
+from tickwork.dialects.reports import (
+    CreateReportScheduleRequest,
+    DeleteReportSchedulesRequest,
+    UpdateReportScheduleRequest,
+)
 
 REQUEST_MODELS: tuple[type[BaseModel], ...] = (
     CreateScheduleRequest,
@@ -33,6 +39,12 @@ REQUEST_MODELS: tuple[type[BaseModel], ...] = (
     CreateLoadTestJsonModel,
     PatchLoadTestApiModel,
     PatchTestRunApiModel,
+    CreateKragleSchedule,
+    UpdateKragleSchedule,
+    CreateKragleJob,
+    CreateReportScheduleRequest,
+    UpdateReportScheduleRequest,
+    DeleteReportSchedulesRequest,
 )
 
 STACK_ID: dict[str, Any] = {

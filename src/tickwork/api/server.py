@@ -32,6 +32,8 @@ def app_from_settings(settings: Settings) -> FastAPI:
         max_body_bytes=settings.max_body_bytes,
         queue_name=settings.queues[0],
         public_url=settings.public_url,
+        kragle_prefix=settings.kragle_prefix,
+        kragle_public_listing=settings.kragle_public_listing,
     )
 
 

@@ -30,6 +30,26 @@
                                                of each run a worker is executing; a run past
                                                its deadline is ended by the reaper
     {p}:idempotency:{stack}:{lt}:{key} STRING  run id started with K6-Idempotency-Key (10 min)
+    {p}:kragle:schedule:{id}           HASH    Kragle timing template: stack, name, once,
+                                               config (JSON as given), anchor_us, version
+    {p}:stack:{stack}:kragle_schedules ZSET    template ids (score = id): page-numbered listing
+    {p}:kragle:schedule:{id}:jobs      HASH    load test id -> job id: the template's jobs (one
+                                               per load test)
+    {p}:stack:{stack}:kragle_jobs      ZSET    Kragle job ids (score = id)
+    {p}:load_test:{id}:kragle_jobs     HASH    job id -> template id: the jobs that fire the
+                                               load test (deleted with it)
+                                               A Kragle job is a {p}:schedule:{id} record of
+                                               dialect "kragle" (its id is the job's id), not
+                                               the load test's one k6 schedule: it is in the
+                                               due index but not in {p}:stack:{stack}:schedules
+    {p}:report:{uuid}                  HASH    report schedule: attrs (JSON), stack,
+                                               scheduled_at_us, scheduled_by, start_us, end_us,
+                                               load_test_id, schedule_id
+    {p}:stack:{stack}:reports          ZSET    report ids (score = scheduled_at, microseconds)
+                                               A report runs as an internal load test (kind
+                                               "report", runner {"type": "report"}, in no
+                                               listing) whose one schedule, of dialect
+                                               "report", is in the due index only
     {p}:lease:{name}                   STRING  leader lease: "{term}:{token}", PX = lease TTL
     {p}:lease:{name}:term              STRING  fencing number, INCR on every new term
     {p}:lease:{name}:released          LIST    pushed on graceful release: wakes a standby
@@ -110,6 +130,18 @@ class Keys:
 
     def idempotency(self, stack: int, load_test_id: int, key: str) -> str:
         return f"{self.prefix}:idempotency:{stack}:{load_test_id}:{key}"
+
+    def kragle_schedule(self, template_id: int) -> str:
+        return f"{self.prefix}:kragle:schedule:{template_id}"
+
+    def kragle_schedule_jobs(self, template_id: int) -> str:
+        return f"{self.prefix}:kragle:schedule:{template_id}:jobs"
+
+    def load_test_kragle_jobs(self, load_test_id: int) -> str:
+        return f"{self.prefix}:load_test:{load_test_id}:kragle_jobs"
+
+    def report(self, report_id: str) -> str:
+        return f"{self.prefix}:report:{report_id}"
 
     def lease(self, name: str) -> str:
         return f"{self.prefix}:lease:{name}"

@@ -2,14 +2,16 @@
 
 The scheduler relies on two fields of the record hash: ``stack`` and ``project_id``; the
 worker reads ``runner`` (JSON, ``{"type": "k6"}`` when the user gave none) and the script.
-Deleting a load test deletes its schedule in the same transaction, so the scheduler never
-fires a schedule whose load test is gone.
+Deleting a load test deletes its schedule, and whatever else names it (its ``dependents``:
+Kragle jobs), in the same transaction, so the scheduler never fires for a load test that is
+gone. An internal load test (``kind`` set: the one a report schedule runs as) is in no
+listing and answers NotFound here; its owner writes and deletes it.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -27,6 +29,8 @@ DEFAULT_RUNNER: dict[str, Any] = {"type": "k6"}
 
 Pipeline = redis.client.Pipeline
 QueuedWrite = Callable[[Pipeline], None]
+# WATCHes what a load test's deletion must also remove and returns the queued removal.
+Dependent = Callable[[Pipeline, int], QueuedWrite]
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +44,7 @@ class LoadTestRecord:
     baseline_test_run_id: int | None = None
     k6_version: int | None = None
     runner: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_RUNNER))
+    kind: str = ""  # "" for a user's load test; "report" for a report schedule's own
 
 
 def _optional_int(text: str) -> int | None:
@@ -47,7 +52,8 @@ def _optional_int(text: str) -> int | None:
 
 
 def _encode(test: LoadTestRecord) -> dict[Any, Any]:
-    return {
+    kind = {"kind": test.kind} if test.kind else {}
+    return kind | {
         "id": str(test.id),
         "stack": str(test.stack),
         "project_id": str(test.project_id),
@@ -74,14 +80,22 @@ def decode(fields: Mapping[Any, Any]) -> LoadTestRecord:
         baseline_test_run_id=_optional_int(text.get("baseline_test_run_id", "")),
         k6_version=_optional_int(text.get("k6_version", "")),
         runner=json.loads(text.get("runner") or "null") or dict(DEFAULT_RUNNER),
+        kind=text.get("kind", ""),
     )
 
 
 class LoadTests:
-    def __init__(self, client: redis.Redis, keys: Keys, schedules: Schedules) -> None:
+    def __init__(
+        self,
+        client: redis.Redis,
+        keys: Keys,
+        schedules: Schedules,
+        dependents: Sequence[Dependent] = (),
+    ) -> None:
         self._client = client
         self._keys = keys
         self._schedules = schedules
+        self._dependents = tuple(dependents)
 
     def get(self, stack: int, load_test_id: int) -> LoadTestRecord:
         """The load test in ``stack``; NotFound for a missing one or another stack's."""
@@ -90,9 +104,14 @@ class LoadTests:
         if not fields:
             raise NotFound(f"Load test {load_test_id} not found.")
         test = decode(fields)
-        if test.stack != stack:
+        if test.stack != stack or test.kind:
             raise NotFound(f"Load test {load_test_id} not found.")
         return test
+
+    def queue_create_internal(self, pipe: Pipeline, test: LoadTestRecord) -> None:
+        """Queue an internal load test (``kind`` set): its record only, in no index."""
+        assert test.kind, "an internal load test has a kind"
+        pipe.hset(self._keys.load_test(test.id), mapping=_encode(test))
 
     def page(
         self,
@@ -261,6 +280,7 @@ class LoadTests:
         schedule = self._schedules.get_any(int(text_of(schedule_id))) if schedule_id else None
         if schedule is not None:
             pipe.watch(keys.schedule(schedule.id))
+        also = [dependent(pipe, load_test_id) for dependent in self._dependents]
 
         def queue(multi: Pipeline) -> None:
             multi.delete(
@@ -272,6 +292,8 @@ class LoadTests:
             self._queue_unindex(multi, test)
             if schedule is not None:
                 self._schedules.queue_delete(multi, schedule)
+            for removal in also:
+                removal(multi)
 
         return queue
 

@@ -1,0 +1,1008 @@
+"""Fire-path benchmark: N occurrences due at one instant, through real scheduler processes.
+
+Workload: N one-shot schedules (``Schedule(at, Once())``, one per load test) all due at the
+same whole-second instant. Each system runs as its own process against one private
+``redis-server`` (started here on a free port, AOF ``everysec`` as ``EmbeddedServer`` sets it;
+the database is flushed between runs; the shared server is never touched):
+
+* tickwork: ``python -m tickwork scheduler`` as the only (so leading) daemon, default settings
+  (batch size 500 unless ``--batch-size``), schedules written in bulk with the same records
+  ``Schedules.put`` makes (the first one is made by ``put`` itself and compared).
+* rq cron (rq 3.x ``rq cron CONFIG``): N ``cron.register(noop, queue, args=(i,), cron=...)``
+  entries whose cron string names the instant's minute, hour, day and month, so every entry is
+  due at that one whole minute. rq cron matches minutes only, so its instant is the next whole
+  minute after it has loaded its config; tickwork's and rq-scheduler's is a whole second.
+* rq-scheduler: N ``Scheduler.enqueue_at(instant, func, i)``, then ``rqscheduler --interval``
+  (1 s by default): the peer polls, so up to one interval of its lag is its polling period.
+
+Peers run with logging at WARNING (no line per job), which flatters them: tickwork logs one
+line per batch at INFO. No worker runs, so every job stays in its queue to be counted.
+
+Per run: fire lag p50/p99/max (tickwork: run record ``created`` - ``scheduled_for``; peers: the
+RQ job's ``enqueued_at`` - the instant), fires/s = N / (last lag), "all in queue" (when this
+script, polling LLEN every 50 ms, first saw all N jobs: the same yardstick for every system;
+tickwork stamps ``created`` before its batch is sent, so its max lag understates visibility by
+up to one batch's commit, which its last ``fire_batch_committed`` log line also shows), the
+scheduler process's CPU seconds (utime+stime from /proc, from just before the instant until it
+is idle again, and per fire) and peak RSS (VmHWM), the Redis server's CPU seconds and the
+commands sent per fire over the same span (INFO commandstats; the script's own LLEN/INFO
+excluded), and an exactly-once check (jobs in the queue, one per schedule, and for tickwork one
+run record per schedule and job). A peer still short of N ``--timeout`` seconds after the
+instant is stopped and reported with what it did. ``--profile DIR`` records the tickwork
+leader with py-spy (collapsed stacks; the figures of a profiled run are skewed).
+
+Idle: each system holding the largest N (100,000) entries of which none is due (a day away):
+scheduler CPU seconds and Redis commands/s over ``--idle-seconds`` (INFO deltas on the private
+server, the benchmark's own two INFO calls subtracted).
+
+The machine is shared: systems run interleaved, the order rotated each round, sizes below
+``--single-round-from`` repeated ``--repeats`` times; a figure is the median over rounds and a
+ratio the median of per-round ratios (tickwork / peer: below 1 means tickwork is lower).
+
+    /work/venv/bin/python bench/fire.py [--sizes 1000,10000,100000] [--quick]
+
+rq-scheduler is a benchmark-only dependency: ``/work/venv/bin/pip install rq-scheduler``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import os
+import platform
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import redis
+
+from tickwork.core import Once, Schedule, format_instant, next_after, parse_instant
+from tickwork.core.instants import ONE_MICROSECOND
+from tickwork.embedded import EmbeddedServer, free_port
+from tickwork.store import ScheduleRecord, Store
+from tickwork.store.connection import text_of
+
+PREFIX = "bench"
+QUEUE = "bench-runs"
+STACK = 1
+TICKWORK, RQ_CRON, RQ_SCHEDULER = "tickwork", "rq cron", "rq-scheduler"
+SYSTEMS = (TICKWORK, RQ_CRON, RQ_SCHEDULER)
+RQ_CRON_REGISTRY = "rq:cron_schedulers"  # rq.cron_scheduler_registry.get_registry_key()
+RUN_FIELDS = ["created", "scheduled_for", "schedule_id", "job_id", "status"]
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+CHUNK = 2000  # commands pipelined per round trip when writing or reading in bulk
+BIN = Path(sys.executable).parent
+
+RQ_CRON_CONFIG = '''"""rq cron config written by bench/fire.py: N entries due at one minute."""
+
+import os
+
+from rq import cron
+
+
+def noop(i: int) -> None:
+    """Never executed: no worker runs during the benchmark."""
+
+
+_CRON = os.environ["BENCH_CRON"]
+_QUEUE = os.environ["BENCH_QUEUE"]
+for _i in range(int(os.environ["BENCH_N"])):
+    cron.register(noop, _QUEUE, args=(_i,), cron=_CRON, name=f"bench-{_i}")
+'''
+
+
+def _rq_scheduler_problem() -> str | None:
+    try:
+        from rq_scheduler import Scheduler  # noqa: F401  (bench-only dependency)
+    except Exception as exc:  # any import failure is reported in the table
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+RQS_PROBLEM = _rq_scheduler_problem()
+
+
+def log(message: str) -> None:
+    print(f"[{datetime.now(UTC):%H:%M:%S}] {message}", file=sys.stderr, flush=True)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def sleep_until(instant: datetime) -> None:
+    delay = (instant - utcnow()).total_seconds()
+    if delay > 0:
+        time.sleep(delay)
+
+
+def whole_second_after(instant: datetime) -> datetime:
+    return instant.replace(microsecond=0) + timedelta(seconds=1)
+
+
+def whole_minute_after(instant: datetime) -> datetime:
+    return instant.replace(second=0, microsecond=0) + timedelta(minutes=1)
+
+
+def parse_rq_time(text: str) -> datetime:
+    value = datetime.fromisoformat(text)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def chunks(items: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+# -- processes ---------------------------------------------------------------------------------
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a live process, from /proc (its children are not counted)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return math.nan
+
+
+@dataclass
+class Child:
+    name: str
+    popen: subprocess.Popen[bytes]
+    log: Path
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    @property
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def tail(self, lines: int = 15) -> str:
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def wait_idle(self, *, quiet_s: float = 0.5, limit_s: float = 60.0) -> None:
+        """Return once the process used under 2% of a core over ``quiet_s``."""
+        deadline = time.monotonic() + limit_s
+        while self.alive and time.monotonic() < deadline:
+            before = cpu_seconds(self.pid)
+            time.sleep(quiet_s)
+            if not self.alive or cpu_seconds(self.pid) - before < 0.02 * quiet_s:
+                return
+
+
+# -- results -----------------------------------------------------------------------------------
+
+
+def percentile(ordered: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile of an ascending sequence."""
+    if not ordered:
+        return math.nan
+    return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
+
+
+@dataclass
+class Fire:
+    system: str
+    n: int
+    instant: datetime
+    lags: list[float] = field(default_factory=list)  # ascending, seconds
+    jobs: int = 0  # RQ jobs found in the queue
+    distinct: int = 0  # distinct schedules (or entries) those jobs belong to
+    runs: int | None = None  # tickwork run records
+    problems: list[str] = field(default_factory=list)
+    cpu_s: float = math.nan
+    rss_mb: float = math.nan
+    redis_cpu_s: float = math.nan
+    redis_commands: int = 0  # commands the scheduler sent (the benchmark's own polls excluded)
+    observed_s: float = math.nan  # when the benchmark first saw all N in the queue
+    note: str = ""
+    error: str = ""
+    extra: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def fires_per_s(self) -> float:
+        last = self.lags[-1] if self.lags else math.nan
+        return len(self.lags) / last if last > 0 else math.nan
+
+    def lag(self, q: float) -> float:
+        return percentile(self.lags, q)
+
+    @property
+    def exactly_once(self) -> str:
+        if self.error:
+            return "—"
+        issues = list(self.problems)
+        if self.jobs != self.n:
+            issues.append(f"{self.jobs} jobs for {self.n}")
+        if self.distinct != self.jobs:
+            issues.append(f"{self.jobs - self.distinct} duplicates")
+        if self.runs is not None and self.runs != self.n:
+            issues.append(f"{self.runs} runs for {self.n}")
+        return "yes" if not issues else "NO: " + "; ".join(issues)
+
+
+@dataclass
+class Idle:
+    system: str
+    n: int
+    seconds: float
+    cpu_s: float = math.nan
+    commands: int = 0
+    redis_cpu_s: float = math.nan
+    by_command: dict[str, int] = field(default_factory=dict)
+    rss_mb: float = math.nan
+    error: str = ""
+
+
+# -- the bench ---------------------------------------------------------------------------------
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace, workdir: Path) -> None:
+        self.args = args
+        self.workdir = workdir
+        self.server = EmbeddedServer(workdir / "redis")
+        self.children: list[Child] = []
+        self.spawned = 0
+        self.client: redis.Redis | None = None
+
+    # setup and teardown
+
+    def start(self) -> None:
+        self.server.start()
+        if self.server.port == 6379:
+            raise RuntimeError("refusing to benchmark on port 6379 (the shared server)")
+        self.client = redis.Redis.from_url(self.server.url, socket_timeout=60)
+        log(f"private redis-server on port {self.server.port} ({self.workdir})")
+
+    def close(self) -> None:
+        for child in self.children:
+            self.stop(child)
+        if self.client is not None:
+            self.client.close()
+        self.server.stop()
+
+    @property
+    def redis(self) -> redis.Redis:
+        assert self.client is not None
+        return self.client
+
+    def flush(self) -> None:
+        # Only ever our own server, started above on a free port.
+        assert self.server.process is not None
+        assert self.server.port != 6379
+        self.redis.flushdb()
+
+    def spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> Child:
+        self.spawned += 1
+        path = self.workdir / f"{self.spawned:02d}-{name}.log"
+        handle = path.open("wb")
+        popen = subprocess.Popen(
+            argv,
+            env={**os.environ, **(env or {})},
+            cwd=self.workdir,  # no stray .env file is read
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+        handle.close()
+        child = Child(name, popen, path)
+        self.children.append(child)
+        return child
+
+    def stop(self, child: Child) -> None:
+        if child.alive:
+            child.popen.send_signal(signal.SIGCONT)
+            child.popen.terminate()
+            try:
+                child.popen.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                child.popen.kill()
+                child.popen.wait()
+        with contextlib.suppress(ValueError):
+            self.children.remove(child)
+
+    # server-side figures
+
+    def redis_info(self) -> tuple[float, int, dict[str, int]]:
+        """The server's CPU seconds, commands processed, and calls per command (1 command)."""
+        info = self.redis.info("everything")
+        calls = {
+            key.removeprefix("cmdstat_"): int(value["calls"])
+            for key, value in info.items()
+            if key.startswith("cmdstat_")
+        }
+        cpu = float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+        return cpu, int(info["total_commands_processed"]), calls
+
+    def redis_cpu(self) -> float:
+        return self.redis_info()[0]
+
+    def wait_landed(self, child: Child, n: int, instant: datetime, fire: Fire) -> None:
+        """Poll the queue's length until it holds N jobs, the timeout passes, or it died."""
+        deadline = instant + timedelta(seconds=self.args.timeout)
+        queue_key = f"rq:queue:{QUEUE}"
+        while True:
+            landed = int(self.redis.llen(queue_key))
+            if landed >= n:
+                fire.observed_s = (utcnow() - instant).total_seconds()
+                return
+            if not child.alive:
+                fire.note = f"exited with {child.popen.returncode}: {child.tail(3)}"
+                return
+            if utcnow() > deadline:
+                fire.note = (
+                    f"stopped {self.args.timeout:.0f} s after the instant: "
+                    f"{landed:,} of {n:,} enqueued"
+                )
+                return
+            time.sleep(0.05)
+
+    def measure(self, child: Child, n: int, instant: datetime, fire: Fire) -> None:
+        """CPU and Redis CPU from just before the instant until the process is idle again."""
+        sleep_until(instant - timedelta(seconds=0.5))
+        cpu0 = cpu_seconds(child.pid)
+        redis0, _, calls0 = self.redis_info()
+        self.wait_landed(child, n, instant, fire)
+        if child.alive:
+            child.wait_idle()
+        if child.alive:
+            fire.cpu_s = cpu_seconds(child.pid) - cpu0
+            fire.rss_mb = peak_rss_mb(child.pid)
+        redis1, _, calls1 = self.redis_info()
+        fire.redis_cpu_s = redis1 - redis0
+        fire.redis_commands = sum(
+            count - calls0.get(name, 0)
+            for name, count in calls1.items()
+            if name not in {"llen", "info"}  # the benchmark's own polling
+        )
+        self.stop(child)
+
+    def rq_jobs(self) -> list[tuple[str, datetime | None, str]]:
+        """(job id, enqueued_at, description) of every job in the benchmark queue."""
+        ids = [text_of(raw) for raw in self.redis.lrange(f"rq:queue:{QUEUE}", 0, -1)]
+        out: list[tuple[str, datetime | None, str]] = []
+        for part in chunks(ids):
+            pipe = self.redis.pipeline(transaction=False)
+            for job_id in part:
+                pipe.hmget(f"rq:job:{job_id}", ["enqueued_at", "description"])
+            for job_id, (enqueued, description) in zip(part, pipe.execute(), strict=True):
+                out.append(
+                    (
+                        job_id,
+                        parse_rq_time(text_of(enqueued)) if enqueued else None,
+                        text_of(description) if description else "",
+                    )
+                )
+        return out
+
+    def peer_figures(self, fire: Fire, key: Callable[[str, str], str]) -> None:
+        jobs = self.rq_jobs()
+        fire.jobs = len(jobs)
+        fire.distinct = len({key(job_id, description) for job_id, _, description in jobs})
+        fire.lags = sorted(
+            (enqueued - fire.instant).total_seconds() for _, enqueued, _ in jobs if enqueued
+        )
+
+    # tickwork
+
+    def load_schedules(self, n: int, at: datetime) -> None:
+        """N one-shot schedules at ``at``, one per load test, as ``Schedules.put`` writes them."""
+        store = Store(self.redis, PREFIX)
+        keys = store.keys
+        now = utcnow()
+        request = json.dumps({"starts": format_instant(at), "recurrence_rule": None})
+        schedule = Schedule(at, Once())
+        next_at = next_after(schedule, now - ONE_MICROSECOND)
+        assert next_at == at
+
+        def record(i: int) -> ScheduleRecord:
+            return ScheduleRecord(
+                id=i,
+                stack=STACK,
+                load_test_id=i,
+                schedule=schedule,
+                request=request,
+                dialect="k6",
+                deactivated=False,
+                created_by="bench@example.com",
+                fired_through=now - ONE_MICROSECOND,
+                next_at=next_at,
+                version=1,
+            )
+
+        self.redis.hset(keys.load_test(1), mapping={"stack": STACK, "project_id": 1})
+        first = store.schedules.put(
+            stack=STACK,
+            load_test_id=1,
+            schedule=schedule,
+            request=request,
+            dialect="k6",
+            created_by="bench@example.com",
+            now=now,
+        )
+        assert first == record(1), (first, record(1))
+        for part in chunks(range(2, n + 1), CHUNK // 8):
+            pipe = self.redis.pipeline(transaction=False)
+            for i in part:
+                pipe.hset(keys.load_test(i), mapping={"stack": STACK, "project_id": 1})
+                pipe.set(keys.load_test_schedule(i), i)
+                pipe.zadd(keys.stack_index(STACK, "schedules"), {str(i): i})
+                store.schedules.write(pipe, record(i))
+            pipe.execute()
+        self.redis.set(keys.ids("schedule"), n)
+
+    def start_leader(self) -> tuple[Child, int]:
+        port = free_port()
+        env = {
+            "TICKWORK_REDIS_URL": self.server.url,
+            "TICKWORK_KEY_PREFIX": PREFIX,
+            "TICKWORK_QUEUES": json.dumps([QUEUE]),
+            "TICKWORK_FIRE_BATCH_SIZE": str(self.args.batch_size),
+        }
+        child = self.spawn(
+            "tickwork",
+            [sys.executable, "-m", "tickwork", "scheduler", "--health-port", str(port)],
+            env,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if not child.alive:
+                raise RuntimeError(f"tickwork scheduler exited:\n{child.tail()}")
+            with contextlib.suppress(OSError, ValueError):
+                url = f"http://127.0.0.1:{port}/healthz"
+                with urllib.request.urlopen(url, timeout=1) as reply:
+                    if json.load(reply).get("role") == "leader":
+                        return child, port
+            time.sleep(0.05)
+        raise RuntimeError(f"tickwork scheduler did not lead within 30 s:\n{child.tail()}")
+
+    def run_tickwork(self, n: int) -> Fire:
+        per_schedule_s = 0.0003
+        for _ in range(3):
+            self.flush()
+            instant = whole_second_after(utcnow() + timedelta(seconds=4 + n * per_schedule_s))
+            self.load_schedules(n, instant)
+            leader, _ = self.start_leader()
+            if utcnow() < instant - timedelta(seconds=1):
+                break
+            log(f"tickwork: setup of {n:,} overran the instant; retrying with more margin")
+            self.stop(leader)
+            per_schedule_s *= 2
+        else:
+            return Fire(TICKWORK, n, instant, error="setup kept overrunning the instant")
+        fire = Fire(TICKWORK, n, instant)
+        profiler = self.profile(leader, f"tickwork-{n}") if self.args.profile else None
+        self.measure(leader, n, instant, fire)
+        if profiler is not None:
+            profiler.popen.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                profiler.popen.wait(timeout=30)
+            self.stop(profiler)
+        self.tickwork_figures(fire, leader)
+        return fire
+
+    def profile(self, child: Child, name: str) -> Child:
+        """py-spy sampling ``child`` (collapsed stacks; figures of profiled runs are skewed)."""
+        out = Path(self.args.profile) / f"{name}.txt"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        argv = [str(BIN / "py-spy"), "record", "--pid", str(child.pid), "--format", "raw"]
+        profiler = self.spawn("py-spy", [*argv, "--rate", "100", "-o", str(out)])
+        time.sleep(1.0)
+        return profiler
+
+    def tickwork_figures(self, fire: Fire, leader: Child) -> None:
+        keys = Store(self.redis, PREFIX).keys
+        last_id = int(self.redis.get(keys.ids("run")) or 0)
+        runs: list[tuple[datetime, datetime | None, str, str, str]] = []
+        for part in chunks(range(1, last_id + 1)):
+            pipe = self.redis.pipeline(transaction=False)
+            for run_id in part:
+                pipe.hmget(keys.run(run_id), RUN_FIELDS)
+            for row in pipe.execute():
+                if row[0] is None:
+                    continue
+                created, scheduled, schedule_id, job_id, status = (text_of(v) for v in row)
+                runs.append(
+                    (
+                        parse_instant(created),
+                        parse_instant(scheduled) if scheduled else None,
+                        schedule_id,
+                        job_id,
+                        status,
+                    )
+                )
+        fire.runs = len(runs)
+        fire.lags = sorted(
+            (created - scheduled).total_seconds() for created, scheduled, *_ in runs if scheduled
+        )
+        per_schedule = Counter(schedule_id for _, _, schedule_id, _, _ in runs)
+        if any(count > 1 for count in per_schedule.values()):
+            fire.problems.append("a schedule has two runs")
+        if any(scheduled != fire.instant for _, scheduled, *_ in runs):
+            fire.problems.append("a run for another instant")
+        statuses = Counter(status for *_, status in runs)
+        if set(statuses) - {"created"}:
+            fire.problems.append(f"statuses {dict(statuses)}")
+        jobs = self.rq_jobs()
+        job_ids = {job_id for job_id, _, _ in jobs}
+        fire.jobs = len(jobs)
+        fire.distinct = len(job_ids)
+        if job_ids != {job_id for *_, job_id, _ in runs}:
+            fire.problems.append("jobs and runs differ")
+        enqueued = sorted(
+            (when - fire.instant).total_seconds() for _, when, _ in jobs if when is not None
+        )
+        if enqueued:
+            fire.extra["job_enqueued_max_s"] = enqueued[-1]
+        # The last fire_batch_committed log line is written just after the last EXEC returned.
+        committed = [
+            datetime.fromisoformat(entry["ts"])
+            for entry in _json_lines(leader.log)
+            if entry.get("event") == "fire_batch_committed"
+        ]
+        if committed:
+            fire.extra["batches"] = len(committed)
+            fire.extra["last_commit_logged_s"] = (max(committed) - fire.instant).total_seconds()
+
+    # rq cron
+
+    def spawn_rq_cron(self, n: int, instant: datetime) -> Child:
+        """``rq cron`` with N entries whose cron string is due at ``instant`` only."""
+        config = self.workdir / "rq_cron_bench.py"
+        config.write_text(RQ_CRON_CONFIG)
+        local = instant.astimezone()  # rq cron matches cron fields in local time
+        env = {
+            "BENCH_N": str(n),
+            "BENCH_QUEUE": QUEUE,
+            "BENCH_CRON": f"{local.minute} {local.hour} {local.day} {local.month} *",
+        }
+        argv = [str(BIN / "rq"), "cron", str(config), "--url", self.server.url]
+        return self.spawn("rq-cron", [*argv, "--logging-level", "warning"], env)
+
+    def run_rq_cron(self, n: int) -> Fire:
+        per_entry_s = 0.0005
+        for _ in range(2):
+            self.flush()
+            instant = whole_minute_after(utcnow() + timedelta(seconds=8 + n * per_entry_s))
+            child = self.spawn_rq_cron(n, instant)
+            while child.alive and not self.redis.zcard(RQ_CRON_REGISTRY):
+                if utcnow() > instant:
+                    break
+                time.sleep(0.1)
+            if not child.alive:
+                return Fire(RQ_CRON, n, instant, error=f"rq cron exited: {child.tail(5)}")
+            if utcnow() < instant - timedelta(seconds=1):
+                break
+            log(f"rq cron: loading {n:,} entries overran the instant; retrying")
+            self.stop(child)
+            per_entry_s *= 2
+        else:
+            return Fire(RQ_CRON, n, instant, error="loading kept overrunning the instant")
+        fire = Fire(RQ_CRON, n, instant)
+        self.measure(child, n, instant, fire)
+        self.peer_figures(fire, lambda _, description: description)
+        return fire
+
+    # rq-scheduler
+
+    def load_rq_scheduler(self, n: int, at: datetime) -> None:
+        from rq_scheduler import Scheduler
+
+        scheduler = Scheduler(queue_name=QUEUE, connection=self.redis)
+        for i in range(n):
+            scheduler.enqueue_at(at, "bench_noop.noop", i)
+
+    def spawn_rqscheduler(self) -> Child:
+        interval = str(self.args.rqs_interval)
+        argv = [str(BIN / "rqscheduler"), "--url", self.server.url, "--interval", interval]
+        return self.spawn("rqscheduler", [*argv, "--quiet"])
+
+    def run_rq_scheduler(self, n: int) -> Fire:
+        if RQS_PROBLEM:
+            return Fire(RQ_SCHEDULER, n, utcnow(), error=RQS_PROBLEM)
+        per_job_s = 0.0005
+        for _ in range(3):
+            self.flush()
+            instant = whole_second_after(utcnow() + timedelta(seconds=4 + n * per_job_s))
+            self.load_rq_scheduler(n, instant)
+            child = self.spawn_rqscheduler()
+            time.sleep(1.0)
+            if not child.alive:
+                return Fire(RQ_SCHEDULER, n, instant, error=f"rqscheduler exited: {child.tail(5)}")
+            if utcnow() < instant - timedelta(seconds=1):
+                break
+            log(f"rq-scheduler: setup of {n:,} overran the instant; retrying")
+            self.stop(child)
+            per_job_s *= 2
+        else:
+            return Fire(RQ_SCHEDULER, n, instant, error="setup kept overrunning the instant")
+        fire = Fire(RQ_SCHEDULER, n, instant)
+        self.measure(child, n, instant, fire)
+        self.peer_figures(fire, lambda _, description: description)
+        if not fire.lags and not fire.note:
+            fire.error = f"nothing enqueued: {child.tail(5)}"
+        return fire
+
+    def run(self, system: str, n: int) -> Fire:
+        log(f"{system}: {n:,} due at one instant")
+        runner = {
+            TICKWORK: self.run_tickwork,
+            RQ_CRON: self.run_rq_cron,
+            RQ_SCHEDULER: self.run_rq_scheduler,
+        }[system]
+        try:
+            fire = runner(n)
+        except Exception as exc:  # one failed run is reported, the others still run
+            fire = Fire(system, n, utcnow(), error=f"{type(exc).__name__}: {exc}")
+        finally:
+            for child in list(self.children):
+                self.stop(child)
+        fire.extra["load1"] = os.getloadavg()[0]
+        log(
+            f"{system}: {n:,} -> max lag {fire.lag(1.0):.3f} s, exactly once {fire.exactly_once}"
+            f"{', ' + fire.note if fire.note else ''}{', ' + fire.error if fire.error else ''}"
+        )
+        return fire
+
+    # idle
+
+    def idle(self, system: str, n: int) -> Idle:
+        log(f"{system}: idle with {n:,} entries a day away, {self.args.idle_seconds:.0f} s")
+        result = Idle(system, n, self.args.idle_seconds)
+        self.flush()
+        far = whole_second_after(utcnow() + timedelta(days=1))
+        child: Child | None = None
+        try:
+            if system == TICKWORK:
+                self.load_schedules(n, far)
+                child, _ = self.start_leader()
+            elif system == RQ_CRON:
+                child = self.spawn_rq_cron(n, far)
+                while child.alive and not self.redis.zcard(RQ_CRON_REGISTRY):
+                    time.sleep(0.1)
+            else:
+                if RQS_PROBLEM:
+                    result.error = RQS_PROBLEM
+                    return result
+                self.load_rq_scheduler(n, far)
+                child = self.spawn_rqscheduler()
+            time.sleep(2.0)
+            if not child.alive:
+                result.error = f"exited: {child.tail(3)}"
+                return result
+            child.wait_idle(limit_s=60)
+            cpu0 = cpu_seconds(child.pid)
+            redis0, commands0, calls0 = self.redis_info()
+            time.sleep(self.args.idle_seconds)
+            cpu1 = cpu_seconds(child.pid)
+            redis1, commands1, calls1 = self.redis_info()
+            result.cpu_s = cpu1 - cpu0
+            result.redis_cpu_s = redis1 - redis0
+            result.commands = commands1 - commands0 - 1  # our own INFO
+            calls1["info"] = calls1.get("info", 0) - 1
+            result.by_command = {
+                name: calls1[name] - calls0.get(name, 0)
+                for name in calls1
+                if calls1[name] - calls0.get(name, 0) > 0
+            }
+            result.rss_mb = peak_rss_mb(child.pid)
+        except Exception as exc:
+            result.error = f"{type(exc).__name__}: {exc}"
+        finally:
+            if child is not None:
+                self.stop(child)
+        return result
+
+
+def _json_lines(path: Path) -> Iterator[dict[str, Any]]:
+    for line in path.read_text(errors="replace").splitlines():
+        with contextlib.suppress(ValueError):
+            entry = json.loads(line)
+            if isinstance(entry, dict):
+                yield entry
+
+
+# -- report ------------------------------------------------------------------------------------
+
+
+def fmt(value: float, digits: int = 3) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    return f"{value:,.{digits}f}"
+
+
+def median(values: Iterable[float]) -> float:
+    kept = [v for v in values if not math.isnan(v)]
+    return statistics.median(kept) if kept else math.nan
+
+
+def table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def report(
+    fires: list[list[Fire]], idles: list[Idle], args: argparse.Namespace, started: float
+) -> None:
+    """``fires``: one list per round, each holding every (system, size) of that round."""
+    by_key: dict[tuple[str, int], list[Fire]] = {}
+    for round_fires in fires:
+        for fire in round_fires:
+            by_key.setdefault((fire.system, fire.n), []).append(fire)
+    sizes = sorted({n for _, n in by_key})
+
+    print("\n## Fire: N one-shot schedules due at the same instant\n")
+    header = [
+        "system",
+        "N",
+        "rounds",
+        "lag p50 s",
+        "lag p99 s",
+        "lag max s",
+        "all in queue s",
+        "fires/s",
+        "CPU s",
+        "CPU µs/fire",
+        "peak RSS MB",
+        "Redis CPU s",
+        "Redis cmds/fire",
+        "exactly once",
+        "note",
+    ]
+    rows = []
+    for n in sizes:
+        for system in SYSTEMS:
+            runs = by_key.get((system, n), [])
+            if not runs:
+                continue
+            notes = sorted({f.error or f.note for f in runs if f.error or f.note})
+            if system == TICKWORK:
+                commit = median(f.extra.get("last_commit_logged_s", math.nan) for f in runs)
+                job = median(f.extra.get("job_enqueued_max_s", math.nan) for f in runs)
+                batches = median(f.extra.get("batches", math.nan) for f in runs)
+                notes.append(
+                    f"last batch logged {fmt(commit)} s; max job enqueued_at lag {fmt(job)} s; "
+                    f"{fmt(batches, 0)} batches"
+                )
+            notes.append("load " + "/".join(fmt(f.extra.get("load1", math.nan), 1) for f in runs))
+            rows.append(
+                [
+                    system,
+                    f"{n:,}",
+                    str(len(runs)),
+                    fmt(median(f.lag(0.5) for f in runs)),
+                    fmt(median(f.lag(0.99) for f in runs)),
+                    fmt(median(f.lag(1.0) for f in runs)),
+                    fmt(median(f.observed_s for f in runs)),
+                    fmt(median(f.fires_per_s for f in runs), 0),
+                    fmt(median(f.cpu_s for f in runs), 2),
+                    fmt(median(f.cpu_s / max(len(f.lags), 1) * 1e6 for f in runs), 0),
+                    fmt(median(f.rss_mb for f in runs), 0),
+                    fmt(median(f.redis_cpu_s for f in runs), 2),
+                    fmt(median(f.redis_commands / max(len(f.lags), 1) for f in runs), 1),
+                    "; ".join(sorted({f.exactly_once for f in runs})),
+                    "; ".join(notes),
+                ]
+            )
+    print(table(header, rows))
+
+    print("\n## Ratios tickwork / peer (median of per-round ratios; < 1: tickwork lower)\n")
+    metrics: list[tuple[str, Callable[[Fire], float]]] = [
+        ("lag p50", lambda f: f.lag(0.5)),
+        ("lag p99", lambda f: f.lag(0.99)),
+        ("lag max", lambda f: f.lag(1.0)),
+        ("all in queue", lambda f: f.observed_s),
+        ("fires/s", lambda f: f.fires_per_s),
+        ("CPU s", lambda f: f.cpu_s),
+        ("peak RSS", lambda f: f.rss_mb),
+        ("Redis CPU", lambda f: f.redis_cpu_s),
+    ]
+    rows = []
+    for n in sizes:
+        for peer in (RQ_CRON, RQ_SCHEDULER):
+            ratios: dict[str, list[float]] = {name: [] for name, _ in metrics}
+            partial = False
+            for round_fires in fires:
+                mine = next((f for f in round_fires if f.system == TICKWORK and f.n == n), None)
+                theirs = next((f for f in round_fires if f.system == peer and f.n == n), None)
+                if mine is None or theirs is None or mine.error or theirs.error:
+                    continue
+                partial |= len(theirs.lags) < n
+                for name, get in metrics:
+                    a, b = get(mine), get(theirs)
+                    if b and not math.isnan(a) and not math.isnan(b):
+                        ratios[name].append(a / b)
+            if not any(ratios.values()):
+                continue
+            cells = [fmt(median(ratios[name]), 3) for name, _ in metrics]
+            rows.append(
+                [f"tickwork / {peer}", f"{n:,}", *cells, "peer incomplete" if partial else ""]
+            )
+    print(table(["ratio", "N", *(name for name, _ in metrics), "note"], rows))
+
+    print("\n## Targets (issue 4)\n")
+    rows = []
+    for n, limit in ((10_000, 0.5), (100_000, 5.0)):
+        runs = by_key.get((TICKWORK, n), [])
+        if not runs:
+            continue
+        worst = max((f.lag(1.0) for f in runs if f.lags), default=math.nan)
+        seen = max((f.observed_s for f in runs), default=math.nan)
+        rows.append(
+            [
+                f"last of {n:,} enqueued within {limit} s",
+                f"max lag {fmt(worst)} s; all in queue {fmt(seen)} s",
+                "met" if worst <= limit and seen <= limit else "NOT met",
+            ]
+        )
+    for idle in idles:
+        if idle.system == TICKWORK and not idle.error:
+            share = idle.cpu_s / idle.seconds
+            rows.append(
+                [
+                    f"idle leader with {idle.n:,} schedules costs next to nothing",
+                    f"{share * 100:.2f}% of a core, {idle.commands / idle.seconds:.1f} Redis cmd/s",
+                    "met" if share < 0.01 else "NOT met",
+                ]
+            )
+    print(table(["target", "tickwork (worst round)", "verdict"], rows))
+
+    if idles:
+        print(f"\n## Idle: entries a day away, over {args.idle_seconds:.0f} s\n")
+        rows = []
+        for idle in idles:
+            top = sorted(idle.by_command.items(), key=lambda kv: -kv[1])[:6]
+            rows.append(
+                [
+                    idle.system,
+                    f"{idle.n:,}",
+                    fmt(idle.cpu_s, 3),
+                    f"{idle.cpu_s / idle.seconds * 100:.2f}%" if not idle.error else "—",
+                    fmt(idle.commands / idle.seconds, 2) if not idle.error else "—",
+                    fmt(idle.redis_cpu_s, 3),
+                    fmt(idle.rss_mb, 0),
+                    ", ".join(f"{name} {count}" for name, count in top) or idle.error,
+                ]
+            )
+        print(
+            table(
+                [
+                    "system",
+                    "entries",
+                    "CPU s",
+                    "core share",
+                    "Redis cmd/s",
+                    "Redis CPU s",
+                    "RSS MB",
+                    "commands in the window",
+                ],
+                rows,
+            )
+        )
+
+    print(f"\nTotal wall time {time.monotonic() - started:.0f} s.")
+
+
+def environment(args: argparse.Namespace) -> str:
+    def ver(name: str) -> str:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return "not installed"
+
+    server = subprocess.run(
+        [shutil.which("redis-server") or "redis-server", "--version"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.split()
+    redis_version = next((w.split("=")[1] for w in server if w.startswith("v=")), "?")
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    return (
+        f"# Fire benchmark ({utcnow():%Y-%m-%d %H:%M} UTC)\n\n"
+        f"Python {platform.python_version()}, {os.cpu_count()} CPUs, load average {load} at "
+        f"start; redis-server {redis_version} (private, AOF everysec); redis-py {ver('redis')}, "
+        f"rq {ver('rq')}, rq-scheduler {ver('rq-scheduler')}; tickwork batch size "
+        f"{args.batch_size}, rqscheduler --interval {args.rqs_interval} s, peer timeout "
+        f"{args.timeout:.0f} s. Workload: one-shot schedules (tickwork, rq-scheduler: a whole "
+        "second; rq cron: the cron string of one whole minute), no worker running."
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--sizes", default=None, help="N, comma-separated (1000,10000,100000)")
+    parser.add_argument("--quick", action="store_true", help="1,000 only, one round, short idle")
+    parser.add_argument("--repeats", type=int, default=2, help="rounds for small sizes")
+    parser.add_argument(
+        "--single-round-from", type=int, default=100_000, help="sizes from here run once"
+    )
+    parser.add_argument("--systems", default=",".join(SYSTEMS), help="subset to run")
+    parser.add_argument("--batch-size", type=int, default=500, help="TICKWORK_FIRE_BATCH_SIZE")
+    parser.add_argument("--rqs-interval", type=float, default=1.0, help="rqscheduler --interval")
+    parser.add_argument("--timeout", type=float, default=300.0, help="peer give-up, seconds")
+    parser.add_argument("--idle-seconds", type=float, default=60.0)
+    parser.add_argument("--idle-size", type=int, default=None, help="default: the largest N")
+    parser.add_argument("--no-idle", action="store_true")
+    parser.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
+    parser.add_argument("--profile", metavar="DIR", help="py-spy record the tickwork leader")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.sizes = args.sizes or "1000"
+        args.repeats = 1
+        args.idle_seconds = min(args.idle_seconds, 5.0)
+        args.timeout = min(args.timeout, 60.0)
+    sizes = [int(s) for s in (args.sizes or "1000,10000,100000").split(",")]
+    systems = [s.strip() for s in args.systems.split(",")]
+    if unknown := set(systems) - set(SYSTEMS):
+        parser.error(f"unknown systems {sorted(unknown)}; choose from {SYSTEMS}")
+    if RQS_PROBLEM and RQ_SCHEDULER in systems:
+        print(
+            f"rq-scheduler unavailable ({RQS_PROBLEM}); it is a benchmark-only dependency: "
+            "/work/venv/bin/pip install rq-scheduler. Its rows will show the error.",
+            file=sys.stderr,
+        )
+
+    def on_term(signum: int, frame: FrameType | None) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, on_term)
+    print(environment(args), flush=True)
+    started = time.monotonic()
+    workdir = Path(tempfile.mkdtemp(prefix="tickwork-bench-fire-"))
+    bench = Bench(args, workdir)
+    rounds: list[list[Fire]] = []
+    idles: list[Idle] = []
+    try:
+        bench.start()
+        for round_no in range(args.repeats):
+            this_round: list[Fire] = []
+            for n in sizes:
+                if round_no > 0 and n >= args.single_round_from:
+                    continue
+                shift = round_no % len(systems)
+                for system in systems[shift:] + systems[:shift]:
+                    this_round.append(bench.run(system, n))
+            rounds.append(this_round)
+        if not args.no_idle:
+            idle_n = args.idle_size or max(sizes)
+            idles = [bench.idle(system, idle_n) for system in systems]
+    finally:
+        bench.close()
+        if args.keep:
+            log(f"logs kept in {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    report(rounds, idles, args, started)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

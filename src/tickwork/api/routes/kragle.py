@@ -1,0 +1,269 @@
+"""The Kragle-style schedules API (timing templates) and tickwork's jobs that bind them to
+load tests. Mounted under TICKWORK_KRAGLE_PREFIX (``/kragle`` by default) by ``create_app``.
+
+The two schedule reads answer without a token only when the deployment opts in (public
+listing); a caller without one then reads the stack in X-Stack-Id, or stack 1 when it names
+none. A caller who sends a token is checked as everywhere else, public listing or not.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+
+from tickwork.api.auth import parse_stack
+from tickwork.api.deps import ApiContext, Caller, Context, Credentials, JsonBody, ResourceId
+from tickwork.api.openapi import error_responses, json_request
+from tickwork.api.render import json_response
+from tickwork.core.instants import format_instant
+from tickwork.dialects.kragle import (
+    MAX_PAGE,
+    PAGE_SIZE,
+    CreateKragleJob,
+    CreateKragleSchedule,
+    KragleCreated,
+    KragleJob,
+    KragleJobList,
+    KragleSchedule,
+    KragleScheduleList,
+    Timing,
+    UpdateKragleSchedule,
+    anchor_of,
+    check_timing,
+    parse_create,
+    parse_job,
+    parse_update,
+    to_core,
+)
+from tickwork.store import ScheduleRecord, TemplateRecord
+from tickwork.store.kragle import template_of
+
+router = APIRouter(tags=["kragle"])
+
+ANONYMOUS_STACK = 1
+"""The stack an anonymous read lists when it names none (the standalone mode's stack)."""
+
+Page = Annotated[int, Query(ge=1, le=MAX_PAGE, description="The page of results, from 1.")]
+
+_ALWAYS = (400, 401, 403, 503)
+_WITH_BODY = (*_ALWAYS, 413, 415)
+
+
+async def _reader_stack(request: Request, credentials: Credentials) -> int:
+    context: ApiContext = request.app.state.context
+    if "authorization" not in request.headers and request.app.state.kragle_public_listing:
+        header = request.headers.get("x-stack-id")
+        return parse_stack(header) if header is not None else ANONYMOUS_STACK
+    token = credentials.credentials if credentials is not None else None
+    return context.tokens.authorize(token, request.headers.get("x-stack-id")).stack
+
+
+ReaderStack = Annotated[int, Depends(_reader_stack)]
+
+
+def _template_model(template: TemplateRecord) -> KragleSchedule:
+    return KragleSchedule(
+        id=template.id, name=template.name, once=template.once, config=dict(template.config)
+    )
+
+
+def _job_model(job: ScheduleRecord) -> KragleJob:
+    return KragleJob(
+        id=job.id,
+        schedule_id=template_of(job),
+        load_test_id=job.load_test_id,
+        next_run=format_instant(job.next_at) if job.next_at is not None else None,
+        created_by=job.created_by,
+    )
+
+
+# Schedules: timing templates
+
+
+@router.get(
+    "/schedules",
+    operation_id="kragle_schedules_list",
+    summary="List schedules, ten a page.",
+    description="Needs a token unless TICKWORK_KRAGLE_PUBLIC_LISTING is on.",
+    response_model=KragleScheduleList,
+    responses=error_responses(*_ALWAYS),
+)
+def list_schedules(stack: ReaderStack, context: Context, page: Page = 1) -> Response:
+    templates, total = context.store.kragle.page(stack, skip=(page - 1) * PAGE_SIZE, top=PAGE_SIZE)
+    body = KragleScheduleList(
+        count=total,
+        pagesize=PAGE_SIZE,
+        page=page,
+        schedules=[_template_model(template) for template in templates],
+    )
+    return json_response(body)
+
+
+@router.get(
+    "/schedules/byid/{id}",
+    operation_id="kragle_schedules_retrieve",
+    summary="Get a schedule by id.",
+    description="Needs a token unless TICKWORK_KRAGLE_PUBLIC_LISTING is on.",
+    response_model=KragleSchedule,
+    responses=error_responses(*_ALWAYS, 404),
+)
+def get_schedule(id: ResourceId, stack: ReaderStack, context: Context) -> Response:
+    return json_response(_template_model(context.store.kragle.get(stack, id)))
+
+
+@router.post(
+    "/schedules",
+    operation_id="kragle_schedules_create",
+    summary="Create a schedule.",
+    description="Answers the new schedule's id. A schedule fires nothing until a job binds it "
+    "to a load test.",
+    response_model=KragleCreated,
+    responses=error_responses(*_WITH_BODY),
+    openapi_extra=json_request(CreateKragleSchedule),
+)
+def create_schedule(caller: Caller, context: Context, body: JsonBody) -> Response:
+    name, timing = parse_create(body)
+    now = context.clock()
+    anchor = anchor_of(now)
+    template = context.store.kragle.create(
+        caller.stack,
+        name=name,
+        once=timing.once,
+        config=timing.config,
+        schedule=to_core(timing, anchor=anchor),
+        now=anchor,
+        created_by=caller.email,
+    )
+    return json_response(KragleCreated(id=template.id))
+
+
+_UPDATE_DESCRIPTION = (
+    "The body names the schedule by 'id'; fields left out keep their value. A new 'once' or "
+    "'config' moves every job of the schedule to the new timing, in one transaction; "
+    "occurrences before the change never fire."
+)
+
+
+# Without the trailing slash too: a client should not have to follow a redirect.
+@router.put(
+    "/schedules",
+    include_in_schema=False,
+    response_model=KragleSchedule,
+)
+@router.put(
+    "/schedules/",
+    operation_id="kragle_schedules_update",
+    summary="Update a schedule.",
+    description=_UPDATE_DESCRIPTION,
+    response_model=KragleSchedule,
+    responses=error_responses(*_WITH_BODY, 404),
+    openapi_extra=json_request(UpdateKragleSchedule),
+)
+def update_schedule(caller: Caller, context: Context, body: JsonBody) -> Response:
+    patch = parse_update(body)
+    now = context.clock()
+
+    def change(template: TemplateRecord) -> TemplateRecord:
+        name = patch.name if "name" in patch.given else template.name
+        timing = Timing(
+            once=patch.once if patch.once is not None else template.once,
+            config=patch.config if patch.config is not None else template.config,
+        )
+        if timing == Timing(template.once, template.config):
+            return replace(template, name=name, version=template.version + 1)
+        check_timing(timing)
+        anchor = anchor_of(now)
+        return replace(
+            template,
+            name=name,
+            once=timing.once,
+            config=timing.config,
+            anchor=anchor,
+            schedule=to_core(timing, anchor=anchor),
+            version=template.version + 1,
+        )
+
+    updated = context.store.kragle.update(caller.stack, patch.id, change, now=now)
+    return json_response(_template_model(updated))
+
+
+@router.delete(
+    "/schedules/byid/{id}",
+    operation_id="kragle_schedules_destroy",
+    summary="Delete a schedule and its jobs (tickwork extension).",
+    description="Its jobs stop with it, in the same transaction; their test runs stay.",
+    status_code=204,
+    response_class=Response,
+    responses=error_responses(*_ALWAYS, 404),
+)
+def delete_schedule(id: ResourceId, caller: Caller, context: Context) -> Response:
+    context.store.kragle.delete(caller.stack, id)
+    return Response(status_code=204)
+
+
+# Jobs: a schedule bound to a load test (tickwork's own resource)
+
+
+@router.post(
+    "/jobs",
+    operation_id="kragle_jobs_create",
+    summary="Run a load test on a schedule's timing.",
+    description="One job per schedule and load test (409 for a second). The load test's k6 "
+    "schedule, if it has one, is unaffected: both fire it.",
+    response_model=KragleJob,
+    responses=error_responses(*_WITH_BODY, 404, 409),
+    openapi_extra=json_request(CreateKragleJob),
+)
+def create_job(caller: Caller, context: Context, body: JsonBody) -> Response:
+    request = parse_job(body)
+    job = context.store.kragle.bind(
+        caller.stack,
+        template_id=request.schedule_id,
+        load_test_id=request.load_test_id,
+        now=context.clock(),
+        created_by=caller.email,
+    )
+    return json_response(_job_model(job))
+
+
+@router.get(
+    "/jobs",
+    operation_id="kragle_jobs_list",
+    summary="List jobs, ten a page.",
+    response_model=KragleJobList,
+    responses=error_responses(*_ALWAYS),
+)
+def list_jobs(caller: Caller, context: Context, page: Page = 1) -> Response:
+    jobs, total = context.store.kragle.jobs_page(
+        caller.stack, skip=(page - 1) * PAGE_SIZE, top=PAGE_SIZE
+    )
+    body = KragleJobList(
+        count=total, pagesize=PAGE_SIZE, page=page, jobs=[_job_model(job) for job in jobs]
+    )
+    return json_response(body)
+
+
+@router.get(
+    "/jobs/byid/{id}",
+    operation_id="kragle_jobs_retrieve",
+    summary="Get a job by id.",
+    response_model=KragleJob,
+    responses=error_responses(*_ALWAYS, 404),
+)
+def get_job(id: ResourceId, caller: Caller, context: Context) -> Response:
+    return json_response(_job_model(context.store.kragle.job(caller.stack, id)))
+
+
+@router.delete(
+    "/jobs/byid/{id}",
+    operation_id="kragle_jobs_destroy",
+    summary="Delete a job: the load test no longer runs on the schedule.",
+    status_code=204,
+    response_class=Response,
+    responses=error_responses(*_ALWAYS, 404),
+)
+def delete_job(id: ResourceId, caller: Caller, context: Context) -> Response:
+    context.store.kragle.unbind(caller.stack, id)
+    return Response(status_code=204)

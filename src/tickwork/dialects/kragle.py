@@ -1,0 +1,221 @@
+"""The Kragle-style schedules API: its wire shapes and their translation to core triggers.
+
+A Kragle schedule is a timing template: ``config.period`` (seconds between runs) or, with
+``once``, ``config.timestamp`` (Unix seconds, the one run). It fires nothing until a job binds
+it to a load test (tickwork's jobs, below). How its fields become a core trigger:
+
+    once  config                   trigger
+    true  {timestamp}              Once at ``timestamp``
+    false {period}                 Interval(period), first at anchor + period
+    false {period, timestamp}      Interval(period), first at ``timestamp`` (tickwork extension)
+
+The anchor is the instant the template's timing was last set (created, or a PUT that changed
+``once`` or ``config``), to the second, so every job of a template fires in step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Annotated, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ValidationError as PydanticValidationError
+
+from tickwork.core import Interval, Once, Schedule
+from tickwork.core.instants import EPOCH
+from tickwork.dialects.k6 import DateTime, problems_from_pydantic
+from tickwork.errors import Problem, ValidationError
+
+PAGE_SIZE = 10
+MAX_PERIOD_S = 10 * 366 * 86_400  # ten years: beyond it a "period" is a typo
+MAX_TIMESTAMP = 253_402_300_799  # 9999-12-31T23:59:59Z, the last instant Python can hold
+MAX_PAGE = (2**53 - 1) // PAGE_SIZE  # keeps the offset inside Redis's range arguments
+
+M = TypeVar("M", bound=BaseModel)
+
+Name = Annotated[str | None, Field(max_length=255, description="A human-readable name.")]
+
+
+class KragleConfig(BaseModel):
+    """The valid elements of a ``config``; any other element is refused."""
+
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+    period: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_PERIOD_S,
+        description="The number of seconds between successive runs of the jobs using it.",
+    )
+    timestamp: int | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_TIMESTAMP,
+        description="Unix seconds: the one run of a one-time schedule. With a period "
+        "(tickwork extension), the first run.",
+    )
+
+
+class _Wire(BaseModel):
+    # JSON types as written: "2" is not an integer and 1 is not a boolean.
+    model_config = ConfigDict(strict=True, extra="ignore")
+
+
+class CreateKragleSchedule(_Wire):
+    config: KragleConfig
+    name: Name = None
+    once: bool = False
+
+
+class UpdateKragleSchedule(_Wire):
+    id: int = Field(description="The schedule to update.")
+    config: KragleConfig | None = None
+    name: Name = None
+    once: bool | None = None
+
+
+class KragleSchedule(BaseModel):
+    id: int
+    name: str | None
+    once: bool
+    config: dict[str, int] = Field(description="As given: 'period' and/or 'timestamp'.")
+
+
+class KragleScheduleList(BaseModel):
+    count: int = Field(description="Total number of results.")
+    pagesize: int = Field(description=f"Results per page ({PAGE_SIZE}).")
+    page: int = Field(description="This page's number, from 1.")
+    schedules: list[KragleSchedule]
+
+
+class KragleCreated(BaseModel):
+    id: int
+
+
+class CreateKragleJob(BaseModel):
+    """tickwork's binding of a schedule to a load test: the load test runs on its timing."""
+
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+    schedule_id: int = Field(description="The Kragle schedule giving the timing.")
+    load_test_id: int = Field(description="The load test to run (k6 v6 load test id).")
+
+
+class KragleJob(BaseModel):
+    id: int = Field(description="The job's id; test runs it fires carry it as schedule_id.")
+    schedule_id: int
+    load_test_id: int
+    next_run: DateTime | None = Field(description="The next run; null when none remains.")
+    created_by: str | None
+
+
+class KragleJobList(BaseModel):
+    count: int
+    pagesize: int
+    page: int
+    jobs: list[KragleJob]
+
+
+@dataclass(frozen=True, slots=True)
+class Timing:
+    """What decides when a template fires, as given on the wire."""
+
+    once: bool
+    config: dict[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class TemplatePatch:
+    """A validated PUT: only the fields named in ``given`` change."""
+
+    id: int
+    given: frozenset[str]
+    name: str | None
+    once: bool | None
+    config: dict[str, int] | None
+
+
+def _validate(model: type[M], body: bytes, what: str) -> M:
+    try:
+        return model.model_validate_json(body)
+    except PydanticValidationError as exc:
+        raise ValidationError(problems_from_pydantic(exc), f"The {what} is not valid.") from exc
+
+
+def _given(config: KragleConfig) -> dict[str, int]:
+    return config.model_dump(exclude_none=True)
+
+
+def parse_create(body: bytes) -> tuple[str | None, Timing]:
+    request = _validate(CreateKragleSchedule, body, "schedule")
+    timing = Timing(request.once, _given(request.config))
+    check_timing(timing)
+    return request.name, timing
+
+
+def parse_update(body: bytes) -> TemplatePatch:
+    request = _validate(UpdateKragleSchedule, body, "schedule")
+    given = frozenset(request.model_fields_set - {"id"})
+    if "once" in given and request.once is None:
+        problem = Problem("invalid_type", "once", "once must be a boolean, not null.")
+        raise ValidationError([problem], "The schedule is not valid.")
+    if "config" in given and request.config is None:
+        problem = Problem("invalid_type", "config", "config must be an object, not null.")
+        raise ValidationError([problem], "The schedule is not valid.")
+    return TemplatePatch(
+        id=request.id,
+        given=given,
+        name=request.name,
+        once=request.once,
+        config=_given(request.config) if request.config is not None else None,
+    )
+
+
+def parse_job(body: bytes) -> CreateKragleJob:
+    return _validate(CreateKragleJob, body, "job")
+
+
+def check_timing(timing: Timing) -> None:
+    """The cross-field rules of ``once`` and ``config``; ValidationError naming each."""
+    found: list[Problem] = []
+    period, timestamp = timing.config.get("period"), timing.config.get("timestamp")
+    if timing.once:
+        if timestamp is None:
+            found.append(
+                Problem("required", "config.timestamp", "A one-time schedule needs a timestamp.")
+            )
+        if period is not None:
+            found.append(
+                Problem(
+                    "period_with_once",
+                    "config.period",
+                    "A one-time schedule has no period; set once to false to repeat.",
+                )
+            )
+    elif period is None:
+        found.append(
+            Problem(
+                "required",
+                "config.period",
+                "A repeating schedule needs a period; set once to true for a one-time one.",
+            )
+        )
+    if found:
+        raise ValidationError(found, "The schedule is not valid.")
+
+
+def to_core(timing: Timing, *, anchor: datetime) -> Schedule:
+    """The core trigger of a checked ``timing`` whose timing was set at ``anchor``."""
+    timestamp = timing.config.get("timestamp")
+    at = EPOCH + timedelta(seconds=timestamp) if timestamp is not None else None
+    if timing.once:
+        assert at is not None  # check_timing
+        return Schedule(at, Once())
+    period = timedelta(seconds=timing.config["period"])
+    return Schedule(at if at is not None else anchor + period, Interval(period))
+
+
+def anchor_of(now: datetime) -> datetime:
+    """Timing set at ``now`` counts from the whole second: Kragle speaks in seconds."""
+    return now.replace(microsecond=0)

@@ -1,0 +1,358 @@
+"""The report schedules API: its wire shapes, validation, and its envelopes.
+
+A report schedule asks for a digest of test runs (those of the load tests named in
+``services`` and of the load tests that target one of ``hosts``) over each whole ``schedule``
+period (daily, weekly, monthly) in ``timezone``, sent ``send_via`` email or webhook to every
+address in ``send_to``. Ids are UUIDs; instants are integer microseconds since the epoch.
+
+Where the document contradicts itself the examples win: ``schedule`` is the period's name
+("daily", not an integer) and ``send_to`` a list of addresses (not one string).
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ValidationError as PydanticValidationError
+
+from tickwork.core.instants import zone
+from tickwork.core.reports import PERIODS
+from tickwork.dialects.k6 import ErrorApiModel, problems_from_pydantic
+from tickwork.errors import Problem, ValidationError
+
+MAX_RECIPIENTS = 20
+MAX_TARGETS = 100  # hosts, and services
+MAX_DELETE = 100
+MAX_UNPAGINATED = 1000  # like k6's $top: a larger unpaginated list is refused, never cut
+MAX_PAGE_SIZE = 1000
+READ_ONLY = frozenset({"id", "scheduled_at", "scheduled_by", "start_timestamp", "end_timestamp"})
+"""Fields of a fetched schedule that a client may send back in ``attrs``: they are ignored."""
+
+# No whitespace, commas, angle brackets or quotes: an address goes into a mail header as is.
+_EMAIL = re.compile(r"^[^@\s,;<>\"']{1,64}@[^@\s,;<>\"']{1,253}$")
+_HOST = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
+_URL = re.compile(r"^https?://[^\s/?#@]+(?:[/?#]\S*)?$", re.IGNORECASE)
+
+Period = Literal["daily", "weekly", "monthly"]
+Channel = Literal["email", "webhook"]
+Name = Annotated[str, Field(min_length=1, max_length=255)]
+Text = Annotated[str, Field(min_length=1, max_length=300)]
+TypeName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
+Zone = Annotated[str, Field(max_length=128)]
+Recipients = Annotated[
+    list[Annotated[str, Field(max_length=2048)]],
+    Field(min_length=1, max_length=MAX_RECIPIENTS),
+]
+Targets = Annotated[list[Text], Field(max_length=MAX_TARGETS)]
+
+MESSAGES = {
+    "list": "List of report schedules",
+    "get": "Report schedule retrieved",
+    "create": "Report schedule created succesfully",
+    "update": "Report schedule updated succesfully",
+    "delete": "Schedules succesfully deleted",
+}
+"""The document's success messages, spelling included: clients may compare them."""
+
+ERROR_MESSAGES = {
+    "list": "Error with pagination fields",
+    "get": "Error retrieving schedules",
+    "create": "Error creating new schedule",
+    "update": "Error updating schedule",
+    "delete": "Error deleting report schedules",
+}
+
+
+class _Attrs(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+
+class NewReportAttrs(_Attrs):
+    name: Name
+    schedule: Period = Field(description="How often: each run covers the last whole period.")
+    send_via: Channel
+    send_to: Recipients = Field(
+        description="E-mail addresses (send_via email) or http(s) URLs (send_via webhook)."
+    )
+    timezone: Zone = Field(default="UTC", description="IANA time zone of the periods.")
+    type: TypeName = "generic"
+    hosts: Targets | None = Field(
+        default=None,
+        description="Target hosts: runs of the load tests whose runner or script names one.",
+    )
+    services: Targets | None = Field(
+        default=None, description="Names of load tests, or of projects (all their load tests)."
+    )
+
+
+class ReportAttrsPatch(_Attrs):
+    name: Name | None = None
+    schedule: Period | None = None
+    send_via: Channel | None = None
+    send_to: Recipients | None = None
+    timezone: Zone | None = None
+    type: TypeName | None = None
+    hosts: Targets | None = None
+    services: Targets | None = None
+
+
+class _Envelope(BaseModel):
+    model_config = ConfigDict(strict=True, extra="ignore")
+
+    attrs: dict[str, Any]
+
+
+class CreateReportScheduleRequest(BaseModel):
+    """For the OpenAPI document: ``attrs`` holds the schedule's fields."""
+
+    attrs: NewReportAttrs
+
+
+class UpdateReportScheduleRequest(BaseModel):
+    attrs: ReportAttrsPatch
+
+
+class DeleteReportSchedulesRequest(BaseModel):
+    model_config = ConfigDict(strict=True, extra="ignore")
+
+    schedules_ids: list[Annotated[str, Field(max_length=64)]] = Field(
+        min_length=1, max_length=MAX_DELETE
+    )
+
+
+class ReportSchedule(BaseModel):
+    end_timestamp: int | None = Field(description="Last execution, microseconds since 1970.")
+    hosts: list[str] | None
+    id: str
+    name: str
+    schedule: str
+    scheduled_at: int = Field(description="Creation, microseconds since 1970.")
+    scheduled_by: str | None
+    send_to: list[str]
+    send_via: str
+    services: list[str] | None
+    start_timestamp: int | None = Field(description="First execution, microseconds since 1970.")
+    timezone: str
+    type: str
+
+
+class ScheduleData(BaseModel):
+    schedule: ReportSchedule
+
+
+class ReportScheduleEnvelope(BaseModel):
+    data: ScheduleData
+    message: str
+    status: str
+
+
+class RegistriesData(BaseModel):
+    registries: list[ReportSchedule]
+
+
+class ReportScheduleListEnvelope(BaseModel):
+    data: RegistriesData
+    message: str
+    status: str
+
+
+class MessageEnvelope(BaseModel):
+    message: str
+    status: str
+
+
+class ReportErrorEnvelope(BaseModel):
+    """An error: the document's message and status, and tickwork's error with its details."""
+
+    message: str
+    status: str
+    error: ErrorApiModel
+
+
+@dataclass(frozen=True, slots=True)
+class Filters:
+    id: str | None = None
+    id_list: list[str] | None = None
+    name: str | None = None
+    type: str | None = None
+    schedule: str | None = None
+    scheduled_at_start: int | None = None
+    scheduled_at_end: int | None = None
+    scheduled_by: str | None = None
+
+    def ids(self) -> list[str] | None:
+        """The ids both id filters allow (None: any)."""
+        if self.id is None and self.id_list is None:
+            return None
+        if self.id is None:
+            return list(self.id_list or [])
+        return [self.id] if self.id_list is None or self.id in self.id_list else []
+
+    def matches(self, attrs: dict[str, Any], scheduled_by: str | None) -> bool:
+        """The filters not answered by the store (ids and the range are)."""
+        if self.name is not None and self.name.casefold() not in str(attrs["name"]).casefold():
+            return False
+        if self.type is not None and attrs["type"] != self.type:
+            return False
+        if self.schedule is not None and attrs["schedule"] != self.schedule:
+            return False
+        return self.scheduled_by is None or scheduled_by == self.scheduled_by
+
+
+def _invalid(problems: list[Problem]) -> ValidationError:
+    return ValidationError(problems, "The report schedule is not valid.")
+
+
+def parse_id(text: str, target: str = "schedule_id") -> str:
+    """A schedule id: a UUID, in its canonical lower-case form."""
+    try:
+        return str(uuid.UUID(text))
+    except ValueError:
+        raise _invalid([Problem("invalid_id", target, f"{text[:64]!r} is not a UUID.")]) from None
+
+
+def parse_ids(values: list[str], target: str) -> list[str]:
+    """Ids given repeated or comma-separated (``id_list=a,b`` or ``id_list=a&id_list=b``)."""
+    parts = [part.strip() for value in values for part in value.split(",") if part.strip()]
+    return [parse_id(part, target) for part in parts]
+
+
+def _attrs_of(body: bytes) -> dict[str, Any]:
+    try:
+        envelope = _Envelope.model_validate_json(body)
+    except PydanticValidationError as exc:
+        raise _invalid(problems_from_pydantic(exc)) from exc
+    return {k: v for k, v in envelope.attrs.items() if k not in READ_ONLY}
+
+
+def parse_create(body: bytes) -> dict[str, Any]:
+    """The attrs of a new schedule, validated, with defaults filled."""
+    try:
+        attrs = NewReportAttrs.model_validate(_attrs_of(body))
+    except PydanticValidationError as exc:
+        raise _invalid(problems_from_pydantic(exc, "attrs")) from exc
+    result = attrs.model_dump(mode="json")
+    check(result)
+    return result
+
+
+def parse_patch(body: bytes) -> dict[str, Any]:
+    """The attrs a PUT changes (absent ones keep their value); checked once merged."""
+    given = _attrs_of(body)
+    try:
+        patch = ReportAttrsPatch.model_validate(given)
+    except PydanticValidationError as exc:
+        raise _invalid(problems_from_pydantic(exc, "attrs")) from exc
+    changed = patch.model_dump(mode="json", include=set(given))
+    nullable = {"hosts", "services"}
+    refused = [
+        Problem("invalid_type", f"attrs.{key}", f"attrs.{key} may not be null.")
+        for key, value in changed.items()
+        if value is None and key not in nullable
+    ]
+    if refused:
+        raise _invalid(refused)
+    return changed
+
+
+def parse_delete(body: bytes) -> list[str]:
+    try:
+        request = DeleteReportSchedulesRequest.model_validate_json(body)
+    except PydanticValidationError as exc:
+        raise _invalid(problems_from_pydantic(exc)) from exc
+    return [parse_id(text, "schedules_ids") for text in request.schedules_ids]
+
+
+def check(attrs: dict[str, Any]) -> None:
+    """The rules across fields, for a new schedule and for a merged update."""
+    found: list[Problem] = []
+    try:
+        zone(attrs["timezone"])
+    except KeyError:
+        found.append(
+            Problem(
+                "time_zone_unknown",
+                "attrs.timezone",
+                f"{attrs['timezone']!r} is not an IANA time zone name.",
+            )
+        )
+    pattern, what = (
+        (_EMAIL, "an e-mail address")
+        if attrs["send_via"] == "email"
+        else (
+            _URL,
+            "an http(s) URL",
+        )
+    )
+    for index, address in enumerate(attrs["send_to"]):
+        if not pattern.match(address):
+            found.append(
+                Problem(
+                    "invalid_recipient",
+                    f"attrs.send_to.{index}",
+                    f"{address[:80]!r} is not {what} (send_via {attrs['send_via']}).",
+                )
+            )
+    for index, host in enumerate(attrs.get("hosts") or []):
+        if not _HOST.match(host):
+            found.append(
+                Problem(
+                    "invalid_host", f"attrs.hosts.{index}", f"{host[:80]!r} is not a host name."
+                )
+            )
+    if not attrs.get("hosts") and not attrs.get("services"):
+        found.append(
+            Problem(
+                "required",
+                "attrs.hosts",
+                "Name what the report covers: 'hosts' (target hosts), 'services' (load test "
+                "or project names), or both.",
+            )
+        )
+    if attrs["schedule"] not in PERIODS:  # pragma: no cover  (the models allow only these)
+        found.append(Problem("invalid_choice", "attrs.schedule", "Unknown period."))
+    if found:
+        raise _invalid(found)
+
+
+def schedule_model(
+    *,
+    report_id: str,
+    attrs: dict[str, Any],
+    scheduled_at_us: int,
+    scheduled_by: str | None,
+    first_run_us: int | None,
+    last_run_us: int | None,
+) -> ReportSchedule:
+    """The document's thirteen keys."""
+    return ReportSchedule(
+        end_timestamp=last_run_us,
+        hosts=attrs.get("hosts"),
+        id=report_id,
+        name=attrs["name"],
+        schedule=attrs["schedule"],
+        scheduled_at=scheduled_at_us,
+        scheduled_by=scheduled_by,
+        send_to=list(attrs["send_to"]),
+        send_via=attrs["send_via"],
+        services=attrs.get("services"),
+        start_timestamp=first_run_us,
+        timezone=attrs["timezone"],
+        type=attrs["type"],
+    )
+
+
+def error_envelope(operation: str, status: int, k6_body: dict[str, Any]) -> dict[str, Any]:
+    """An error body in this dialect's envelope, keeping the k6 error (code, details):
+    401, 403 and 404 say so; any other 4xx carries the operation's documented message."""
+    error = k6_body.get("error") or {}
+    message = {401: "Unauthorized", 403: "Forbidden", 404: "Report schedule not found"}.get(status)
+    if message is None:  # the request could not be carried out: the operation's own message
+        message = ERROR_MESSAGES[operation] if status < 500 else str(error.get("message"))
+    return ReportErrorEnvelope(
+        message=message, status="error", error=ErrorApiModel.model_validate(error)
+    ).model_dump(mode="json")

@@ -1,0 +1,344 @@
+"""Kragle-style timing templates and the jobs that bind them to load tests.
+
+A template is timing only (a period, or a one-time instant) and fires nothing by itself. A job
+binds a template to a load test: it is an ordinary schedule record (dialect ``kragle``; the
+job's id is the record's id) carrying the template's core trigger, so the scheduler fires it
+from the due index like any other. It is not the load test's one k6 schedule: a load test can
+have a k6 schedule and Kragle jobs side by side, and the k6 API does not see the jobs.
+
+Every write that changes what fires is one transaction: changing a template's timing rewrites
+every job's trigger and due entry with it; deleting a template deletes its jobs; deleting a
+load test deletes its jobs (``prepare_load_test_delete`` is one of its dependents). Each WATCHes
+the template, the index of its jobs and every job record it rewrites, so a job bound, changed
+or removed meanwhile voids the transaction, which then re-reads and tries again.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import redis
+
+from tickwork.core import Schedule, next_after
+from tickwork.core.instants import ONE_MICROSECOND, from_us, to_us
+from tickwork.errors import Conflict, NotFound, StoreError
+from tickwork.store.codec import decode_schedule, encode_schedule
+from tickwork.store.connection import text_of, translated
+from tickwork.store.keys import Keys
+from tickwork.store.load_tests import QueuedWrite
+from tickwork.store.load_tests import decode as decode_load_test
+from tickwork.store.schedules import ScheduleRecord, Schedules, retimed
+from tickwork.store.schedules import decode as decode_schedule_record
+
+Pipeline = redis.client.Pipeline
+DIALECT = "kragle"
+
+
+@dataclass(frozen=True, slots=True)
+class TemplateRecord:
+    id: int
+    stack: int
+    name: str | None
+    once: bool
+    config: dict[str, int]  # as given: ``period`` and/or ``timestamp``
+    anchor: datetime  # when its timing was last set: a period counts from here
+    schedule: Schedule  # the core trigger its jobs fire on
+    created_by: str | None
+    version: int
+
+
+TemplateChange = Callable[[TemplateRecord], TemplateRecord]
+
+
+def _encode(template: TemplateRecord) -> dict[Any, Any]:
+    return {
+        "id": str(template.id),
+        "stack": str(template.stack),
+        "name": json.dumps(template.name),
+        "once": "1" if template.once else "0",
+        "config": json.dumps(template.config, separators=(",", ":")),
+        "anchor_us": str(to_us(template.anchor)),
+        "trigger": encode_schedule(template.schedule),
+        "created_by": template.created_by or "",
+        "version": str(template.version),
+    }
+
+
+def _decode(fields: Mapping[Any, Any]) -> TemplateRecord:
+    text = {text_of(k): text_of(v) for k, v in fields.items()}
+    try:
+        return TemplateRecord(
+            id=int(text["id"]),
+            stack=int(text["stack"]),
+            name=json.loads(text["name"]),
+            once=text["once"] == "1",
+            config=json.loads(text["config"]),
+            anchor=from_us(int(text["anchor_us"])),
+            schedule=decode_schedule(text["trigger"]),
+            created_by=text["created_by"] or None,
+            version=int(text["version"]),
+        )
+    except (KeyError, ValueError) as exc:
+        raise StoreError(f"unreadable Kragle schedule: {exc}") from exc
+
+
+def template_of(job: ScheduleRecord) -> int:
+    """The id of the template a job fires on."""
+    return int(json.loads(job.request)["kragle_schedule_id"])
+
+
+class KragleSchedules:
+    def __init__(self, client: redis.Redis, keys: Keys, schedules: Schedules) -> None:
+        self._client = client
+        self._keys = keys
+        self._schedules = schedules
+
+    # Templates
+
+    def create(
+        self,
+        stack: int,
+        *,
+        name: str | None,
+        once: bool,
+        config: dict[str, int],
+        schedule: Schedule,
+        now: datetime,
+        created_by: str | None,
+    ) -> TemplateRecord:
+        with translated():
+            template_id = int(self._client.incr(self._keys.ids("kragle_schedule")))
+            template = TemplateRecord(
+                id=template_id,
+                stack=stack,
+                name=name,
+                once=once,
+                config=config,
+                anchor=now,
+                schedule=schedule,
+                created_by=created_by,
+                version=1,
+            )
+            with self._client.pipeline() as pipe:
+                pipe.hset(self._keys.kragle_schedule(template_id), mapping=_encode(template))
+                pipe.zadd(
+                    self._keys.stack_index(stack, "kragle_schedules"),
+                    {str(template_id): template_id},
+                )
+                pipe.execute()
+        return template
+
+    def get(self, stack: int, template_id: int) -> TemplateRecord:
+        """The template in ``stack``; NotFound for a missing one or another stack's."""
+        with translated():
+            fields = self._client.hgetall(self._keys.kragle_schedule(template_id))
+        return self._own(stack, template_id, fields)
+
+    def page(self, stack: int, *, skip: int, top: int) -> tuple[list[TemplateRecord], int]:
+        """One page of the stack's templates by id, and how many there are in all."""
+        rows, total = self._page(
+            self._keys.stack_index(stack, "kragle_schedules"), self._keys.kragle_schedule, skip, top
+        )
+        return [_decode(row) for row in rows], total
+
+    def update(
+        self, stack: int, template_id: int, change: TemplateChange, *, now: datetime
+    ) -> TemplateRecord:
+        """Apply ``change``; when the trigger changes, every job moves to it in the same
+        transaction (occurrences before ``now`` never fire)."""
+        key = self._keys.kragle_schedule(template_id)
+        with translated(), self._client.pipeline() as pipe:
+            while True:
+                try:
+                    pipe.watch(key, self._keys.kragle_schedule_jobs(template_id))
+                    current = self._own(stack, template_id, pipe.hgetall(key))
+                    jobs = self._watch_jobs(pipe, template_id)
+                    updated = change(current)
+                    moved = encode_schedule(updated.schedule) != encode_schedule(current.schedule)
+                    pipe.multi()
+                    pipe.hset(key, mapping=_encode(updated))
+                    if moved:
+                        for job in jobs:
+                            self._schedules.write(pipe, retimed(job, updated.schedule, now=now))
+                    pipe.execute()
+                    return updated
+                except redis.WatchError:
+                    continue
+
+    def delete(self, stack: int, template_id: int) -> None:
+        """Delete the template and its jobs in one transaction; their runs stay readable."""
+        key = self._keys.kragle_schedule(template_id)
+        jobs_key = self._keys.kragle_schedule_jobs(template_id)
+        with translated(), self._client.pipeline() as pipe:
+            while True:
+                try:
+                    pipe.watch(key, jobs_key)
+                    self._own(stack, template_id, pipe.hgetall(key))
+                    jobs = self._watch_jobs(pipe, template_id)
+                    pipe.multi()
+                    pipe.delete(key, jobs_key)
+                    pipe.zrem(self._keys.stack_index(stack, "kragle_schedules"), str(template_id))
+                    for job in jobs:
+                        self._queue_unbind(pipe, job, template_id, keep_template_index=True)
+                    pipe.execute()
+                    return
+                except redis.WatchError:
+                    continue
+
+    # Jobs
+
+    def bind(
+        self,
+        stack: int,
+        *,
+        template_id: int,
+        load_test_id: int,
+        now: datetime,
+        created_by: str | None,
+    ) -> ScheduleRecord:
+        """A job firing the load test on the template's timing; Conflict when the load test
+        already has a job on this template (two would fire it twice)."""
+        keys = self._keys
+        template_key, jobs_key = (
+            keys.kragle_schedule(template_id),
+            keys.kragle_schedule_jobs(template_id),
+        )
+        test_key = keys.load_test(load_test_id)
+        with translated(), self._client.pipeline() as pipe:
+            while True:
+                try:
+                    pipe.watch(
+                        template_key, jobs_key, test_key, keys.load_test_kragle_jobs(load_test_id)
+                    )
+                    template = self._own(stack, template_id, pipe.hgetall(template_key))
+                    fields = pipe.hgetall(test_key)
+                    test = decode_load_test(fields) if fields else None
+                    if test is None or test.stack != stack or test.kind:
+                        raise NotFound(f"Load test {load_test_id} not found.")
+                    existing = pipe.hget(jobs_key, str(load_test_id))
+                    if existing is not None:
+                        raise Conflict(
+                            f"Load test {load_test_id} already has job {text_of(existing)} on "
+                            f"schedule {template_id}."
+                        )
+                    job_id = int(self._client.incr(keys.ids("schedule")))
+                    fired_through = now - ONE_MICROSECOND
+                    job = ScheduleRecord(
+                        id=job_id,
+                        stack=stack,
+                        load_test_id=load_test_id,
+                        schedule=template.schedule,
+                        request=json.dumps({"kragle_schedule_id": template_id}),
+                        dialect=DIALECT,
+                        deactivated=False,
+                        created_by=created_by,
+                        fired_through=fired_through,
+                        next_at=next_after(template.schedule, fired_through),
+                        version=1,
+                    )
+                    pipe.multi()
+                    self._schedules.write(pipe, job)
+                    pipe.hset(jobs_key, str(load_test_id), job_id)
+                    pipe.zadd(keys.stack_index(stack, "kragle_jobs"), {str(job_id): job_id})
+                    pipe.hset(keys.load_test_kragle_jobs(load_test_id), str(job_id), template_id)
+                    pipe.execute()
+                    return job
+                except redis.WatchError:
+                    continue
+
+    def job(self, stack: int, job_id: int) -> ScheduleRecord:
+        """The job in ``stack``; NotFound for a missing one, another stack's, or a schedule
+        that is not a Kragle job."""
+        try:
+            return self._schedules.get(stack, job_id, dialect=DIALECT)
+        except NotFound:
+            raise NotFound(f"Job {job_id} not found.") from None
+
+    def jobs_page(self, stack: int, *, skip: int, top: int) -> tuple[list[ScheduleRecord], int]:
+        rows, total = self._page(
+            self._keys.stack_index(stack, "kragle_jobs"), self._keys.schedule, skip, top
+        )
+        return [decode_schedule_record(row) for row in rows], total
+
+    def unbind(self, stack: int, job_id: int) -> None:
+        """Delete the job: its load test no longer fires on the template."""
+        with translated(), self._client.pipeline() as pipe:
+            while True:
+                try:
+                    pipe.watch(self._keys.schedule(job_id))
+                    job = self.job(stack, job_id)
+                    pipe.multi()
+                    self._queue_unbind(pipe, job, template_of(job))
+                    pipe.execute()
+                    return
+                except redis.WatchError:
+                    continue
+
+    def prepare_load_test_delete(self, pipe: Pipeline, load_test_id: int) -> QueuedWrite:
+        """WATCH the load test's jobs (a job bound meanwhile voids the deletion) and return
+        the queued removal of every one of them."""
+        index = self._keys.load_test_kragle_jobs(load_test_id)
+        pipe.watch(index)
+        entries = {int(text_of(k)): int(text_of(v)) for k, v in pipe.hgetall(index).items()}
+        jobs: list[tuple[ScheduleRecord, int]] = []
+        for job_id, template_id in sorted(entries.items()):
+            pipe.watch(self._keys.schedule(job_id))
+            job = self._schedules.get_any(job_id)
+            if job is not None and job.dialect == DIALECT:
+                jobs.append((job, template_id))
+
+        def queue(multi: Pipeline) -> None:
+            for job, template_id in jobs:
+                self._queue_unbind(multi, job, template_id)
+            multi.delete(index)
+
+        return queue
+
+    # Shared
+
+    def _own(self, stack: int, template_id: int, fields: Mapping[Any, Any]) -> TemplateRecord:
+        template = _decode(fields) if fields else None
+        if template is None or template.stack != stack:
+            raise NotFound(f"Kragle schedule {template_id} not found.")
+        return template
+
+    def _watch_jobs(self, pipe: Pipeline, template_id: int) -> list[ScheduleRecord]:
+        """The template's jobs, each WATCHed (the index itself is WATCHed by the caller)."""
+        raw = pipe.hgetall(self._keys.kragle_schedule_jobs(template_id))
+        job_ids = sorted(int(text_of(value)) for value in raw.values())
+        if job_ids:
+            pipe.watch(*(self._keys.schedule(job_id) for job_id in job_ids))
+        found = [self._schedules.get_any(job_id) for job_id in job_ids]
+        return [job for job in found if job is not None and job.dialect == DIALECT]
+
+    def _queue_unbind(
+        self,
+        pipe: Pipeline,
+        job: ScheduleRecord,
+        template_id: int,
+        *,
+        keep_template_index: bool = False,
+    ) -> None:
+        self._schedules.queue_unschedule(pipe, job)
+        if not keep_template_index:  # the caller deletes the whole index
+            pipe.hdel(self._keys.kragle_schedule_jobs(template_id), str(job.load_test_id))
+        pipe.zrem(self._keys.stack_index(job.stack, "kragle_jobs"), str(job.id))
+        pipe.hdel(self._keys.load_test_kragle_jobs(job.load_test_id), str(job.id))
+
+    def _page(
+        self, index: str, key_of: Callable[[int], str], skip: int, top: int
+    ) -> tuple[list[Mapping[Any, Any]], int]:
+        with translated():
+            total = int(self._client.zcard(index))
+            if top <= 0 or skip >= total:
+                return [], total
+            ids = self._client.zrange(index, skip, skip + top - 1)
+            pipe = self._client.pipeline(transaction=False)
+            for raw in ids:
+                pipe.hgetall(key_of(int(text_of(raw))))
+            rows = pipe.execute()
+        return [row for row in rows if row], total
