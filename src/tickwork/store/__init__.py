@@ -10,9 +10,11 @@ from tickwork.store.connection import connect, translated
 from tickwork.store.executions import Executions
 from tickwork.store.fires import Fires
 from tickwork.store.keys import Keys
+from tickwork.store.kragle import KragleSchedules, TemplateRecord
 from tickwork.store.leases import Lease, Leases
 from tickwork.store.load_tests import LoadTestRecord, LoadTests
 from tickwork.store.projects import ProjectRecord, Projects
+from tickwork.store.reports import ReportRecord, Reports
 from tickwork.store.run_requests import RunRequests
 from tickwork.store.runs import RunRecord, Runs, StatusEntry
 from tickwork.store.schedules import ScheduleRecord, Schedules
@@ -20,12 +22,15 @@ from tickwork.store.schedules import ScheduleRecord, Schedules
 __all__ = [
     "Executions",
     "Keys",
+    "KragleSchedules",
     "Lease",
     "Leases",
     "LoadTestRecord",
     "LoadTests",
     "ProjectRecord",
     "Projects",
+    "ReportRecord",
+    "Reports",
     "RunRecord",
     "RunRequests",
     "Runs",
@@ -33,6 +38,7 @@ __all__ = [
     "Schedules",
     "StatusEntry",
     "Store",
+    "TemplateRecord",
     "connect",
 ]
 
@@ -47,7 +53,11 @@ class Store:
         self.runs = Runs(client, self.keys)
         self.leases = Leases(client, self.keys)
         self.fires = Fires(client, self.keys)
-        self.load_tests = LoadTests(client, self.keys, self.schedules)
+        self.kragle = KragleSchedules(client, self.keys, self.schedules)
+        self.load_tests = LoadTests(
+            client, self.keys, self.schedules, dependents=[self.kragle.prepare_load_test_delete]
+        )
+        self.reports = Reports(client, self.keys, self.schedules, self.load_tests)
         self.projects = Projects(client, self.keys, self.load_tests)
         self.run_requests = RunRequests(client, self.keys, self.runs)
         self.executions = Executions(client, self.keys, self.runs)
@@ -57,12 +67,13 @@ class Store:
             return bool(self.client.ping())
 
     def schedule_counts(self, stacks: Iterable[int]) -> tuple[int, int]:
-        """(active, total): schedules in the due index, and all schedules of ``stacks``.
-        O(stacks): one ZCARD each, never a scan."""
+        """(active, total): schedules in the due index, and all schedules of ``stacks`` (k6
+        schedules, Kragle jobs, report schedules). O(stacks): a few ZCARDs each, no scan."""
         with translated():
             pipe = self.client.pipeline(transaction=False)
             pipe.zcard(self.keys.due)
             for stack in stacks:
-                pipe.zcard(self.keys.stack_index(stack, "schedules"))
+                for kind in ("schedules", "kragle_jobs", "reports"):
+                    pipe.zcard(self.keys.stack_index(stack, kind))
             active, *totals = pipe.execute()
         return int(active), sum(int(count) for count in totals)
