@@ -115,6 +115,8 @@ class Scheduler:
         except LeaseLost as exc:
             self._step_down(str(exc))
             return
+        if result.conflicts:
+            self.metrics.conflicts.inc(result.conflicts)
         if result.fired or result.skipped:
             for lag in result.lags_s:
                 self.metrics.fire_lag.observe(lag)

@@ -37,6 +37,6 @@ class SchedulerMetrics:
         )
         self.conflicts = Counter(
             "tickwork_fire_conflicts_total",
-            "Fire batches voided by a concurrent change and retried",
+            "Schedules left out of a fire batch because they changed meanwhile (re-read at once)",
             registry=r,
         )
