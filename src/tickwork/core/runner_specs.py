@@ -8,6 +8,9 @@ A load test's ``runner`` is JSON; absent or ``null`` means k6::
     {"type": "webhook", "url": "https://ci.example/hooks/run", "timeout_seconds": 30,
      "headers": {"X-Team": "perf"}, "max_attempts": 4}
 
+and, written by tickwork itself for the internal load test a report schedule runs as (the k6
+API does not accept it from users), ``{"type": "report", "report_id": "<uuid>"}``.
+
 ``argv`` and ``env`` values of a command may use the placeholders in PLACEHOLDERS; other
 braces are left alone. Parsing is pure, so the API can reject a bad runner when the load test
 is written and the worker can trust what it reads.
@@ -62,7 +65,15 @@ class WebhookSpec:
     type: ClassVar[str] = "webhook"
 
 
-RunnerSpec = K6Spec | CommandSpec | WebhookSpec
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReportSpec:
+    report_id: str
+    timeout_s: float | None = None
+
+    type: ClassVar[str] = "report"
+
+
+RunnerSpec = K6Spec | CommandSpec | WebhookSpec | ReportSpec
 
 
 def runner_spec_from_json(text: str | None) -> RunnerSpec:
@@ -90,6 +101,7 @@ def parse_runner_spec(data: object) -> RunnerSpec:
     known = {"k6": {"type", "timeout_seconds", "env"}}
     known["command"] = {"type", "argv", "env", "timeout_seconds"}
     known["webhook"] = {"type", "url", "headers", "timeout_seconds", "max_attempts"}
+    known["report"] = {"type", "report_id", "timeout_seconds"}
     if kind not in known:
         found.append(
             Problem(
@@ -107,6 +119,11 @@ def parse_runner_spec(data: object) -> RunnerSpec:
     spec: RunnerSpec
     if kind == "k6":
         spec = K6Spec(timeout_s=timeout_s, env=_strings(data.get("env"), "runner.env", found))
+    elif kind == "report":
+        report_id = data.get("report_id")
+        if not isinstance(report_id, str) or not report_id:
+            found.append(Problem("invalid_type", "runner.report_id", "report_id must be text."))
+        spec = ReportSpec(report_id=str(report_id), timeout_s=timeout_s)
     elif kind == "command":
         spec = CommandSpec(
             argv=_argv(data.get("argv"), found),

@@ -1,11 +1,13 @@
-"""Runners by type: k6 (the default), command, webhook. Each implements ``Runner``."""
+"""Runners by type: k6 (the default), command, webhook, and report (for report schedules).
+Each implements ``Runner``."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
 
-from tickwork.core.runner_specs import CommandSpec, K6Spec, RunnerSpec, WebhookSpec
+from tickwork.core.runner_specs import CommandSpec, K6Spec, ReportSpec, RunnerSpec, WebhookSpec
+from tickwork.store import Store
 from tickwork.worker.runners.base import RunInput, Runner, RunnerOptions, Verdict
 from tickwork.worker.runners.command import CommandRunner
 from tickwork.worker.runners.k6 import K6Runner
@@ -33,5 +35,14 @@ REGISTRY: dict[type, Callable[[Any, RunnerOptions], Runner]] = {
 }
 
 
-def runner_for(spec: RunnerSpec, options: RunnerOptions) -> Runner:
+def runner_for(spec: RunnerSpec, options: RunnerOptions, store: Store | None = None) -> Runner:
+    """The runner of ``spec``. A report runner reads the store, so it needs ``store``."""
+    if isinstance(spec, ReportSpec):
+        # Imported here: the report runner uses the webhook runner's signature, and this
+        # package's import must not wait on it.
+        from tickwork.worker.runners.report import ReportRunner
+
+        if store is None:
+            raise ValueError("a report runner needs the store")
+        return ReportRunner(spec, options, store)
     return REGISTRY[type(spec)](spec, options)

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from tickwork.core.instants import format_instant
 from tickwork.core.lifecycle import Outcome
+from tickwork.worker.reports.mail import SmtpOptions
 
 STOP_GRACE_S = 5.0
 """How long a stopped k6 or command has, after SIGTERM, to write its summary and exit."""
@@ -64,6 +65,8 @@ class RunnerOptions:
     command_allowed: tuple[str, ...] = ()
     webhook_secret: str | None = None
     stop_grace_s: float = STOP_GRACE_S
+    smtp: SmtpOptions | None = None  # where report e-mails go (None: none can be sent)
+    public_url: str | None = None  # base of the links in reports (else paths)
 
 
 class Runner(Protocol):

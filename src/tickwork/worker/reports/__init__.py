@@ -1,0 +1,1 @@
+"""Report digests: gather the runs a report covers, digest them, send the digest."""

@@ -1,0 +1,147 @@
+"""Which test runs a report covers, read from the store.
+
+A load test of the report's stack is covered when its name, or its project's name, is in
+``services``, or when a URL in its runner settings or its script (the first 256 KiB) names
+one of ``hosts``, or an environment value of its runner is one of them. Its runs are those
+created within the period, read newest first from its run index, which follows creation
+order; the walk stops an hour before the period (clocks of API processes may differ).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import Any
+
+from tickwork.store import ReportRecord, RunRecord, Store
+from tickwork.store.connection import text_of, translated
+from tickwork.store.load_tests import LoadTestRecord
+from tickwork.store.load_tests import decode as decode_load_test
+from tickwork.store.runs import decode as decode_run
+from tickwork.worker.reports.digest import DigestRun
+
+SCRIPT_SCANNED_BYTES = 256 * 1024
+RUNS_CHUNK = 500
+RUNS_READ_CAP = 100_000
+"""Runs read for one load test and one report at most: a bound on a report's cost."""
+CLOCK_SLACK = timedelta(hours=1)
+
+_URL_HOST = re.compile(
+    r"[A-Za-z][A-Za-z0-9+.-]*://(?:[^@/\s'\"`]*@)?(\[[0-9A-Fa-f:.]+\]|[^:/\s'\"`?#\\]+)"
+)
+
+
+def hosts_in(text: str) -> set[str]:
+    """The host names of the URLs in ``text``, lower case."""
+    return {match.group(1).strip("[]").lower() for match in _URL_HOST.finditer(text)}
+
+
+def _targets(test: LoadTestRecord, script: bytes | None) -> set[str]:
+    found = hosts_in(json.dumps(test.runner))
+    env = test.runner.get("env")
+    if isinstance(env, dict):
+        found |= {value.lower() for value in env.values() if isinstance(value, str)}
+    if script:
+        found |= hosts_in(script.decode("utf-8", errors="replace"))
+    return found
+
+
+def covered(store: Store, report: ReportRecord) -> list[LoadTestRecord]:
+    """The stack's load tests the report covers, by id."""
+    hosts = {host.lower() for host in report.attrs.get("hosts") or []}
+    services = set(report.attrs.get("services") or [])
+    keys = store.keys
+    with translated():
+        ids = [
+            int(text_of(raw))
+            for raw in store.client.zrange(keys.stack_index(report.stack, "load_tests"), 0, -1)
+        ]
+        pipe = store.client.pipeline(transaction=False)
+        for load_test_id in ids:
+            pipe.hgetall(keys.load_test(load_test_id))
+            pipe.getrange(keys.load_test_script(load_test_id), 0, SCRIPT_SCANNED_BYTES - 1)
+        replies = pipe.execute()
+        tests = [
+            (decode_load_test(fields), script)
+            for fields, script in zip(replies[::2], replies[1::2], strict=True)
+            if fields
+        ]
+        projects = _project_names(store, {test.project_id for test, _ in tests}, services)
+    chosen = []
+    for test, script in tests:
+        if test.stack != report.stack or test.kind:
+            continue
+        named = test.name in services or projects.get(test.project_id) in services
+        if named or (hosts and hosts & _targets(test, script or None)):
+            chosen.append(test)
+    return chosen
+
+
+def _project_names(store: Store, project_ids: Iterable[int], services: set[str]) -> dict[int, str]:
+    if not services:
+        return {}
+    wanted = sorted(project_ids)
+    pipe = store.client.pipeline(transaction=False)
+    for project_id in wanted:
+        pipe.hget(store.keys.project(project_id), "name")
+    return {
+        project_id: text_of(name)
+        for project_id, name in zip(wanted, pipe.execute(), strict=True)
+        if name is not None
+    }
+
+
+def runs_within(
+    store: Store, test: LoadTestRecord, start: datetime, end: datetime
+) -> list[DigestRun]:
+    """The load test's runs created in [start, end)."""
+    index = store.keys.load_test_runs(test.id)
+    found: list[DigestRun] = []
+    floor = start - CLOCK_SLACK
+    offset = 0
+    with translated():
+        while offset < RUNS_READ_CAP:
+            ids = store.client.zrevrange(index, offset, offset + RUNS_CHUNK - 1)
+            if not ids:
+                break
+            pipe = store.client.pipeline(transaction=False)
+            for raw in ids:
+                pipe.hgetall(store.keys.run(int(text_of(raw))))
+            runs = [decode_run(row) for row in pipe.execute() if row]
+            found += [_digest_run(run, test.name) for run in runs if start <= run.created < end]
+            if any(run.created < floor for run in runs):
+                break
+            offset += RUNS_CHUNK
+    return found
+
+
+def _digest_run(run: RunRecord, name: str) -> DigestRun:
+    reason = run.details.get("reason")
+    return DigestRun(
+        run_id=run.id,
+        load_test_id=run.load_test_id,
+        load_test=name,
+        status=run.status,
+        result=run.result,
+        created=run.created,
+        reason=reason if isinstance(reason, str) else None,
+        message=run.status_history[-1].message if run.status_history else None,
+        p95_ms=p95_of(run.details),
+    )
+
+
+def p95_of(details: dict[str, Any]) -> float | None:
+    """http_req_duration's p(95) from a k6 summary: the ``--summary-export`` form
+    (``metrics.x["p(95)"]``) or the handleSummary form (``metrics.x.values["p(95)"]``)."""
+    summary = details.get("summary")
+    metrics = summary.get("metrics") if isinstance(summary, dict) else None
+    metric = metrics.get("http_req_duration") if isinstance(metrics, dict) else None
+    if not isinstance(metric, dict):
+        return None
+    values = metric.get("values")
+    value = metric.get("p(95)", values.get("p(95)") if isinstance(values, dict) else None)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)

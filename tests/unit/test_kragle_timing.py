@@ -1,0 +1,62 @@
+"""The Kragle dialect's timing: ``once`` and ``config`` as core triggers."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from tickwork.core import Interval, Once, Schedule, occurrences_after
+from tickwork.dialects.kragle import Timing, anchor_of, check_timing, parse_create, to_core
+from tickwork.errors import ValidationError
+
+ANCHOR = datetime(2026, 11, 23, 12, 0, 7, tzinfo=UTC)
+
+
+def test_a_period_counts_from_the_anchor() -> None:
+    schedule = to_core(Timing(False, {"period": 90}), anchor=ANCHOR)
+
+    assert schedule == Schedule(ANCHOR + timedelta(seconds=90), Interval(timedelta(seconds=90)))
+    assert occurrences_after(schedule, ANCHOR, 2) == [
+        ANCHOR + timedelta(seconds=90),
+        ANCHOR + timedelta(seconds=180),
+    ]
+
+
+def test_a_period_with_a_timestamp_first_runs_at_the_timestamp() -> None:
+    schedule = to_core(Timing(False, {"period": 60, "timestamp": 1_800_000_000}), anchor=ANCHOR)
+
+    assert schedule.starts == datetime.fromtimestamp(1_800_000_000, UTC)
+
+
+def test_a_one_time_schedule_runs_once_at_its_timestamp() -> None:
+    schedule = to_core(Timing(True, {"timestamp": 1_800_000_000}), anchor=ANCHOR)
+
+    assert schedule == Schedule(datetime.fromtimestamp(1_800_000_000, UTC), Once())
+
+
+def test_the_anchor_is_the_whole_second() -> None:
+    assert anchor_of(ANCHOR + timedelta(microseconds=999_999)) == ANCHOR
+
+
+@pytest.mark.parametrize(
+    ("timing", "targets"),
+    [
+        (Timing(True, {}), {"config.timestamp"}),
+        (Timing(True, {"period": 5}), {"config.timestamp", "config.period"}),
+        (Timing(False, {}), {"config.period"}),
+        (Timing(False, {"timestamp": 5}), {"config.period"}),
+    ],
+)
+def test_once_and_config_must_agree(timing: Timing, targets: set[str]) -> None:
+    with pytest.raises(ValidationError) as raised:
+        check_timing(timing)
+
+    assert {problem.target for problem in raised.value.problems} == targets
+
+
+def test_parse_create_keeps_what_was_given() -> None:
+    name, timing = parse_create(json.dumps({"config": {"period": 5}, "unknown": 1}).encode())
+
+    assert (name, timing) == (None, Timing(False, {"period": 5}))
