@@ -120,6 +120,13 @@ def test_scheduled_at_is_in_microseconds(api: Api, clock: Clock) -> None:
     [
         pytest.param({"name": None}, "attrs.name", id="name_null"),
         pytest.param({"name": ""}, "attrs.name", id="name_empty"),
+        pytest.param({"name": "a\r\nBcc: x@y.z"}, "attrs.name", id="name_header_injection"),
+        pytest.param({"services": ["tab\there"]}, "attrs.services.0", id="service_control"),
+        pytest.param(
+            {"send_via": "webhook", "send_to": ["http://hooks.example/\u0001"]},
+            "attrs.send_to.0",
+            id="url_control",
+        ),
         pytest.param({"schedule": "hourly"}, "attrs.schedule", id="schedule_unknown"),
         pytest.param({"schedule": 1}, "attrs.schedule", id="schedule_number"),
         pytest.param({"send_via": "sms"}, "attrs.send_via", id="send_via_unknown"),

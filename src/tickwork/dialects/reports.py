@@ -32,15 +32,18 @@ MAX_PAGE_SIZE = 1000
 READ_ONLY = frozenset({"id", "scheduled_at", "scheduled_by", "start_timestamp", "end_timestamp"})
 """Fields of a fetched schedule that a client may send back in ``attrs``: they are ignored."""
 
-# No whitespace, commas, angle brackets or quotes: an address goes into a mail header as is.
-_EMAIL = re.compile(r"^[^@\s,;<>\"']{1,64}@[^@\s,;<>\"']{1,253}$")
+# No whitespace, control characters, commas, angle brackets or quotes: an address goes into
+# a mail header as is.
+_EMAIL = re.compile(r"^[^@\s,;<>\"'\x00-\x1f\x7f]{1,64}@[^@\s,;<>\"'\x00-\x1f\x7f]{1,253}$")
 _HOST = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
-_URL = re.compile(r"^https?://[^\s/?#@]+(?:[/?#]\S*)?$", re.IGNORECASE)
+_URL = re.compile(r"^https?://[^\s/?#@\x00-\x1f\x7f]+(?:[/?#][^\s\x00-\x1f\x7f]*)?$", re.I)
 
 Period = Literal["daily", "weekly", "monthly"]
 Channel = Literal["email", "webhook"]
-Name = Annotated[str, Field(min_length=1, max_length=255)]
-Text = Annotated[str, Field(min_length=1, max_length=300)]
+# No control characters: a report's name goes into its mail's Subject header.
+_PRINTABLE = r"^[^\x00-\x1f\x7f]+$"
+Name = Annotated[str, Field(min_length=1, max_length=255, pattern=_PRINTABLE)]
+Text = Annotated[str, Field(min_length=1, max_length=300, pattern=_PRINTABLE)]
 TypeName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
 Zone = Annotated[str, Field(max_length=128)]
 Recipients = Annotated[

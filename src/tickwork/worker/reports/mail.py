@@ -84,7 +84,7 @@ def send(options: SmtpOptions, mail: EmailMessage, to: list[str], *, timeout_s: 
         return Sent(refused={k: _answer(v) for k, v in exc.recipients.items()})
     except smtplib.SMTPResponseException as exc:
         return Sent(refused={}, rejected=f"{exc.smtp_code} {_text(exc.smtp_error)}")
-    except (smtplib.SMTPException, OSError) as exc:
+    except (smtplib.SMTPException, OSError, ValueError) as exc:  # ValueError: an unsendable address
         return Sent(refused={}, error=f"{type(exc).__name__}: {exc}")
     return Sent(refused={k: _answer(v) for k, v in refused.items()})
 

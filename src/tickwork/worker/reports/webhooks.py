@@ -8,6 +8,7 @@ the time left. Redirects are not followed.
 
 from __future__ import annotations
 
+import http.client
 import threading
 import time
 import urllib.error
@@ -97,6 +98,7 @@ def _once(url: str, body: bytes, headers: dict[str, str], timeout_s: float) -> P
             return Posted(url, int(response.status))
     except urllib.error.HTTPError as exc:
         return Posted(url, exc.code)
-    except (urllib.error.URLError, OSError) as exc:
+    # HTTPException: a malformed answer or URL; ValueError: a URL urllib cannot parse
+    except (urllib.error.URLError, OSError, http.client.HTTPException, ValueError) as exc:
         reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
         return Posted(url, None, str(reason))
