@@ -22,6 +22,7 @@ from tickwork.core.instants import format_instant, parse_instant
 from tickwork.errors import Conflict, NotFound
 from tickwork.store.connection import text_of, translated
 from tickwork.store.keys import Keys
+from tickwork.store.paging import read_page
 from tickwork.store.runs import FINISHED
 from tickwork.store.schedules import Schedules
 
@@ -135,16 +136,8 @@ class LoadTests:
             index = self._keys.load_tests_named(stack, name)
         else:
             index = self._keys.stack_index(stack, "load_tests")
-        with translated():
-            total = int(self._client.zcard(index))
-            if top <= 0 or skip >= total:
-                return [], total
-            ids = self._client.zrange(index, skip, skip + top - 1)
-            pipe = self._client.pipeline(transaction=False)
-            for member in ids:
-                pipe.hgetall(self._keys.load_test(int(text_of(member))))
-            rows = pipe.execute()
-        tests = [decode(row) for row in rows if row]
+        rows, total = read_page(self._client, index, self._keys.load_test, skip=skip, top=top)
+        tests = [decode(row) for row in rows]
         return [test for test in tests if test.stack == stack], total
 
     def create(

@@ -18,6 +18,7 @@ from tickwork.errors import Conflict, NotFound
 from tickwork.store.connection import text_of, translated
 from tickwork.store.keys import Keys
 from tickwork.store.load_tests import LoadTests
+from tickwork.store.paging import read_page
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,16 +78,8 @@ class Projects:
             found = [self.get(stack, int(text_of(raw)))] if raw is not None else []
             return found[skip : skip + top], len(found)
         index = self._keys.stack_index(stack, "projects")
-        with translated():
-            total = int(self._client.zcard(index))
-            if top <= 0 or skip >= total:
-                return [], total
-            ids = self._client.zrange(index, skip, skip + top - 1)
-            pipe = self._client.pipeline(transaction=False)
-            for member in ids:
-                pipe.hgetall(self._keys.project(int(text_of(member))))
-            rows = pipe.execute()
-        return [decode(row) for row in rows if row], total
+        rows, total = read_page(self._client, index, self._keys.project, skip=skip, top=top)
+        return [decode(row) for row in rows], total
 
     def create(self, stack: int, *, name: str, now: datetime) -> ProjectRecord:
         """A new project; Conflict when the stack already has one of that name."""

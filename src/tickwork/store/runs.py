@@ -14,6 +14,7 @@ from tickwork.core.instants import format_instant, parse_instant
 from tickwork.errors import NotFound
 from tickwork.store.connection import text_of, translated
 from tickwork.store.keys import Keys
+from tickwork.store.paging import read_page
 
 FINISHED = frozenset({"completed", "aborted", "skipped"})
 
@@ -180,14 +181,6 @@ class Runs:
             if load_test_id is not None
             else self._keys.stack_index(stack, "runs")
         )
-        with translated():
-            total = int(self._client.zcard(index))
-            if top <= 0:
-                return [], total
-            ids = self._client.zrange(index, skip, skip + top - 1)
-            pipe = self._client.pipeline(transaction=False)
-            for raw in ids:
-                pipe.hgetall(self._keys.run(int(text_of(raw))))
-            rows = pipe.execute()
-        runs = [decode(row) for row in rows if row]
+        rows, total = read_page(self._client, index, self._keys.run, skip=skip, top=top)
+        runs = [decode(row) for row in rows]
         return [run for run in runs if run.stack == stack], total

@@ -21,6 +21,7 @@ from tickwork.errors import Conflict, NotFound
 from tickwork.store.codec import decode_schedule, encode_schedule
 from tickwork.store.connection import text_of, translated
 from tickwork.store.keys import Keys
+from tickwork.store.paging import read_page
 
 OVERLAP_POLICIES = ("skip", "allow")
 
@@ -136,16 +137,8 @@ class Schedules:
     def page(self, stack: int, *, skip: int, top: int) -> tuple[list[ScheduleRecord], int]:
         """One page of the stack's schedules by id, and how many there are in all."""
         index = self._keys.stack_index(stack, "schedules")
-        with translated():
-            total = int(self._client.zcard(index))
-            if top <= 0:
-                return [], total
-            ids = self._client.zrange(index, skip, skip + top - 1)
-            pipe = self._client.pipeline(transaction=False)
-            for raw in ids:
-                pipe.hgetall(self._keys.schedule(int(text_of(raw))))
-            rows = pipe.execute()
-        return [decode(row) for row in rows if row], total
+        rows, total = read_page(self._client, index, self._keys.schedule, skip=skip, top=top)
+        return [decode(row) for row in rows], total
 
     def put(
         self,
