@@ -225,3 +225,29 @@ def test_redirect_is_not_followed(tmp_path: Path, receivers: list[Receiver]) -> 
     verdict = _runner(receiver.url).run(_input(tmp_path), threading.Event())
     assert verdict.outcome is Outcome.FAILED
     assert len(receiver.calls) == 1
+
+
+def test_a_receiver_answering_garbage_is_an_error_not_a_crash(tmp_path: Path) -> None:
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    port = listener.getsockname()[1]
+
+    def answer_garbage() -> None:
+        for _ in range(2):
+            conn, _ = listener.accept()
+            with conn:
+                conn.recv(65536)
+                conn.sendall(b"NOT HTTP AT ALL\r\n\r\n")
+
+    server = threading.Thread(target=answer_garbage, daemon=True)
+    server.start()
+    try:
+        verdict = _runner(f"http://127.0.0.1:{port}/", attempts=2).run(
+            _input(tmp_path), threading.Event()
+        )
+    finally:
+        server.join(timeout=5)
+        listener.close()
+    assert verdict.outcome is Outcome.ERROR
+    assert "after 2 attempts" in verdict.detail

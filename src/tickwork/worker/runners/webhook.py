@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import http.client
 import json
 import secrets
 import threading
@@ -112,7 +113,8 @@ class WebhookRunner:
         except urllib.error.HTTPError as exc:
             kept = exc.read(RESPONSE_KEPT_BYTES) if exc.fp is not None else b""
             status = exc.code
-        except (urllib.error.URLError, OSError) as exc:
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
+            # HTTPException: an answer that is not HTTP; retried like a dropped connection.
             reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
             return {"error": str(reason), "elapsed_s": round(time.monotonic() - started, 3)}
         return {
