@@ -36,7 +36,7 @@ def _call(url: str, token: str, method: str = "GET", body: object = None) -> Any
         return json.loads(response.read() or b"null")
 
 
-def _read_banner(process: subprocess.Popen[str], timeout_s: float = 60) -> str:
+def read_banner(process: subprocess.Popen[str], timeout_s: float = 60) -> str:
     assert process.stdout is not None
     lines: list[str] = []
     deadline = time.monotonic() + timeout_s
@@ -71,7 +71,7 @@ def start_standalone(
         stderr=subprocess.DEVNULL,
         text=True,
     )
-    return process, _read_banner(process)
+    return process, read_banner(process)
 
 
 def test_standalone_runs_a_real_k6_test_and_stops_leaving_nothing_behind(
