@@ -15,6 +15,7 @@ from tickwork.core.instants import format_instant, parse_instant, to_ms
 from tickwork.errors import SettingsError
 from tickwork.settings import load_settings
 from tickwork.store import Store
+from tickwork.store.connection import text_of
 
 from .api_support import ALICE, BOB, MAX_BODY, T0, Api, Clock, snapshot, tokens
 
@@ -453,7 +454,7 @@ def test_jobs_are_not_k6_schedules_and_leave_the_k6_schedule_alone(api: Api, sto
     assert api.post(f"/cloud/v6/schedules/{job['id']}/deactivate").status_code == 404
     assert [s["id"] for s in api.get("/cloud/v6/schedules").json()["value"]] == [k6["id"]]
     assert api.get(f"/cloud/v6/load_tests/{load_test}/schedule").json() == k6
-    due = {int(m) for m in store.client.zrange(store.keys.due, 0, -1)}
+    due = {int(text_of(m)) for m in store.client.zrange(store.keys.due, 0, -1)}
     assert due == {k6["id"], job["id"]}
 
 
@@ -539,7 +540,7 @@ def test_deleting_a_schedule_deletes_its_jobs(api: Api, store: Store) -> None:
         assert api.get(f"/kragle/jobs/byid/{job['id']}").status_code == 404
         assert _due_ms(store, job["id"]) is None
     assert [j["id"] for j in api.get("/kragle/jobs").json()["jobs"]] == [kept["id"]]
-    due = [int(m) for m in store.client.zrange(store.keys.due, 0, -1)]
+    due = [int(text_of(m)) for m in store.client.zrange(store.keys.due, 0, -1)]
     assert due == [kept["id"]]
 
 

@@ -24,6 +24,7 @@ ABORT_FLAG_TTL_S = 7 * 86_400
 NOT_STARTED = frozenset({"created", "queued"})
 """Statuses of a run no worker has begun to execute: an abort ends these at once."""
 
+
 def aborted_before_start(run: RunRecord, *, by_user: str, now: datetime) -> RunRecord:
     """The run ended as a worker ends a user's abort, with "before it started" as detail."""
     ending = ending_of(Outcome.ABORTED_BY_USER)
