@@ -153,6 +153,30 @@ def test_runner_of_unknown_shape_is_400(api: Api, runner: object) -> None:
 
 
 @pytest.mark.parametrize(
+    ("runner", "target"),
+    [
+        ({"type": "command"}, "runner.argv"),
+        ({"type": "command", "argv": ["true"], "shell": True}, "runner.shell"),
+        ({"type": "webhook", "url": "ftp://example.com/"}, "runner.url"),
+        ({"type": "k6", "timeout_seconds": -1}, "runner.timeout_seconds"),
+    ],
+)
+def test_runner_with_wrong_settings_is_400_naming_them_and_nothing_is_created(
+    api: Api, store: Store, runner: dict[str, object], target: str
+) -> None:
+    pid = api.project()
+
+    response = api.post(
+        f"/cloud/v6/projects/{pid}/load_tests", json={"name": "r", "runner": runner}
+    )
+
+    assert response.status_code == 400
+    details = response.json()["error"]["details"]
+    assert target in [detail["target"] for detail in details]
+    assert api.get(f"/cloud/v6/projects/{pid}/load_tests").json()["value"] == []
+
+
+@pytest.mark.parametrize(
     "form",
     [
         {"k6_version": "three"},

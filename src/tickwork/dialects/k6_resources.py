@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic import ValidationError as PydanticValidationError
 from pydantic.json_schema import SkipJsonSchema
 
+from tickwork.core.runner_specs import parse_runner_spec
 from tickwork.dialects.k6 import DateTime, problems_from_pydantic
 from tickwork.errors import Problem, ValidationError
 
@@ -180,7 +181,13 @@ def parse_patch_project(body: bytes) -> PatchProjectApiModel:
 
 
 def _runner_dict(runner: RunnerConfig | None) -> dict[str, Any] | None:
-    return runner.model_dump(mode="json") if runner is not None else None
+    """The runner as stored, checked as the worker will read it (ValidationError naming
+    each wrong setting), so a mistake answers 400 now rather than failing every run."""
+    if runner is None:
+        return None
+    data = runner.model_dump(mode="json", exclude_unset=True)
+    parse_runner_spec(data)
+    return data
 
 
 def parse_create_load_test_json(body: bytes) -> NewLoadTest:
