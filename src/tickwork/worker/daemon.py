@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import redis
+from prometheus_client import start_http_server
 from rq import SimpleWorker
 from rq.job import Job
 from rq.serializers import JSONSerializer
@@ -34,6 +35,7 @@ from tickwork.errors import JobRefused, StoreUnavailable
 from tickwork.store import Executions, Store
 from tickwork.worker import jobs
 from tickwork.worker.execution import WorkerConfig
+from tickwork.worker.metrics import WorkerMetrics
 from tickwork.worker.queue import JOB_FUNCTION
 
 log = logging.getLogger("tickwork.worker")
@@ -121,10 +123,15 @@ def serve(
     queue_names: list[str],
     config: WorkerConfig,
     burst: bool = False,
+    metrics_address: tuple[str, int] | None = None,
 ) -> bool:
     """Work the queues until stopped (or, with ``burst``, until they are empty). Whether any
-    job was executed."""
-    jobs.configure(config)
+    job was executed. With ``metrics_address``, Prometheus metrics are served there."""
+    metrics = WorkerMetrics()
+    if metrics_address is not None:
+        host, port = metrics_address
+        start_http_server(port, addr=host, registry=metrics.registry)
+    jobs.configure(config, metrics)
     store = Store(client, prefix)
     reaper = Reaper(store.executions, interval_s=config.heartbeat_s)
     worker = SimpleWorker(

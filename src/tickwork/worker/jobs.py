@@ -14,15 +14,17 @@ from rq import get_current_job
 
 from tickwork.store import Store
 from tickwork.worker.execution import WorkerConfig, execute
+from tickwork.worker.metrics import WorkerMetrics
 
 _PREFIX = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 _config: WorkerConfig | None = None
+_metrics: WorkerMetrics | None = None
 
 
-def configure(config: WorkerConfig) -> None:
-    """Install the configuration ``run_test`` uses in this process."""
-    global _config  # noqa: PLW0603  (set once by the process wiring; RQ calls a bare function)
-    _config = config
+def configure(config: WorkerConfig, metrics: WorkerMetrics | None = None) -> None:
+    """Install the configuration ``run_test`` uses in this process, and where it counts."""
+    global _config, _metrics
+    _config, _metrics = config, metrics
 
 
 def current_config() -> WorkerConfig:
@@ -43,6 +45,8 @@ def run_test(run_id: int, prefix: str) -> dict[str, Any]:
     if job is None:
         raise RuntimeError("run_test runs inside an RQ job; call execute() directly otherwise")
     ended = execute(Store(job.connection, prefix), run_id, current_config())
+    if ended is not None and _metrics is not None:
+        _metrics.ended(ended)
     # None: another delivery executed the run, or the run was ended by someone else.
     return {
         "run_id": run_id,
