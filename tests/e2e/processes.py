@@ -10,9 +10,12 @@ import sys
 import time
 import urllib.request
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from tickwork.core import Interval, Schedule
 from tickwork.embedded import free_port
+from tickwork.store import Store
 
 
 @dataclass
@@ -102,3 +105,22 @@ class Processes:
             except subprocess.TimeoutExpired:
                 process.popen.kill()
                 process.popen.wait()
+
+
+def every_second(store: Store, count: int, *, lead_s: int) -> datetime:
+    """``count`` schedules (load tests 1..count) firing every second from ``lead_s`` seconds
+    from now, overlap allowed; their first instant."""
+    start = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=lead_s)
+    for load_test_id in range(1, count + 1):
+        store.client.hset(store.keys.load_test(load_test_id), mapping={"stack": 1, "project_id": 1})
+        store.schedules.put(
+            stack=1,
+            load_test_id=load_test_id,
+            schedule=Schedule(start, Interval(timedelta(seconds=1))),
+            request="{}",
+            dialect="k6",
+            created_by=None,
+            now=datetime.now(UTC),
+            overlap="allow",
+        )
+    return start

@@ -51,6 +51,19 @@ def _env() -> dict[str, str]:
     }
 
 
+def _install(command: str, project: Path) -> None:
+    """Run the install half of a README command, as a shell runs it, in ``project``."""
+    subprocess.run(
+        command,
+        shell=True,
+        cwd=project,
+        env=_env(),
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
+
+
 def test_ci_runs_the_readme_test_command_verbatim() -> None:
     _, test = _commands()
     assert test in (ROOT / ".ci" / "run").read_text()
@@ -61,15 +74,7 @@ def test_install_and_run_command_brings_up_tickwork_on_a_fresh_venv(tmp_path: Pa
     install, _, start = run.rpartition(" && ")
     assert start == ".venv/bin/tickwork standalone"
     project = _fresh_copy(tmp_path)
-    subprocess.run(
-        install,
-        shell=True,
-        cwd=project,
-        env=_env(),
-        check=True,
-        capture_output=True,
-        timeout=600,
-    )
+    _install(install, project)
     process = subprocess.Popen(
         [*start.split(), "--port", str(free_port()), "--data-dir", str(tmp_path / "data")],
         cwd=project,
@@ -95,15 +100,7 @@ def test_test_command_installs_and_runs_pytest_on_a_fresh_venv(tmp_path: Path) -
     install, _, pytest_command = test.rpartition(" && ")
     assert pytest_command == ".venv/bin/python -m pytest"
     project = _fresh_copy(tmp_path)
-    subprocess.run(
-        install,
-        shell=True,
-        cwd=project,
-        env=_env(),
-        check=True,
-        capture_output=True,
-        timeout=600,
-    )
+    _install(install, project)
     # The whole suite would run itself again; a known-answer file shows the command works.
     result = subprocess.run(
         [

@@ -16,17 +16,16 @@ import threading
 import time
 import uuid
 from collections import Counter
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 import redis
 
-from tickwork.core import Interval, Schedule
 from tickwork.embedded import EmbeddedServer
 from tickwork.store import Store
 
-from .processes import Processes
+from .processes import Processes, every_second
 
 pytestmark = pytest.mark.slow
 
@@ -51,19 +50,7 @@ def test_scheduler_survives_a_redis_crash_without_double_fires(
     store = Store(client, prefix)
     try:
         processes.wait_healthy(processes.scheduler("scheduler"))
-        start = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=2)
-        for load_test_id in range(1, SCHEDULES + 1):
-            client.hset(store.keys.load_test(load_test_id), mapping={"stack": 1, "project_id": 1})
-            store.schedules.put(
-                stack=1,
-                load_test_id=load_test_id,
-                schedule=Schedule(start, Interval(timedelta(seconds=1))),
-                request="{}",
-                dialect="k6",
-                created_by=None,
-                now=datetime.now(UTC),
-                overlap="allow",
-            )
+        start = every_second(store, SCHEDULES, lead_s=2)
         runs_index = store.keys.stack_index(1, "runs")
         seen = [0]
         watching = threading.Event()

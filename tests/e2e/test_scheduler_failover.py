@@ -18,11 +18,10 @@ from pathlib import Path
 import pytest
 import redis
 
-from tickwork.core import Interval, Schedule
 from tickwork.store import Store
 from tickwork.worker.queue import queue
 
-from .processes import Processes
+from .processes import Processes, every_second
 
 pytestmark = pytest.mark.slow
 
@@ -58,19 +57,7 @@ def test_failover_never_duplicates_and_accounts_for_every_occurrence(
     for process in schedulers:
         processes.wait_healthy(process)
 
-    start = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=3)
-    for load_test_id in range(1, SCHEDULES + 1):
-        redis_client.hset(store.keys.load_test(load_test_id), mapping={"stack": 1, "project_id": 1})
-        store.schedules.put(
-            stack=1,
-            load_test_id=load_test_id,
-            schedule=Schedule(start, Interval(timedelta(seconds=1))),
-            request="{}",
-            dialect="k6",
-            created_by=None,
-            now=datetime.now(UTC),
-            overlap="allow",
-        )
+    start = every_second(store, SCHEDULES, lead_s=3)
 
     def at(offset_s: float) -> None:
         delay = (start + timedelta(seconds=offset_s) - datetime.now(UTC)).total_seconds()
