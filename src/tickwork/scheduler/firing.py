@@ -65,20 +65,19 @@ class Firer:
         client = self._store.client
         with translated():
             self._queue.get_redis_server_version()  # RQ reads it lazily: once, up front
-            while True:
-                now = self._clock()
-                ids = [
-                    int(text_of(raw))
-                    for raw in client.zrangebyscore(
-                        keys.due, "-inf", to_ms(now), start=0, num=self._batch_size
-                    )
-                ]
-                if not ids:
-                    return BatchResult()
-                result = self._commit(lease, ids)
-                # A full batch, or schedules that changed under it: look again at once.
-                result.full = len(ids) == self._batch_size or result.conflicts > 0
-                return result
+            now = self._clock()
+            ids = [
+                int(text_of(raw))
+                for raw in client.zrangebyscore(
+                    keys.due, "-inf", to_ms(now), start=0, num=self._batch_size
+                )
+            ]
+            if not ids:
+                return BatchResult()
+            result = self._commit(lease, ids)
+        # A full batch, or schedules that changed under it: look again at once.
+        result.full = len(ids) == self._batch_size or result.conflicts > 0
+        return result
 
     def _commit(self, lease: Lease, ids: list[int]) -> BatchResult:
         keys, client = self._store.keys, self._store.client
