@@ -106,6 +106,9 @@ class Settings(BaseSettings):
     def _redis_scheme(cls, value: str) -> str:
         if not value.startswith(("redis://", "rediss://", "unix://", "redis+sentinel://")):
             raise ValueError("must start with redis://, rediss://, unix:// or redis+sentinel://")
+        service = value.split("://", 1)[1].partition("/")[2].strip("/")
+        if value.startswith("redis+sentinel://") and not service:
+            raise ValueError("a redis+sentinel:// URL names the service: .../service[/db]")
         return value
 
 
