@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import redis
 
 from tickwork.errors import LeaseLost
-from tickwork.store.connection import text_of, translated
+from tickwork.store.connection import translated
 from tickwork.store.keys import Keys
 
 _ACQUIRE = """
@@ -90,8 +90,3 @@ class Leases:
     def release(self, lease: Lease) -> bool:
         with translated():
             return bool(self._release(keys=[self._keys.lease(lease.name)], args=[lease.value]))
-
-    def holder(self, name: str) -> str | None:
-        with translated():
-            raw = self._client.get(self._keys.lease(name))
-        return text_of(raw) if raw else None

@@ -167,12 +167,6 @@ class Runs:
             raise NotFound(f"Test run {run_id} not found.")
         return run
 
-    def latest_for_load_test(self, load_test_id: int) -> RunRecord | None:
-        """The newest run of the load test that executes (skipped placeholders aside)."""
-        with translated():
-            raw = self._client.get(self._keys.load_test_last_run(load_test_id))
-        return self.get_any(int(text_of(raw))) if raw is not None else None
-
     def page(
         self, stack: int, *, skip: int, top: int, load_test_id: int | None = None
     ) -> tuple[list[RunRecord], int]:
