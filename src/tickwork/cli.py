@@ -102,7 +102,8 @@ def _parser() -> argparse.ArgumentParser:
         description="Run a scheduler daemon. Daemons elect a leader through a lease in Redis; "
         "the leader enqueues each due occurrence of each active schedule as exactly one test "
         "run. Reads TICKWORK_REDIS_URL, TICKWORK_KEY_PREFIX, TICKWORK_LEASE_TTL_SECONDS, "
-        "TICKWORK_CATCH_UP_WINDOW_SECONDS, TICKWORK_FIRE_BATCH_SIZE and TICKWORK_QUEUES (the "
+        "TICKWORK_CATCH_UP_WINDOW_SECONDS, TICKWORK_FIRE_BATCH_SIZE, "
+        "TICKWORK_FIRE_LOOKAHEAD_SECONDS and TICKWORK_QUEUES (the "
         "first queue receives the runs). SIGTERM or SIGINT hands the lease back at once.",
     )
     scheduler.add_argument(
@@ -224,6 +225,7 @@ def _scheduler(args: argparse.Namespace) -> int:
         clock=_utcnow,
         catch_up=timedelta(seconds=settings.catch_up_window_seconds),
         batch_size=settings.fire_batch_size,
+        lookahead=timedelta(seconds=settings.fire_lookahead_seconds),
     )
     daemon = Scheduler(store, firer, lease_ttl=timedelta(seconds=settings.lease_ttl_seconds))
     health = (

@@ -5,11 +5,14 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import redis
 from rq import Queue
+from rq.job import Job
+from rq.serializers import JSONSerializer
 
 from tickwork.core import Frequency, Interval, Once, RuleSpec, Schedule, build_schedule
 from tickwork.errors import LeaseLost
@@ -289,17 +292,39 @@ def test_a_schedule_set_after_its_one_shot_instant_never_fires(
     assert firer.fire_due(lease).fired == []
 
 
+def _lead(firer: Firer, lease: Lease) -> list[datetime]:
+    """One wake-up of the leader's loop: fire all that is due, then work ahead."""
+    fired: list[datetime] = []
+    while True:
+        result = firer.fire_ahead(lease) or firer.fire_due(lease)
+        fired += [occurrence for _, occurrence in result.fired]
+        if not result.full:
+            break
+    while firer.prepare():
+        pass
+    return fired
+
+
 def _fire_through(firer: Firer, lease: Lease, clock: Clock, until: datetime) -> list[datetime]:
     """Step the clock one minute at a time, firing as a leader would; the occurrences fired."""
     fired: list[datetime] = []
     while clock.now < until:
         clock.now += timedelta(minutes=1)
-        fired += [occurrence for _, occurrence in firer.fire_due(lease).fired]
+        fired += _lead(firer, lease)
     return fired
 
 
+@pytest.fixture(params=["ordinary", "ahead"])
+def leader_firer(
+    request: pytest.FixtureRequest, store: Store, rq_queue: Queue, clock: Clock
+) -> Firer:
+    """A firer as the daemon runs it: without and with the look-ahead."""
+    lookahead = timedelta(minutes=10) if request.param == "ahead" else timedelta(0)
+    return Firer(store, rq_queue, clock=clock, catch_up=timedelta(minutes=5), lookahead=lookahead)
+
+
 def test_fixed_time_cron_fires_once_on_a_fall_back_day(
-    store: Store, firer: Firer, lease: Lease, clock: Clock
+    store: Store, leader_firer: Firer, lease: Lease, clock: Clock
 ) -> None:
     from tickwork.core import CronSpec
 
@@ -308,7 +333,7 @@ def test_fixed_time_cron_fires_once_on_a_fall_back_day(
         starts="2026-10-01T00:00:00Z", cron=CronSpec("30 1 * * *", "America/New_York")
     )
     _put(store, 1, schedule, now=clock.now, overlap="allow")
-    fired = _fire_through(firer, lease, clock, datetime(2026, 11, 2, 12, tzinfo=UTC))
+    fired = _fire_through(leader_firer, lease, clock, datetime(2026, 11, 2, 12, tzinfo=UTC))
     assert fired == [
         datetime(2026, 11, 1, 5, 30, tzinfo=UTC),
         datetime(2026, 11, 2, 6, 30, tzinfo=UTC),
@@ -316,7 +341,7 @@ def test_fixed_time_cron_fires_once_on_a_fall_back_day(
 
 
 def test_fixed_time_cron_in_the_spring_gap_fires_once_after_it(
-    store: Store, firer: Firer, lease: Lease, clock: Clock
+    store: Store, leader_firer: Firer, lease: Lease, clock: Clock
 ) -> None:
     from tickwork.core import CronSpec
 
@@ -325,19 +350,221 @@ def test_fixed_time_cron_in_the_spring_gap_fires_once_after_it(
         starts="2026-01-01T00:00:00Z", cron=CronSpec("30 2 * * *", "America/New_York")
     )
     _put(store, 1, schedule, now=clock.now, overlap="allow")
-    fired = _fire_through(firer, lease, clock, datetime(2026, 3, 8, 12, tzinfo=UTC))
+    fired = _fire_through(leader_firer, lease, clock, datetime(2026, 3, 8, 12, tzinfo=UTC))
     assert fired == [datetime(2026, 3, 8, 7, 0, tzinfo=UTC)]
 
 
 def test_until_is_inclusive_and_ends_the_schedule(
-    store: Store, firer: Firer, lease: Lease, clock: Clock
+    store: Store, leader_firer: Firer, lease: Lease, clock: Clock
 ) -> None:
     schedule = build_schedule(
         starts="2026-11-23T12:00:00Z",
         rule=RuleSpec(Frequency.HOURLY, until="2026-11-23T14:00:00Z"),
     )
     sid = _put(store, 1, schedule, overlap="allow")
-    fired = _fire_through(firer, lease, clock, T0 + timedelta(hours=5))
+    fired = _fire_through(leader_firer, lease, clock, T0 + timedelta(hours=5))
     assert fired == [T0, T0 + timedelta(hours=1), T0 + timedelta(hours=2)]
     assert store.schedules.get(1, sid).next_at is None
     assert store.client.zscore(store.keys.due, str(sid)) is None
+
+
+# Fires encoded ahead of their instant (the look-ahead): the same outcomes as the ordinary path.
+
+
+@pytest.fixture
+def ahead(store: Store, rq_queue: Queue, clock: Clock) -> Firer:
+    return Firer(
+        store,
+        rq_queue,
+        clock=clock,
+        catch_up=timedelta(minutes=5),
+        lookahead=timedelta(seconds=10),
+    )
+
+
+def _prepare_all(firer: Firer) -> int:
+    while firer.prepare():
+        pass
+    return firer.ahead
+
+
+def test_a_fire_encoded_ahead_writes_what_the_ordinary_path_writes(
+    redis_client: redis.Redis, store: Store, ahead: Firer, lease: Lease, clock: Clock
+) -> None:
+    at = T0 + timedelta(seconds=5)
+    sid = _put(store, 1, Schedule(at, Interval(timedelta(hours=1))))
+    assert _prepare_all(ahead) == 1
+    assert _runs(store) == []  # nothing written ahead
+
+    clock.now = at + timedelta(milliseconds=7)
+    result = ahead.fire_ahead(lease)
+    assert result is not None
+    assert [occurrence for _, occurrence in result.fired] == [at]
+    assert result.lags_s == [0.007]
+    assert ahead.fire_due(lease).fired == []  # and the ordinary path finds nothing left
+    (fired,) = _runs(store)
+    record = store.schedules.get(1, sid)
+    assert (record.next_at, record.fired_through) == (at + timedelta(hours=1), at)
+
+    # The same occurrence through the ordinary path, on a second store, field by field.
+    other = Store(redis_client, f"{store.keys.prefix}o")
+    other_queue = queue(redis_client, f"{other.keys.prefix}-runs")
+    _load_test(other, 1)
+    other.client.incr(other.keys.ids("schedule"), sid + 100)  # another job id
+    _put(other, 1, Schedule(at, Interval(timedelta(hours=1))))
+    plain = Firer(other, other_queue, clock=clock, catch_up=timedelta(minutes=5))
+    other.client.incr(other.keys.ids("run"), fired.id - 1)
+    (_,) = plain.fire_due(lease_of(other)).fired
+    (expected,) = _runs(other)
+    assert fired == replace(expected, job_id=fired.job_id, schedule_id=sid)
+    assert fired.created == clock.now
+    ours = redis_client.hgetall(Job.key_for(str(fired.job_id)))
+    theirs = redis_client.hgetall(Job.key_for(str(expected.job_id)))
+    assert set(ours) == set(theirs)
+    per_queue = {b"origin", b"data", b"created_at", b"enqueued_at"}  # RQ's clock, prefix
+    assert {k: v for k, v in ours.items() if k not in per_queue} == {
+        k: v for k, v in theirs.items() if k not in per_queue
+    }
+    job = Job.fetch(str(fired.job_id), connection=redis_client, serializer=JSONSerializer)
+    assert job.kwargs == {"run_id": fired.id, "prefix": store.keys.prefix}
+    redis_client.delete(other_queue.key)
+
+
+def lease_of(store: Store) -> Lease:
+    lease = store.leases.acquire("scheduler", "me", TTL_MS)
+    assert lease is not None
+    return lease
+
+
+def test_nothing_beyond_the_look_ahead_window_is_encoded(
+    store: Store, ahead: Firer, clock: Clock
+) -> None:
+    _put(store, 1, Schedule(T0 + timedelta(seconds=11), Once()))
+    assert _prepare_all(ahead) == 0
+    clock.now += timedelta(seconds=2)
+    assert _prepare_all(ahead) == 1
+
+
+def test_no_look_ahead_encodes_nothing(store: Store, firer: Firer) -> None:
+    _put(store, 1, Schedule(T0 + timedelta(seconds=1), Once()))
+    assert _prepare_all(firer) == 0
+
+
+@pytest.mark.parametrize("change", ["overwrite", "delete", "deactivate"])
+def test_a_schedule_changed_after_it_was_encoded_ahead_fires_only_as_it_now_is(
+    store: Store, ahead: Firer, lease: Lease, clock: Clock, rq_queue: Queue, change: str
+) -> None:
+    at = T0 + timedelta(seconds=5)
+    sid = _put(store, 1, Schedule(at, Once()))
+    assert _prepare_all(ahead) == 1
+    if change == "overwrite":
+        _put(store, 1, Schedule(at, Interval(timedelta(minutes=1))))
+    elif change == "delete":
+        store.schedules.delete(1, sid)
+    else:
+        store.schedules.deactivate(1, sid)
+    clock.now = at
+    fired = _lead(ahead, lease)
+    if change == "overwrite":
+        assert fired == [at]
+        (run,) = _runs(store)
+        assert store.schedules.get(1, sid).next_at == at + timedelta(minutes=1)  # new version
+        assert rq_queue.job_ids == [run.job_id]
+    else:
+        assert fired == []
+        assert _runs(store) == []
+        assert rq_queue.count == 0
+
+
+def test_overlap_is_checked_at_commit_not_when_encoded(
+    store: Store, ahead: Firer, lease: Lease, clock: Clock
+) -> None:
+    """A run of the load test started after the fire was encoded: the occurrence is skipped
+    as overlapping, recorded by the ordinary path."""
+    at = T0 + timedelta(seconds=5)
+    _put(store, 1, Schedule(at, Once()))
+    assert _prepare_all(ahead) == 1
+    store.client.set(store.keys.load_test_last_run(1), 999)
+    store.client.hset(store.keys.run(999), "status", "running")
+    clock.now = at
+    result = ahead.fire_ahead(lease)
+    assert result is not None
+    assert (result.fired, result.conflicts) == ([], 0)
+    result = ahead.fire_due(lease)
+    assert (result.fired, result.skipped) == ([], {"overlap": 1})
+
+
+def test_overlap_allow_fires_ahead_while_a_run_is_going(
+    store: Store, ahead: Firer, lease: Lease, clock: Clock
+) -> None:
+    at = T0 + timedelta(seconds=5)
+    _put(store, 1, Schedule(at, Once()), overlap="allow")
+    assert _prepare_all(ahead) == 1
+    store.client.set(store.keys.load_test_last_run(1), 999)
+    store.client.hset(store.keys.run(999), "status", "running")
+    clock.now = at
+    result = ahead.fire_ahead(lease)
+    assert result is not None
+    assert [occurrence for _, occurrence in result.fired] == [at]
+
+
+def test_a_plan_made_ahead_is_dropped_once_the_next_occurrence_is_due(
+    store: Store, ahead: Firer, lease: Lease, clock: Clock
+) -> None:
+    """The leader was held up past the following occurrence: what was missed is settled by
+    the ordinary path (one skipped, the latest fired), not by the stale plan."""
+    at = T0 + timedelta(seconds=5)
+    _put(store, 1, Schedule(at, Interval(timedelta(seconds=1))), overlap="allow")
+    assert _prepare_all(ahead) == 1
+    clock.now = at + timedelta(seconds=1, milliseconds=500)
+    assert _lead(ahead, lease) == [at + timedelta(seconds=1)]
+    statuses = sorted((r.scheduled_for, r.status) for r in _runs(store))
+    assert statuses == [(at, "skipped"), (at + timedelta(seconds=1), "created")]
+
+
+def test_a_leader_that_lost_its_lease_commits_nothing_encoded_ahead(
+    store: Store, ahead: Firer, lease: Lease, clock: Clock, rq_queue: Queue
+) -> None:
+    at = T0 + timedelta(seconds=5)
+    _put(store, 1, Schedule(at, Once()))
+    assert _prepare_all(ahead) == 1
+    store.client.delete(store.keys.lease("scheduler"))
+    assert store.leases.acquire("scheduler", "rival", TTL_MS) is not None
+    clock.now = at
+    with pytest.raises(LeaseLost):
+        ahead.fire_ahead(lease)
+    assert _runs(store) == []
+    assert rq_queue.count == 0
+
+
+def test_many_simultaneous_occurrences_fire_once_each_from_ahead(
+    store: Store, rq_queue: Queue, lease: Lease, clock: Clock
+) -> None:
+    firer = Firer(
+        store,
+        rq_queue,
+        clock=clock,
+        catch_up=timedelta(minutes=5),
+        batch_size=100,
+        lookahead=timedelta(seconds=10),
+    )
+    at = T0 + timedelta(seconds=5)
+    for load_test_id in range(1, 601):
+        _put(store, load_test_id, Schedule(at, Once()))
+    assert _prepare_all(firer) == 600
+    clock.now = at
+    fired = _lead(firer, lease)
+    assert len(fired) == 600
+    assert rq_queue.count == 600
+    runs = _runs(store)
+    assert len({r.schedule_id for r in runs}) == len(runs) == 600
+    assert store.client.zcard(store.keys.due) == 0
+
+
+def test_work_ahead_is_forgotten_when_discarded(store: Store, ahead: Firer, clock: Clock) -> None:
+    _put(store, 1, Schedule(T0 + timedelta(seconds=5), Once()))
+    assert _prepare_all(ahead) == 1
+    ahead.discard_ahead()
+    assert ahead.ahead == 0
+    clock.now = T0 + timedelta(seconds=5)
+    assert ahead.fire_ahead(lease_of(store)) is None

@@ -111,7 +111,7 @@ class Scheduler:
                 self._renewed_at = time.monotonic()
                 self.metrics.renewals.inc()
                 self._reap()
-            result = self._firer.fire_due(self.lease)
+            result = self._firer.fire_ahead(self.lease) or self._firer.fire_due(self.lease)
         except LeaseLost as exc:
             self._step_down(str(exc))
             return
@@ -134,6 +134,8 @@ class Scheduler:
             )
         if result.full:
             return  # more is due right now
+        if self._firer.prepare():
+            return  # one step of work ahead done: look at what is due again
         self._sleep_until_due()
 
     def _reap(self) -> None:
@@ -166,6 +168,7 @@ class Scheduler:
             log.warning("lease_lost", extra={"term": self.lease.term, "reason": reason})
             self.metrics.losses.inc()
         self.lease = None
+        self._firer.discard_ahead()
         self.metrics.leader.set(0)
         self.metrics.term.set(0)
 

@@ -87,6 +87,15 @@ class RunRecord:
         )
 
 
+def creation_fields(at: datetime) -> dict[str, str]:
+    """The fields of a new run that say when it was created: the fire path stamps them as
+    it commits runs encoded ahead of their instant."""
+    return {
+        "created": format_instant(at),
+        "status_history": json.dumps([StatusEntry("created", at).as_json()]),
+    }
+
+
 def encode(run: RunRecord) -> dict[Any, Any]:
     """The record as hash fields (the fire script writes these too)."""
     return {
