@@ -49,7 +49,7 @@ class Settings(BaseSettings):
     catch_up_window_seconds: float = Field(default=300.0, ge=0.0)
     fire_batch_size: int = Field(default=500, ge=1, le=10_000)
     # How far ahead the leader plans and encodes due fires (0: not at all); see firing.py.
-    fire_lookahead_seconds: float = Field(default=10.0, ge=0.0, le=300.0)
+    fire_lookahead_seconds: float = Field(default=30.0, ge=0.0, le=300.0)
     queues: list[str] = Field(default_factory=lambda: ["tickwork"], min_length=1)
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     public_url: str | None = None  # base of absolute links (@nextLink) behind a proxy

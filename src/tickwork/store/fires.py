@@ -44,14 +44,25 @@ local function list_at(at, width)
   for t = 1, n do out[t] = ARGV[at + t] end
   return out, at + n + 1
 end
-local finished, stamp, template
+local function concat(first, from, count)
+  local out = {unpack(first)}
+  for t = 0, count - 1 do out[#first + 1 + t] = ARGV[from + t] end
+  return out
+end
+-- unpack() is bounded by Lua's C stack: variadic commands go in slices.
+local function in_slices(command, key, items)
+  for s = 1, #items, 1000 do
+    redis.call(command, key, unpack(items, s, math.min(s + 999, #items)))
+  end
+end
+local finished, fired_common, template
 finished, i = list_at(i, 1)
-stamp, i = list_at(i, 2)
+fired_common, i = list_at(i, 2)
 template, i = list_at(i, 2)
 local is_finished = {}
 for _, name in ipairs(finished) do is_finished[name] = true end
 local n_entries = tonumber(ARGV[i]); i = i + 1
-local conflicts, busy, job_ids = {}, {}, {}
+local conflicts, busy, job_ids, due_add, due_rem, stack_runs = {}, {}, {}, {}, {}, {}
 for e = 1, n_entries do
   local sid, version, expected_next = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   local fired_through, next_us, due_ms = ARGV[i + 3], ARGV[i + 4], ARGV[i + 5]
@@ -74,18 +85,23 @@ for e = 1, n_entries do
     local job_id, job_data, job_description = ARGV[i + 4], ARGV[i + 5], ARGV[i + 6]
     local n_fields = tonumber(ARGV[i + 7]); i = i + 8
     if ok then
-      local run_key = prefix .. ':run:' .. run_id
-      redis.call('HSET', run_key, unpack(ARGV, i, i + n_fields * 2 - 1))
+      local common = status == 'skipped' and {} or fired_common
+      redis.call('HSET', prefix .. ':run:' .. run_id, unpack(concat(common, i, n_fields * 2)))
       if status ~= 'skipped' then
-        if #stamp > 0 then redis.call('HSET', run_key, unpack(stamp)) end
         redis.call('SET', prefix .. ':load_test:' .. load_test .. ':last_run', run_id)
       end
-      redis.call('ZADD', prefix .. ':stack:' .. stack .. ':runs', run_id, run_id)
+      local by_stack = stack_runs[stack] or {}
+      stack_runs[stack] = by_stack
+      by_stack[#by_stack + 1] = run_id
+      by_stack[#by_stack + 1] = run_id
       redis.call('ZADD', prefix .. ':load_test:' .. load_test .. ':runs', run_id, run_id)
       if job_id ~= '' then
-        local job_key = job_prefix .. job_id
-        redis.call('HSET', job_key, unpack(template))
-        redis.call('HSET', job_key, 'data', job_data, 'description', job_description)
+        local job = {unpack(template)}
+        job[#job + 1] = 'data'
+        job[#job + 1] = job_data
+        job[#job + 1] = 'description'
+        job[#job + 1] = job_description
+        redis.call('HSET', job_prefix .. job_id, unpack(job))
         job_ids[#job_ids + 1] = job_id
       end
     end
@@ -94,16 +110,19 @@ for e = 1, n_entries do
   if ok then
     redis.call('HSET', skey, 'fired_through_us', fired_through, 'next_us', next_us)
     if due_ms ~= '' then
-      redis.call('ZADD', due_key, due_ms, sid)
+      due_add[#due_add + 1] = due_ms
+      due_add[#due_add + 1] = sid
     else
-      redis.call('ZREM', due_key, sid)
+      due_rem[#due_rem + 1] = sid
     end
   end
 end
--- unpack() is bounded by Lua's C stack: push in slices.
-for s = 1, #job_ids, 1000 do
-  redis.call('RPUSH', queue_key, unpack(job_ids, s, math.min(s + 999, #job_ids)))
+for stack, items in pairs(stack_runs) do
+  in_slices('ZADD', prefix .. ':stack:' .. stack .. ':runs', items)
 end
+in_slices('ZADD', due_key, due_add)
+in_slices('ZREM', due_key, due_rem)
+in_slices('RPUSH', queue_key, job_ids)
 if #job_ids > 0 then redis.call('SADD', queues_key, queue_key) end
 return {conflicts, busy}
 """
@@ -229,9 +248,9 @@ class Fires:
     ) -> list[Any]:
         args: list[Any] = [lease.value, self._keys.prefix, rq.job_key_prefix]
         args += [len(FINISHED), *sorted(FINISHED)]
-        stamped = creation_fields(stamp) if stamp is not None else {}
-        args.append(len(stamped))
-        for name, value in stamped.items():
+        common = _fired_common(stamp) if stamp is not None else {}
+        args.append(len(common))
+        for name, value in common.items():
             args += [name, value]
         args.append(len(rq.template))
         for name, value in rq.template.items():
@@ -257,8 +276,11 @@ def _entry_args(advance: Advance, *, overlap_check: bool, stamped: bool) -> list
         if stamped:
             if job is None:
                 raise ValueError("only fired runs can be stamped at commit")
-            for name in creation_fields(run.created):
-                del fields[name]
+            common = _fired_common(run.created)
+            # Left out: what the batch sends once, and empty fields (read back as empty).
+            fields = {
+                name: value for name, value in fields.items() if common.get(name, "") != value
+            }
         args += [
             run.id,
             run.stack,
@@ -272,6 +294,12 @@ def _entry_args(advance: Advance, *, overlap_check: bool, stamped: bool) -> list
         for name, value in fields.items():
             args += [name, value]
     return args
+
+
+def _fired_common(stamp: datetime) -> dict[str, str]:
+    """The fields every new fired run shares: sent once per batch of entries encoded ahead,
+    which leave them (and empty fields, which ``decode`` reads as empty) out."""
+    return {**creation_fields(stamp), "status": "created", "details": "{}"}
 
 
 def _resp(args: Sequence[Any]) -> bytes:

@@ -117,8 +117,12 @@ def encode(run: RunRecord) -> dict[Any, Any]:
     }
 
 
+# Fields a record may leave out when empty (the fire path writes new runs without them).
+_MAY_BE_ABSENT = ("result", "ended", "started_by", "note", "schedule_id", "scheduled_for", "job_id")
+
+
 def decode(fields: Mapping[Any, Any]) -> RunRecord:
-    text = {text_of(k): text_of(v) for k, v in fields.items()}
+    text = dict.fromkeys(_MAY_BE_ABSENT, "") | {text_of(k): text_of(v) for k, v in fields.items()}
     return RunRecord(
         id=int(text["id"]),
         stack=int(text["stack"]),
