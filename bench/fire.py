@@ -24,12 +24,14 @@ script, polling LLEN every 50 ms, first saw all N jobs: the same yardstick for e
 tickwork stamps ``created`` before its batch is sent, so its max lag understates visibility by
 up to one batch's commit, which its last ``fire_batch_committed`` log line also shows), the
 scheduler process's CPU seconds (utime+stime from /proc, from just before the instant until it
-is idle again, and per fire) and peak RSS (VmHWM), the Redis server's CPU seconds and the
-commands sent per fire over the same span (INFO commandstats; the script's own LLEN/INFO
-excluded), and an exactly-once check (jobs in the queue, one per schedule, and for tickwork one
-run record per schedule and job). A peer still short of N ``--timeout`` seconds after the
-instant is stopped and reported with what it did. ``--profile DIR`` records the tickwork
-leader with py-spy (collapsed stacks; the figures of a profiled run are skewed).
+is idle again, and per fire; for tickwork from the moment it leads, so that the planning and
+encoding it does ahead of the instant count, and are also shown on their own) and peak RSS
+(VmHWM), the Redis server's CPU seconds and the commands sent per fire over the same span (INFO
+commandstats; the script's own LLEN/INFO excluded), and an exactly-once check (jobs in the
+queue, one per schedule, and for tickwork one run record per schedule and job). A peer still
+short of N ``--timeout`` seconds after the instant is stopped and reported with what it did.
+``--profile DIR`` records the tickwork leader with py-spy (collapsed stacks; the figures of a
+profiled run are skewed).
 
 Idle: each system holding the largest N (100,000) entries of which none is due (a day away):
 scheduler CPU seconds and Redis commands/s over ``--idle-seconds`` (INFO deltas on the private
@@ -363,11 +365,22 @@ class Bench:
                 return
             time.sleep(0.05)
 
-    def measure(self, child: Child, n: int, instant: datetime, fire: Fire) -> None:
-        """CPU and Redis CPU from just before the instant until the process is idle again."""
-        sleep_until(instant - timedelta(seconds=0.5))
-        cpu0 = cpu_seconds(child.pid)
-        redis0, _, calls0 = self.redis_info()
+    def measure(
+        self, child: Child, n: int, instant: datetime, fire: Fire, *, from_now: bool = False
+    ) -> None:
+        """CPU and Redis CPU from just before the instant (``from_now``: from this call, to
+        count work done ahead of the instant) until the process is idle again."""
+        if from_now:
+            cpu_ahead = cpu_seconds(child.pid)
+            redis0, _, calls0 = self.redis_info()
+            sleep_until(instant - timedelta(seconds=0.5))
+            cpu0 = cpu_seconds(child.pid)
+            fire.extra["cpu_ahead_s"] = cpu0 - cpu_ahead
+            cpu0 = cpu_ahead
+        else:
+            sleep_until(instant - timedelta(seconds=0.5))
+            cpu0 = cpu_seconds(child.pid)
+            redis0, _, calls0 = self.redis_info()
         self.wait_landed(child, n, instant, fire)
         if child.alive:
             child.wait_idle()
@@ -498,7 +511,7 @@ class Bench:
             return Fire(TICKWORK, n, instant, error="setup kept overrunning the instant")
         fire = Fire(TICKWORK, n, instant)
         profiler = self.profile(leader, f"tickwork-{n}") if self.args.profile else None
-        self.measure(leader, n, instant, fire)
+        self.measure(leader, n, instant, fire, from_now=True)
         if profiler is not None:
             profiler.popen.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
             with contextlib.suppress(subprocess.TimeoutExpired):
@@ -787,9 +800,11 @@ def report(
                 commit = median(f.extra.get("last_commit_logged_s", math.nan) for f in runs)
                 job = median(f.extra.get("job_enqueued_max_s", math.nan) for f in runs)
                 batches = median(f.extra.get("batches", math.nan) for f in runs)
+                ahead = median(f.extra.get("cpu_ahead_s", math.nan) for f in runs)
                 notes.append(
                     f"last batch logged {fmt(commit)} s; max job enqueued_at lag {fmt(job)} s; "
-                    f"{fmt(batches, 0)} batches"
+                    f"{fmt(batches, 0)} batches; CPU s include {fmt(ahead, 2)} s of work "
+                    "ahead of the instant"
                 )
             notes.append("load " + "/".join(fmt(f.extra.get("load1", math.nan), 1) for f in runs))
             rows.append(

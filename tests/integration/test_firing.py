@@ -568,3 +568,16 @@ def test_work_ahead_is_forgotten_when_discarded(store: Store, ahead: Firer, cloc
     assert ahead.ahead == 0
     clock.now = T0 + timedelta(seconds=5)
     assert ahead.fire_ahead(lease_of(store)) is None
+
+
+def test_a_fire_encoded_ahead_never_commits_before_its_instant_even_within_its_millisecond(
+    store: Store, ahead: Firer, lease: Lease, clock: Clock
+) -> None:
+    at = T0 + timedelta(seconds=5, microseconds=660)
+    _put(store, 1, Schedule(at, Once()))
+    assert _prepare_all(ahead) == 1
+    clock.now = T0 + timedelta(seconds=5, microseconds=443)
+    assert ahead.fire_ahead(lease) is None
+    assert _lead(ahead, lease) == []
+    clock.now = at
+    assert _lead(ahead, lease) == [at]

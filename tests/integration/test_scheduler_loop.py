@@ -25,12 +25,13 @@ def store(redis_client: redis.Redis) -> Store:
     return Store(redis_client, f"loop{uuid.uuid4().hex[:8]}")
 
 
-def _scheduler(store: Store) -> Scheduler:
+def _scheduler(store: Store, lookahead: timedelta = timedelta(0)) -> Scheduler:
     firer = Firer(
         store,
         queue(store.client, f"{store.keys.prefix}-runs"),
         clock=lambda: datetime.now(UTC),
         catch_up=timedelta(minutes=5),
+        lookahead=lookahead,
     )
     return Scheduler(store, firer, lease_ttl=timedelta(seconds=1.5))
 
@@ -107,3 +108,36 @@ def test_a_stopped_leader_hands_over_at_once(store: Store, running: list[Schedul
     started = time.monotonic()
     _wait(lambda: any(s.role == "leader" for s in running if s is not first))
     assert time.monotonic() - started < 1.0
+
+
+def test_a_leader_encodes_a_fire_ahead_and_commits_it_on_time(store: Store) -> None:
+    scheduler = _scheduler(store, lookahead=timedelta(seconds=10))
+    thread = threading.Thread(target=scheduler.run, daemon=True)
+    thread.start()
+    try:
+        _leader([scheduler])
+        at = datetime.now(UTC) + timedelta(seconds=2)
+        store.client.hset(store.keys.load_test(1), mapping={"stack": 1, "project_id": 1})
+        store.schedules.put(
+            stack=1,
+            load_test_id=1,
+            schedule=Schedule(at, Once()),
+            request="{}",
+            dialect="k6",
+            created_by=None,
+            now=datetime.now(UTC),
+        )
+        _wait(lambda: _ahead(scheduler) == 1, timeout_s=1.5)
+        assert store.runs.page(1, skip=0, top=10)[1] == 0  # encoded, nothing written
+        _wait(lambda: store.runs.page(1, skip=0, top=10)[1] == 1, timeout_s=4)
+        (run,) = store.runs.page(1, skip=0, top=10)[0]
+        assert 0 <= (run.created - at).total_seconds() < 0.25
+        assert run.scheduled_for == at
+        _wait(lambda: _ahead(scheduler) == 0)
+    finally:
+        scheduler.stop()
+        thread.join(timeout=5)
+
+
+def _ahead(scheduler: Scheduler) -> float | None:
+    return scheduler.metrics.registry.get_sample_value("tickwork_fires_ahead")

@@ -26,7 +26,7 @@ from datetime import datetime, timedelta
 
 from rq import Queue
 
-from tickwork.core.instants import to_ms
+from tickwork.core.instants import to_ms, to_us
 from tickwork.core.policies import Plan, Skip, plan
 from tickwork.errors import LeaseLost
 from tickwork.store import Lease, RunRecord, ScheduleRecord, Store
@@ -87,7 +87,7 @@ class Firer:
         self._catch_up = catch_up
         self._batch_size = batch_size
         self._lookahead = lookahead
-        self._ahead: dict[int, list[_Ahead]] = {}  # due instant (ms) -> entries
+        self._ahead: dict[int, list[_Ahead]] = {}  # due instant (µs) -> entries
         self._ahead_ids: set[int] = set()
         self._cursor = (0, 0)  # due-index score and offset where look-ahead goes on
 
@@ -158,7 +158,7 @@ class Firer:
             )
             advance = Advance(record, decision.fired_through, decision.next_at, tuple(runs))
             entry = self._store.fires.encode(advance, overlap_check=record.overlap == "skip")
-            self._ahead.setdefault(to_ms(decision.fire), []).append(
+            self._ahead.setdefault(to_us(decision.fire), []).append(
                 _Ahead(
                     entry,
                     runs[0][0].id,
@@ -175,7 +175,7 @@ class Firer:
         """Commit one batch of fires encoded ahead whose instant has come; None when none
         has. LeaseLost when the lease is not ours."""
         now = self._clock()
-        due = [at for at in self._ahead if at <= to_ms(now)]
+        due = [at for at in self._ahead if at <= to_us(now)]
         if not due:
             return None
         at = min(due)

@@ -134,7 +134,9 @@ class Scheduler:
             )
         if result.full:
             return  # more is due right now
-        if self._firer.prepare():
+        prepared = self._firer.prepare()
+        self.metrics.ahead.set(self._firer.ahead)
+        if prepared:
             return  # one step of work ahead done: look at what is due again
         self._sleep_until_due()
 
@@ -169,6 +171,7 @@ class Scheduler:
             self.metrics.losses.inc()
         self.lease = None
         self._firer.discard_ahead()
+        self.metrics.ahead.set(0)
         self.metrics.leader.set(0)
         self.metrics.term.set(0)
 

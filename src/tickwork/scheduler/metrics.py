@@ -35,6 +35,11 @@ class SchedulerMetrics:
         self.losses = Counter(
             "tickwork_lease_losses_total", "Leases lost while leading", registry=r
         )
+        self.ahead = Gauge(
+            "tickwork_fires_ahead",
+            "Fires planned and encoded ahead of their instant, not yet committed",
+            registry=r,
+        )
         self.conflicts = Counter(
             "tickwork_fire_conflicts_total",
             "Schedules left out of a fire batch because they changed meanwhile (re-read at once)",
