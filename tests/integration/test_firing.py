@@ -581,3 +581,22 @@ def test_a_fire_encoded_ahead_never_commits_before_its_instant_even_within_its_m
     assert _lead(ahead, lease) == []
     clock.now = at
     assert _lead(ahead, lease) == [at]
+
+
+def test_fires_encoded_ahead_for_different_instants_share_a_batch_once_all_are_due(
+    store: Store, ahead: Firer, lease: Lease, clock: Clock
+) -> None:
+    instants = [T0 + timedelta(seconds=5, milliseconds=ms) for ms in range(1, 6)]
+    for load_test_id, at in enumerate(instants, start=1):
+        _put(store, load_test_id, Schedule(at, Once()))
+    assert _prepare_all(ahead) == 5
+    clock.now = instants[2]
+    result = ahead.fire_ahead(lease)
+    assert result is not None
+    assert sorted(occurrence for _, occurrence in result.fired) == instants[:3]
+    clock.now = instants[-1] + timedelta(milliseconds=5)
+    result = ahead.fire_ahead(lease)
+    assert result is not None
+    assert sorted(occurrence for _, occurrence in result.fired) == instants[3:]
+    assert ahead.fire_ahead(lease) is None
+    assert ahead.ahead == 0

@@ -19,6 +19,7 @@ ahead to hold, the entry is dropped and the schedule fires through the ordinary 
 
 from __future__ import annotations
 
+import heapq
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -88,6 +89,7 @@ class Firer:
         self._batch_size = batch_size
         self._lookahead = lookahead
         self._ahead: dict[int, list[_Ahead]] = {}  # due instant (µs) -> entries
+        self._instants: list[int] = []  # heap of the keys of _ahead
         self._ahead_ids: set[int] = set()
         self._cursor = (0, 0)  # due-index score and offset where look-ahead goes on
 
@@ -99,6 +101,7 @@ class Firer:
     def discard_ahead(self) -> None:
         """Forget the work done ahead (on losing the lease: it may be stale by the next)."""
         self._ahead.clear()
+        self._instants.clear()
         self._ahead_ids.clear()
         self._cursor = (0, 0)
 
@@ -158,7 +161,11 @@ class Firer:
             )
             advance = Advance(record, decision.fired_through, decision.next_at, tuple(runs))
             entry = self._store.fires.encode(advance, overlap_check=record.overlap == "skip")
-            self._ahead.setdefault(to_us(decision.fire), []).append(
+            at = to_us(decision.fire)
+            if at not in self._ahead:
+                self._ahead[at] = []
+                heapq.heappush(self._instants, at)
+            self._ahead[at].append(
                 _Ahead(
                     entry,
                     runs[0][0].id,
@@ -175,14 +182,18 @@ class Firer:
         """Commit one batch of fires encoded ahead whose instant has come; None when none
         has. LeaseLost when the lease is not ours."""
         now = self._clock()
-        due = [at for at in self._ahead if at <= to_us(now)]
-        if not due:
+        batch: list[_Ahead] = []
+        while self._instants and self._instants[0] <= to_us(now) and len(batch) < self._batch_size:
+            at = self._instants[0]
+            waiting, room = self._ahead[at], self._batch_size - len(batch)
+            batch += waiting[:room]
+            if len(waiting) > room:
+                self._ahead[at] = waiting[room:]
+            else:
+                del self._ahead[at]
+                heapq.heappop(self._instants)
+        if not batch:
             return None
-        at = min(due)
-        waiting = self._ahead[at]
-        batch, self._ahead[at] = waiting[: self._batch_size], waiting[self._batch_size :]
-        if not self._ahead[at]:
-            del self._ahead[at]
         self._ahead_ids.difference_update(a.entry.schedule_id for a in batch)
         # A plan made ahead holds until the schedule's next occurrence and within its
         # catch-up window; past that the ordinary path settles what was missed.
