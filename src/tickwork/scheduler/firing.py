@@ -44,8 +44,9 @@ Clock = Callable[[], datetime]
 
 # Schedules planned per look-ahead step: small, so a step (~15 ms) never holds up a fire.
 _AHEAD_STEP = 250
-# Entries held ahead at most (~1 KB each); beyond this the ordinary path takes the rest.
-_AHEAD_CAP = 250_000
+# Entries held ahead at most (~0.9 KB each: ~135 MB, inside the deploy files' 256 MiB limit
+# for a scheduler); beyond this the ordinary path takes the rest.
+_AHEAD_CAP = 150_000
 # No look-ahead step starts this close to the earliest due instant.
 _AHEAD_GUARD_MS = 50
 
