@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 import redis
@@ -15,6 +16,7 @@ from rq.job import Job
 from rq.serializers import JSONSerializer
 
 from tickwork.core import Frequency, Interval, Once, RuleSpec, Schedule, build_schedule
+from tickwork.embedded import EmbeddedServer
 from tickwork.errors import LeaseLost
 from tickwork.scheduler.firing import Firer
 from tickwork.store import Lease, RunRecord, Store
@@ -600,3 +602,33 @@ def test_fires_encoded_ahead_for_different_instants_share_a_batch_once_all_are_d
     assert sorted(occurrence for _, occurrence in result.fired) == instants[3:]
     assert ahead.fire_ahead(lease) is None
     assert ahead.ahead == 0
+
+
+def test_fires_encoded_ahead_commit_after_redis_forgot_the_script(
+    tmp_path: Path, clock: Clock
+) -> None:
+    """A Redis restarted between encoding and the instant has an empty script cache (a
+    private server: the shared one's cache is not ours to flush)."""
+    server = EmbeddedServer(tmp_path / "redis").start()
+    try:
+        client = redis.Redis.from_url(server.url)
+        store = Store(client, "ns")
+        rq_queue = queue(client, "ns-runs")
+        firer = Firer(
+            store,
+            rq_queue,
+            clock=clock,
+            catch_up=timedelta(minutes=5),
+            lookahead=timedelta(seconds=10),
+        )
+        at = T0 + timedelta(seconds=5)
+        _put(store, 1, Schedule(at, Once()))
+        assert _prepare_all(firer) == 1
+        client.script_flush()
+        clock.now = at
+        result = firer.fire_ahead(lease_of(store))
+        assert result is not None
+        assert [occurrence for _, occurrence in result.fired] == [at]
+        assert rq_queue.count == 1
+    finally:
+        server.stop()
