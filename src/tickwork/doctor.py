@@ -75,12 +75,13 @@ def _redis_checks(url: str) -> Iterator[Finding]:
         after = time.time()
         info = client.info()
     except redis.RedisError as exc:
-        yield Finding(
-            FAIL,
-            "redis",
-            f"{_safe(url)} does not answer: {exc}",
-            "start Redis or correct TICKWORK_REDIS_URL",
-        )
+        fix = "start Redis or correct TICKWORK_REDIS_URL"
+        if "certificate verify failed" in str(exc):
+            fix = (
+                "name the CA that signed the server's certificate in the URL: "
+                "rediss://host:port/db?ssl_ca_certs=/path/to/ca.crt"
+            )
+        yield Finding(FAIL, "redis", f"{_safe(url)} does not answer: {exc}", fix)
         return
     finally:
         client.close()

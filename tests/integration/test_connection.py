@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import shlex
+import shutil
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tickwork.embedded import EmbeddedServer, find_server_binary, free_port
+from tickwork.errors import StoreUnavailable
 from tickwork.store import Store, connect
 
 
@@ -68,3 +73,91 @@ def test_settings_refuse_a_sentinel_url_without_a_service_at_start() -> None:
     with pytest.raises(SettingsError, match=r"TICKWORK_REDIS_URL: .*names the service"):
         load_settings(redis_url="redis+sentinel://127.0.0.1:26379")
     assert load_settings(redis_url="redis+sentinel://h1:26379,h2/primary/1").redis_url
+
+
+@pytest.fixture
+def tls_server(tmp_path: Path) -> Iterator[tuple[int, Path]]:
+    """A redis-server speaking only TLS, with a certificate from a CA made here."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("openssl is needed to make the test certificates")
+
+    def run(*argv: str) -> None:
+        subprocess.run([openssl, *argv], cwd=tmp_path, check=True, capture_output=True)
+
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=test CA",
+        "-keyout", "ca.key", "-out", "ca.crt")  # fmt: skip
+    run("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1",
+        "-keyout", "server.key", "-out", "server.csr")  # fmt: skip
+    (tmp_path / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
+    run("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+        "-CAcreateserial", "-days", "1", "-extfile", "san.ext", "-out", "server.crt")  # fmt: skip
+    port = free_port()
+    options = f"--port 0 --tls-port {port} --bind 127.0.0.1 --save '' --tls-auth-clients no"
+    process = subprocess.Popen(
+        [
+            find_server_binary(),
+            *shlex.split(options),
+            *("--tls-cert-file", str(tmp_path / "server.crt")),
+            *("--tls-key-file", str(tmp_path / "server.key")),
+            *("--tls-ca-cert-file", str(tmp_path / "ca.crt")),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            assert process.poll() is None, "redis-server without TLS support?"
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "TLS server did not start"
+                time.sleep(0.05)
+        yield port, tmp_path / "ca.crt"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def test_a_rediss_url_reaches_a_tls_server_and_checks_its_certificate(
+    tls_server: tuple[int, Path],
+) -> None:
+    port, ca = tls_server
+    client = connect(f"rediss://127.0.0.1:{port}/0?ssl_ca_certs={ca}")
+    store = Store(client, "tls")
+    assert store.ping()
+    client.set("written-over-tls", "yes")
+    assert client.get("written-over-tls") == b"yes"
+
+    untrusted = Store(connect(f"rediss://127.0.0.1:{port}/0", timeout_s=2), "tls")
+    with pytest.raises(StoreUnavailable, match="certificate verify failed"):
+        untrusted.ping()
+
+
+def test_doctor_passes_over_tls_and_names_the_certificate_failure(
+    tls_server: tuple[int, Path],
+) -> None:
+    port, ca = tls_server
+    env = dict(os.environ)
+    trusted = subprocess.run(
+        [sys.executable, "-m", "tickwork", "doctor"],
+        env={**env, "TICKWORK_REDIS_URL": f"rediss://127.0.0.1:{port}/0?ssl_ca_certs={ca}"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert "[ok] redis" in trusted.stdout, trusted.stdout + trusted.stderr
+    untrusted = subprocess.run(
+        [sys.executable, "-m", "tickwork", "doctor"],
+        env={**env, "TICKWORK_REDIS_URL": f"rediss://127.0.0.1:{port}/0"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert untrusted.returncode != 0
+    assert "certificate verify failed" in untrusted.stdout, untrusted.stdout
+    assert "ssl_ca_certs=" in untrusted.stdout
