@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
+from urllib.parse import urlsplit
 
 import pytest
 from rq.job import Job
@@ -202,3 +203,66 @@ def test_invalid_note_patch_is_400(api: Api, body: dict[str, object]) -> None:
 def test_missing_run_is_404(api: Api) -> None:
     assert api.get("/cloud/v6/test_runs/31337").status_code == 404
     assert api.post("/cloud/v6/test_runs/31337/abort").status_code == 404
+
+
+def _run_created_at(store: Store, load_test_id: int, run_id: int, created: datetime) -> None:
+    store.runs.create(
+        RunRecord(
+            id=run_id,
+            stack=1,
+            load_test_id=load_test_id,
+            project_id=1,
+            created=created,
+            status_history=(StatusEntry("created", created),),
+        )
+    )
+
+
+def test_runs_are_listed_by_creation_filtered_and_ordered_as_asked(api: Api, store: Store) -> None:
+    lt = api.load_test()
+    # Run 1's id was reserved ahead of its instant (the scheduler's look-ahead): it was
+    # created last, and lists last.
+    for run_id, minutes in [(1, 30), (2, 0), (3, 10), (4, 20)]:
+        _run_created_at(store, lt, run_id, T0 + timedelta(minutes=minutes))
+
+    def ids(query: str) -> list[int]:
+        body = api.get(f"/cloud/v6/load_tests/{lt}/test_runs?{query}").json()
+        return [run["id"] for run in body["value"]]
+
+    assert ids("") == [2, 3, 4, 1]
+    assert ids("$orderby=created") == ids("$orderby=created%20asc") == [2, 3, 4, 1]
+    assert ids("$orderby=created%20desc") == [1, 4, 3, 2]
+    after, before = "2026-11-23T12:10:00Z", "2026-11-23T12:30:00%2B00:00"
+    assert ids(f"created_after={after}") == [3, 4, 1]  # inclusive
+    assert ids(f"created_before={before}") == [2, 3, 4]  # exclusive
+    assert ids(f"created_after={after}&created_before={before}&$orderby=created desc") == [4, 3]
+    assert ids("created_after=2026-11-23T12:10:00") == [3, 4, 1]  # no offset: UTC
+
+    page = api.get(
+        f"/cloud/v6/test_runs?created_after={after}&$orderby=created%20desc&$top=2&$count=true"
+    ).json()
+    assert [run["id"] for run in page["value"]] == [1, 4]
+    assert page["@count"] == 3
+    link = urlsplit(page["@nextLink"])
+    rest = api.get(f"{link.path}?{link.query}").json()
+    assert [run["id"] for run in rest["value"]] == [3]
+
+
+@pytest.mark.parametrize(
+    ("query", "target"),
+    [
+        ("$orderby=id", "$orderby"),
+        ("$orderby=created%20sideways", "$orderby"),
+        ("created_after=yesterday", "created_after"),
+        ("created_before=", "created_before"),
+    ],
+)
+def test_a_bad_run_list_query_is_400_naming_the_parameter(
+    api: Api, query: str, target: str
+) -> None:
+    lt = api.load_test()
+    response = api.get(f"/cloud/v6/load_tests/{lt}/test_runs?{query}")
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == "validation_error"
+    assert [detail["target"] for detail in error["details"]] == [target]

@@ -16,6 +16,7 @@ from rq.job import Job
 from rq.serializers import JSONSerializer
 
 from tickwork.core import Frequency, Interval, Once, RuleSpec, Schedule, build_schedule
+from tickwork.core.instants import to_us
 from tickwork.embedded import EmbeddedServer
 from tickwork.errors import LeaseLost
 from tickwork.scheduler.firing import Firer
@@ -420,6 +421,9 @@ def test_a_fire_encoded_ahead_writes_what_the_ordinary_path_writes(
     (expected,) = _runs(other)
     assert fired == replace(expected, job_id=fired.job_id, schedule_id=sid)
     assert fired.created == clock.now
+    for a_store, run in ((store, fired), (other, expected)):  # runs list by creation
+        for index in (a_store.keys.stack_index(1, "runs"), a_store.keys.load_test_runs(1)):
+            assert redis_client.zscore(index, str(run.id)) == to_us(clock.now)
     ours = redis_client.hgetall(Job.key_for(str(fired.job_id)))
     theirs = redis_client.hgetall(Job.key_for(str(expected.job_id)))
     assert set(ours) == set(theirs)

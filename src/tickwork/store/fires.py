@@ -55,6 +55,7 @@ local function in_slices(command, key, items)
     redis.call(command, key, unpack(items, s, math.min(s + 999, #items)))
   end
 end
+local stamp_us = ARGV[i]; i = i + 1
 local finished, fired_common, template
 finished, i = list_at(i, 1)
 fired_common, i = list_at(i, 2)
@@ -83,7 +84,8 @@ for e = 1, n_entries do
   for r = 1, n_runs do
     local run_id, stack, load_test, status = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
     local job_id, job_data, job_description = ARGV[i + 4], ARGV[i + 5], ARGV[i + 6]
-    local n_fields = tonumber(ARGV[i + 7]); i = i + 8
+    local created_us, n_fields = ARGV[i + 7], tonumber(ARGV[i + 8]); i = i + 9
+    if created_us == '' then created_us = stamp_us end
     if ok then
       local common = status == 'skipped' and {} or fired_common
       redis.call('HSET', prefix .. ':run:' .. run_id, unpack(concat(common, i, n_fields * 2)))
@@ -92,9 +94,9 @@ for e = 1, n_entries do
       end
       local by_stack = stack_runs[stack] or {}
       stack_runs[stack] = by_stack
+      by_stack[#by_stack + 1] = created_us
       by_stack[#by_stack + 1] = run_id
-      by_stack[#by_stack + 1] = run_id
-      redis.call('ZADD', prefix .. ':load_test:' .. load_test .. ':runs', run_id, run_id)
+      redis.call('ZADD', prefix .. ':load_test:' .. load_test .. ':runs', created_us, run_id)
       if job_id ~= '' then
         local job = {unpack(template)}
         job[#job + 1] = 'data'
@@ -247,6 +249,7 @@ class Fires:
         self, lease: Lease, rq: RqTarget, *, stamp: datetime | None, entries: int
     ) -> list[Any]:
         args: list[Any] = [lease.value, self._keys.prefix, rq.job_key_prefix]
+        args.append("" if stamp is None else to_us(stamp))
         args += [len(FINISHED), *sorted(FINISHED)]
         common = _fired_common(stamp) if stamp is not None else {}
         args.append(len(common))
@@ -289,6 +292,7 @@ def _entry_args(advance: Advance, *, overlap_check: bool, stamped: bool) -> list
             job.job_id if job else "",
             job.data if job else "",
             job.description if job else "",
+            "" if stamped else to_us(run.created),  # the run indexes' score
             len(fields),
         ]
         for name, value in fields.items():

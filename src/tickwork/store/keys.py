@@ -7,7 +7,7 @@
     {p}:load_test:{id}                 HASH    load test record (runner config as JSON)
     {p}:load_test:{id}:script          STRING  the k6 script
     {p}:load_test:{id}:schedule        STRING  id of the load test's one schedule
-    {p}:load_test:{id}:runs            ZSET    run ids of the load test (score = id)
+    {p}:load_test:{id}:runs            ZSET    run ids of the load test (score = created, µs)
     {p}:load_test:{id}:last_run        STRING  id of its latest run that executes (not skipped)
     {p}:stack:{stack}:load_tests       ZSET    load test ids
     {p}:project:{id}:load_tests        ZSET    load test ids of a project
@@ -22,7 +22,8 @@
                                                active schedules with an occurrence left
     {p}:nudge                          LIST    wakes the scheduler when a schedule changes
     {p}:run:{id}                       HASH    test run record
-    {p}:stack:{stack}:runs             ZSET    run ids
+    {p}:stack:{stack}:runs             ZSET    run ids (score = created, µs: lists go by creation,
+                                               and run ids reserved ahead are not in that order)
     {p}:run:{id}:executed              STRING  set once by the worker that executes the run
     {p}:run:{id}:abort                 STRING  abort requested: e-mail of the requester (the
                                                worker polls it); expires after 7 days

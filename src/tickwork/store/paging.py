@@ -11,15 +11,32 @@ from tickwork.store.connection import text_of, translated
 
 
 def read_page(
-    client: redis.Redis, index: str, key_of: Callable[[int], str], *, skip: int, top: int
+    client: redis.Redis,
+    index: str,
+    key_of: Callable[[int], str],
+    *,
+    skip: int,
+    top: int,
+    low: int | None = None,
+    below: int | None = None,
+    descending: bool = False,
 ) -> tuple[list[Mapping[Any, Any]], int]:
-    """The hashes of the index's members ``skip`` .. ``skip + top - 1`` (by score, which is
-    the id), with members whose record is gone left out, and the index's size."""
+    """The hashes of the index's members ``skip`` .. ``skip + top - 1`` in score order (or
+    its reverse), among those scored in [low, below) when given, with members whose record
+    is gone left out, and how many members are in that range."""
+    ranged = low is not None or below is not None
+    lo = "-inf" if low is None else str(low)
+    hi = "+inf" if below is None else f"({below}"
     with translated():
-        total = int(client.zcard(index))
+        total = int(client.zcount(index, lo, hi) if ranged else client.zcard(index))
         if top <= 0 or skip >= total:
             return [], total
-        ids = client.zrange(index, skip, skip + top - 1)
+        if ranged and descending:
+            ids = client.zrevrangebyscore(index, hi, lo, start=skip, num=top)
+        elif ranged:
+            ids = client.zrangebyscore(index, lo, hi, start=skip, num=top)
+        else:
+            ids = client.zrange(index, skip, skip + top - 1, desc=descending)
         pipe = client.pipeline(transaction=False)
         for member in ids:
             pipe.hgetall(key_of(int(text_of(member))))

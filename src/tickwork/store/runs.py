@@ -10,7 +10,7 @@ from typing import Any
 
 import redis
 
-from tickwork.core.instants import format_instant, parse_instant
+from tickwork.core.instants import format_instant, parse_instant, to_us
 from tickwork.errors import NotFound
 from tickwork.store.connection import text_of, translated
 from tickwork.store.keys import Keys
@@ -156,8 +156,9 @@ class Runs:
     def queue_create(self, pipe: redis.client.Pipeline, run: RunRecord) -> None:
         """Queue a new record and its index entries on a MULTI pipeline."""
         pipe.hset(self._keys.run(run.id), mapping=encode(run))
-        pipe.zadd(self._keys.stack_index(run.stack, "runs"), {str(run.id): run.id})
-        pipe.zadd(self._keys.load_test_runs(run.load_test_id), {str(run.id): run.id})
+        created_us = to_us(run.created)  # the indexes list runs by creation
+        pipe.zadd(self._keys.stack_index(run.stack, "runs"), {str(run.id): created_us})
+        pipe.zadd(self._keys.load_test_runs(run.load_test_id), {str(run.id): created_us})
         if run.status != "skipped":
             pipe.set(self._keys.load_test_last_run(run.load_test_id), run.id)
 
@@ -181,13 +182,32 @@ class Runs:
         return run
 
     def page(
-        self, stack: int, *, skip: int, top: int, load_test_id: int | None = None
+        self,
+        stack: int,
+        *,
+        skip: int,
+        top: int,
+        load_test_id: int | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        newest_first: bool = False,
     ) -> tuple[list[RunRecord], int]:
+        """Runs by creation: those created in [created_after, created_before), oldest first
+        unless ``newest_first``, and how many there are."""
         index = (
             self._keys.load_test_runs(load_test_id)
             if load_test_id is not None
             else self._keys.stack_index(stack, "runs")
         )
-        rows, total = read_page(self._client, index, self._keys.run, skip=skip, top=top)
+        rows, total = read_page(
+            self._client,
+            index,
+            self._keys.run,
+            skip=skip,
+            top=top,
+            low=to_us(created_after) if created_after is not None else None,
+            below=to_us(created_before) if created_before is not None else None,
+            descending=newest_first,
+        )
         runs = [decode(row) for row in rows]
         return [run for run in runs if run.stack == stack], total

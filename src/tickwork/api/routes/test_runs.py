@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Request, Response
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 
 from tickwork.api.deps import Caller, Context, JsonBody, ResourceId
 from tickwork.api.openapi import error_responses, json_request
 from tickwork.api.pagination import Paging, page_response
 from tickwork.api.render import json_response, run_fields, run_model
 from tickwork.api.starts import start_run
+from tickwork.core.instants import format_instant
 from tickwork.dialects.k6_runs import (
     PatchTestRunApiModel,
     StartLoadTestResponse,
@@ -18,7 +21,6 @@ from tickwork.dialects.k6_runs import (
     TestRunListResponse,
     parse_patch_test_run,
 )
-from tickwork.store import RunRecord
 
 router = APIRouter(prefix="/cloud/v6", tags=["test_runs"])
 
@@ -34,9 +36,71 @@ IdempotencyKey = Annotated[
 ]
 
 
+@dataclass(frozen=True, slots=True)
+class RunQuery:
+    created_after: datetime | None
+    created_before: datetime | None
+    newest_first: bool
+    params: dict[str, str]  # as given, for @nextLink
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=UTC)  # an instant without an offset is read as UTC
+
+
+async def _run_query(
+    orderby: Annotated[
+        str | None,
+        Query(
+            alias="$orderby",
+            pattern=r"^created( (asc|desc))?$",
+            description="Comma-separated list of fields to use when ordering the results. "
+            "Available fields:\n- created\n\nThe default ascending order can be reversed by "
+            "appending the `desc` specifier.",
+            examples=["created desc"],
+        ),
+    ] = None,
+    created_after: Annotated[
+        datetime | None,
+        Query(description="Filter test runs created on or after this date and time (inclusive)."),
+    ] = None,
+    created_before: Annotated[
+        datetime | None,
+        Query(description="Filter test runs created before this date and time (non-inclusive)."),
+    ] = None,
+) -> RunQuery:
+    after, before = _utc(created_after), _utc(created_before)
+    params = {"$orderby": orderby} if orderby else {}
+    if after is not None:
+        params["created_after"] = format_instant(after)
+    if before is not None:
+        params["created_before"] = format_instant(before)
+    return RunQuery(after, before, (orderby or "").endswith(" desc"), params)
+
+
+Runs = Annotated[RunQuery, Depends(_run_query)]
+
+
 def _page(
-    runs: list[RunRecord], total: int, paging: Paging, request: Request, context: Context
+    query: RunQuery,
+    paging: Paging,
+    request: Request,
+    context: Context,
+    *,
+    stack: int,
+    load_test_id: int | None = None,
 ) -> Response:
+    runs, total = context.store.runs.page(
+        stack,
+        skip=paging.skip,
+        top=paging.top,
+        load_test_id=load_test_id,
+        created_after=query.created_after,
+        created_before=query.created_before,
+        newest_first=query.newest_first,
+    )
     now = context.clock()
     return page_response(
         TestRunListResponse,
@@ -45,6 +109,7 @@ def _page(
         query=paging,
         request=request,
         public_url=context.public_url,
+        extra=query.params,
     )
 
 
@@ -54,9 +119,10 @@ def _page(
     summary="List all test runs.",
     response_model=TestRunListResponse,
 )
-def list_test_runs(caller: Caller, context: Context, paging: Paging, request: Request) -> Response:
-    runs, total = context.store.runs.page(caller.stack, skip=paging.skip, top=paging.top)
-    return _page(runs, total, paging, request, context)
+def list_test_runs(
+    caller: Caller, context: Context, paging: Paging, query: Runs, request: Request
+) -> Response:
+    return _page(query, paging, request, context, stack=caller.stack)
 
 
 @router.get(
@@ -67,13 +133,16 @@ def list_test_runs(caller: Caller, context: Context, paging: Paging, request: Re
     responses=error_responses(404),
 )
 def list_load_test_runs(
-    id: ResourceId, caller: Caller, context: Context, paging: Paging, request: Request
+    id: ResourceId,
+    caller: Caller,
+    context: Context,
+    *,
+    paging: Paging,
+    query: Runs,
+    request: Request,
 ) -> Response:
     context.store.load_tests.get(caller.stack, id)
-    runs, total = context.store.runs.page(
-        caller.stack, skip=paging.skip, top=paging.top, load_test_id=id
-    )
-    return _page(runs, total, paging, request, context)
+    return _page(query, paging, request, context, stack=caller.stack, load_test_id=id)
 
 
 @router.get(

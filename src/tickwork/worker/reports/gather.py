@@ -3,8 +3,8 @@
 A load test of the report's stack is covered when its name, or its project's name, is in
 ``services``, or when a URL in its runner settings or its script (the first 256 KiB) names
 one of ``hosts``, or an environment value of its runner is one of them. Its runs are those
-created within the period, read newest first from its run index, which follows creation
-order; the walk stops an hour before the period (clocks of API processes may differ).
+created within the period, read newest first from its run index, which is scored by
+creation time.
 """
 
 from __future__ import annotations
@@ -12,21 +12,21 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
+from tickwork.core.instants import to_us
 from tickwork.store import ReportRecord, RunRecord, Store
 from tickwork.store.connection import text_of, translated
 from tickwork.store.load_tests import LoadTestRecord
 from tickwork.store.load_tests import decode as decode_load_test
+from tickwork.store.paging import read_page
 from tickwork.store.runs import decode as decode_run
 from tickwork.worker.reports.digest import DigestRun
 
 SCRIPT_SCANNED_BYTES = 256 * 1024
-RUNS_CHUNK = 500
 RUNS_READ_CAP = 100_000
 """Runs read for one load test and one report at most: a bound on a report's cost."""
-CLOCK_SLACK = timedelta(hours=1)
 
 _URL_HOST = re.compile(
     r"[A-Za-z][A-Za-z0-9+.-]*://(?:[^@/\s'\"`]*@)?(\[[0-9A-Fa-f:.]+\]|[^:/\s'\"`?#\\]+)"
@@ -96,25 +96,18 @@ def _project_names(store: Store, project_ids: Iterable[int], services: set[str])
 def runs_within(
     store: Store, test: LoadTestRecord, start: datetime, end: datetime
 ) -> list[DigestRun]:
-    """The load test's runs created in [start, end)."""
-    index = store.keys.load_test_runs(test.id)
-    found: list[DigestRun] = []
-    floor = start - CLOCK_SLACK
-    offset = 0
-    with translated():
-        while offset < RUNS_READ_CAP:
-            ids = store.client.zrevrange(index, offset, offset + RUNS_CHUNK - 1)
-            if not ids:
-                break
-            pipe = store.client.pipeline(transaction=False)
-            for raw in ids:
-                pipe.hgetall(store.keys.run(int(text_of(raw))))
-            runs = [decode_run(row) for row in pipe.execute() if row]
-            found += [_digest_run(run, test.name) for run in runs if start <= run.created < end]
-            if any(run.created < floor for run in runs):
-                break
-            offset += RUNS_CHUNK
-    return found
+    """The load test's runs created in [start, end), newest first (at most RUNS_READ_CAP)."""
+    rows, _ = read_page(
+        store.client,
+        store.keys.load_test_runs(test.id),
+        store.keys.run,
+        skip=0,
+        top=RUNS_READ_CAP,
+        low=to_us(start),
+        below=to_us(end),
+        descending=True,
+    )
+    return [_digest_run(decode_run(row), test.name) for row in rows]
 
 
 def _digest_run(run: RunRecord, name: str) -> DigestRun:
