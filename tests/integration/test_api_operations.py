@@ -107,6 +107,7 @@ SERVED = {
     ("get", "/cloud/v6/test_runs"),
     ("get", "/cloud/v6/test_runs/{id}"),
     ("patch", "/cloud/v6/test_runs/{id}"),
+    ("delete", "/cloud/v6/test_runs/{id}"),
     ("post", "/cloud/v6/test_runs/{id}/abort"),
     ("get", "/kragle/schedules"),
     ("post", "/kragle/schedules"),

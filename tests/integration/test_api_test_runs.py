@@ -266,3 +266,30 @@ def test_a_bad_run_list_query_is_400_naming_the_parameter(
     error = response.json()["error"]
     assert error["code"] == "validation_error"
     assert [detail["target"] for detail in error["details"]] == [target]
+
+
+def test_a_finished_run_is_deleted_with_its_index_entries(api: Api, store: Store) -> None:
+    lt = api.load_test()
+    kept, gone = (api.post(f"/cloud/v6/load_tests/{lt}/start").json()["id"] for _ in range(2))
+    assert api.post(f"/cloud/v6/test_runs/{gone}/abort").status_code == 204  # not started: ends
+
+    assert api.delete(f"/cloud/v6/test_runs/{gone}").status_code == 204
+
+    assert api.get(f"/cloud/v6/test_runs/{gone}").status_code == 404
+    listed = api.get(f"/cloud/v6/load_tests/{lt}/test_runs?$count=true").json()
+    assert ([r["id"] for r in listed["value"]], listed["@count"]) == ([kept], 1)
+    assert [r["id"] for r in api.get("/cloud/v6/test_runs").json()["value"]] == [kept]
+    assert not store.client.exists(store.keys.run(gone), store.keys.run_abort(gone))
+    assert api.delete(f"/cloud/v6/test_runs/{gone}").status_code == 404
+
+
+def test_a_run_that_has_not_finished_is_not_deleted(api: Api, store: Store) -> None:
+    lt = api.load_test()
+    run_id = api.post(f"/cloud/v6/load_tests/{lt}/start").json()["id"]
+
+    response = api.delete(f"/cloud/v6/test_runs/{run_id}")
+
+    assert response.status_code == 409
+    assert "abort it first" in response.json()["error"]["message"]
+    assert api.get(f"/cloud/v6/test_runs/{run_id}").json()["status"] == "created"
+    assert [r["id"] for r in api.get("/cloud/v6/test_runs").json()["value"]] == [run_id]

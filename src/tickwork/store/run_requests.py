@@ -1,4 +1,4 @@
-"""What a user may ask of an existing test run: abort it, or change its note.
+"""What a user may ask of an existing test run: abort it, change its note, delete it.
 
 Each request WATCHes the run's hash, so a worker moving the run meanwhile (created ->
 initializing, running -> completed) voids the transaction and the request is decided again
@@ -84,5 +84,28 @@ class RunRequests:
                     pipe.hset(key, "note", note)
                     pipe.execute()
                     return run
+                except redis.WatchError:
+                    continue
+
+    def delete(self, stack: int, run_id: int) -> None:
+        """Delete a finished run: its record, flags and index entries (its RQ job expires
+        with RQ's own result TTL). Conflict while it has not finished, as the k6 spec's
+        "Cannot delete test while it's running": abort it first."""
+        key = self._keys.run(run_id)
+        with translated(), self._client.pipeline() as pipe:
+            while True:
+                try:
+                    pipe.watch(key)
+                    run = self._runs.get(stack, run_id)
+                    if not run.finished:
+                        raise Conflict(
+                            f"Test run {run_id} has not finished ({run.status}): abort it first."
+                        )
+                    pipe.multi()
+                    pipe.delete(key, self._keys.run_executed(run_id), self._keys.run_abort(run_id))
+                    pipe.zrem(self._keys.stack_index(run.stack, "runs"), run_id)
+                    pipe.zrem(self._keys.load_test_runs(run.load_test_id), run_id)
+                    pipe.execute()
+                    return
                 except redis.WatchError:
                     continue

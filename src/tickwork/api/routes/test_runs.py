@@ -1,4 +1,4 @@
-"""Test runs: read what the scheduler and the workers write; start, abort, annotate."""
+"""Test runs: read what the scheduler and the workers write; start, abort, annotate, delete."""
 
 from __future__ import annotations
 
@@ -185,6 +185,21 @@ def update_test_run(id: ResourceId, caller: Caller, context: Context, body: Json
 )
 def abort_test_run(id: ResourceId, caller: Caller, context: Context) -> Response:
     context.store.run_requests.abort(caller.stack, id, by_user=caller.email, now=context.clock())
+    return Response(status_code=204)
+
+
+@router.delete(
+    "/test_runs/{id}",
+    operation_id="test_runs_destroy",
+    summary="Delete a test run.",
+    description="Deletes a finished run (completed, aborted, skipped). 409 while it has not "
+    "finished: abort it first.",
+    status_code=204,
+    response_class=Response,
+    responses=error_responses(404, 409),
+)
+def delete_test_run(id: ResourceId, caller: Caller, context: Context) -> Response:
+    context.store.run_requests.delete(caller.stack, id)
     return Response(status_code=204)
 
 
