@@ -61,9 +61,9 @@ class BatchEnqueuer:
     RQ's own enqueue builds a Job object, resolves its serializer and writes the job hash
     twice (status, then the rest) for every job: at 100,000 simultaneous fires that was most
     of the leader's time. Here RQ builds one prototype job per batch, and each run's job is
-    that hash with its own id, data and description. What RQ stores and what its workers
-    read is unchanged: a test compares the result with ``Queue.enqueue_job``'s field by
-    field, so an RQ upgrade that changes the job layout fails there, not in production.
+    that hash with its own id, data and description, less the fields RQ writes empty. A
+    test compares the result with ``Queue.enqueue_job``'s, field by field and as RQ reads
+    it back, so an RQ upgrade that changes the job layout fails there, not in production.
     """
 
     def __init__(self, rq_queue: Queue, *, prefix: str) -> None:
@@ -84,6 +84,9 @@ class BatchEnqueuer:
         fields = {**prototype.to_dict(), "status": JobStatus.QUEUED.value}
         for per_job in ("data", "description"):
             fields.pop(per_job, None)
+        # RQ writes eight fields empty at enqueue (started_at, worker_name, callbacks...)
+        # and reads an absent field as empty: leaving them out is ~40% less hash to write.
+        fields = {name: value for name, value in fields.items() if value != ""}
         return RqTarget(
             queues_key=self._queue.redis_queues_keys,
             queue_key=self._queue.key,
