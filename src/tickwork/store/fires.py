@@ -12,6 +12,11 @@ wakes up cannot commit; no occurrence is committed twice; a run never exists wit
 One command per batch rather than ~10 per fire: per-command client overhead was most of the
 leader's time at 100,000 simultaneous fires (bench/fire.py).
 
+A schedule's part can also be encoded ahead of its instant (``encode``) and committed later
+as bytes (``commit_encoded``): the fired runs are then stamped with the commit time, and the
+script checks overlap itself, since a run of the load test may have started meanwhile. Run
+indexes are scored by creation time.
+
 The script builds run and index keys from the prefix exactly as ``keys.py`` does; the
 firing tests read everything back through the Python store, so a drift fails them.
 """
