@@ -401,14 +401,18 @@ def test_list_filters_by_scheduled_at_range_and_by_whom(api: Api, clock: Clock) 
 # Auth and tenancy
 
 
+# A fixed id: test ids must be the same in every collection (pytest-xdist compares them).
+SOME_REPORT = "6f1c2e0a-3b7d-4c55-9a8e-2d4f6b8c0e13"
+
+
 @pytest.mark.parametrize(
     ("method", "path", "body", "message"),
     [
         ("GET", "/schedules?paginate=false", None, "Unauthorized"),
-        ("GET", f"/schedules/{uuid.uuid4()}", None, "Unauthorized"),
+        ("GET", f"/schedules/{SOME_REPORT}", None, "Unauthorized"),
         ("POST", "/schedules", {"attrs": DOCUMENTED_ATTRS}, "Unauthorized"),
-        ("PUT", f"/schedules/{uuid.uuid4()}", {"attrs": {"name": "x"}}, "Unauthorized"),
-        ("DELETE", "/registries", {"schedules_ids": [str(uuid.uuid4())]}, "Unauthorized"),
+        ("PUT", f"/schedules/{SOME_REPORT}", {"attrs": {"name": "x"}}, "Unauthorized"),
+        ("DELETE", "/registries", {"schedules_ids": [SOME_REPORT]}, "Unauthorized"),
     ],
 )
 def test_every_operation_needs_a_token(
