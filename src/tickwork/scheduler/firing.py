@@ -29,10 +29,9 @@ from rq import Queue
 
 from tickwork.core.instants import to_ms, to_us
 from tickwork.core.policies import Plan, Skip, plan
-from tickwork.errors import LeaseLost
 from tickwork.store import Lease, RunRecord, ScheduleRecord, Store
 from tickwork.store.connection import text_of, translated
-from tickwork.store.fires import Advance, Encoded, LeaseNotHeld
+from tickwork.store.fires import Advance, Encoded
 from tickwork.store.fires import Job as FireJob
 from tickwork.store.runs import FINISHED, StatusEntry
 from tickwork.store.schedules import decode as decode_schedule
@@ -204,12 +203,9 @@ class Firer:
             return result
         target = self._jobs.target()
         stamp = self._clock()
-        try:
-            outcome = self._store.fires.commit_encoded(
-                lease, [a.entry for a in batch], target, stamp=stamp
-            )
-        except LeaseNotHeld as exc:
-            raise LeaseLost(f"lease term {lease.term} is no longer held") from exc
+        outcome = self._store.fires.commit_encoded(
+            lease, [a.entry for a in batch], target, stamp=stamp
+        )
         left_out = outcome.conflicts | outcome.busy
         for ahead in batch:
             if ahead.entry.schedule_id not in left_out:
@@ -263,10 +259,7 @@ class Firer:
         stale = [sid for sid in ids if sid not in records]
         if stale:
             client.zrem(keys.due, *(str(sid) for sid in stale))  # nothing left to fire
-        try:
-            conflicts = self._store.fires.commit(lease, advances, self._jobs.target()).conflicts
-        except LeaseNotHeld as exc:
-            raise LeaseLost(f"lease term {lease.term} is no longer held") from exc
+        conflicts = self._store.fires.commit(lease, advances, self._jobs.target()).conflicts
         for advance in advances:
             if advance.record.id in conflicts:
                 continue

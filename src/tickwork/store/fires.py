@@ -31,6 +31,7 @@ from typing import Any
 import redis
 
 from tickwork.core.instants import to_ms, to_us
+from tickwork.errors import LeaseLost
 from tickwork.store.connection import text_of, translated
 from tickwork.store.keys import Keys
 from tickwork.store.leases import Lease
@@ -165,10 +166,6 @@ class RqTarget:
     template: Mapping[str, Any]
 
 
-class LeaseNotHeld(Exception):
-    """The lease did not hold the caller's value when the batch was to commit."""
-
-
 @dataclass(frozen=True, slots=True)
 class Outcome:
     """Schedules of a batch left out: ``conflicts`` changed since they were read; ``busy``
@@ -195,13 +192,13 @@ class Fires:
         self._commit = client.register_script(_COMMIT)
 
     def commit(self, lease: Lease, advances: Sequence[Advance], rq: RqTarget) -> Outcome:
-        """Commit the batch. LeaseNotHeld when ``lease`` is no longer held."""
+        """Commit the batch. LeaseLost when ``lease`` is no longer held."""
         args = self._head(lease, rq, stamp=None, entries=len(advances))
         for advance in advances:
             args += _entry_args(advance, overlap_check=False, stamped=False)
         with translated():
             reply = self._commit(keys=self._script_keys(lease, rq), args=args)
-        return _outcome(reply)
+        return _outcome(reply, lease)
 
     def encode(self, advance: Advance, *, overlap_check: bool) -> Encoded:
         """An entry for ``commit_encoded``: every run of ``advance`` must be a fired run;
@@ -233,7 +230,7 @@ class Fires:
             except redis.exceptions.NoScriptError:
                 self._client.script_load(self._commit.script)  # Redis restarted meanwhile
                 reply = self._send(b"*%d\r\n" % count + _resp(head) + body)
-        return _outcome(reply)
+        return _outcome(reply, lease)
 
     def _send(self, command: bytes) -> Any:
         pool = self._client.connection_pool
@@ -320,9 +317,9 @@ def _resp(args: Sequence[Any]) -> bytes:
     return b"".join(out)
 
 
-def _outcome(reply: Any) -> Outcome:
+def _outcome(reply: Any, lease: Lease) -> Outcome:
     if reply == -1:
-        raise LeaseNotHeld
+        raise LeaseLost(f"lease {lease.name!r} term {lease.term} is no longer held")
     conflicts, busy = reply
     return Outcome(
         frozenset(int(text_of(sid)) for sid in conflicts),
