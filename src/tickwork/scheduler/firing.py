@@ -138,7 +138,6 @@ class Firer:
     def _encode_ahead(self, ids: list[int]) -> None:
         if not ids:
             return
-        client, keys = self._store.client, self._store.keys
         records = self._read(ids)
         projects = self._project_ids([r.load_test_id for r in records.values()])
         plans = {}
@@ -152,7 +151,7 @@ class Firer:
             return
         # Reserved now, so the commit needs no round trip; an entry dropped later leaves a
         # gap in the run ids, as an aborted transaction would.
-        next_id = int(client.incrby(keys.ids("run"), len(plans))) - len(plans) + 1
+        next_id = self._store.runs.reserve_ids(len(plans))
         for sid, decision in plans.items():
             record = records[sid]
             assert decision.fire is not None
@@ -165,17 +164,10 @@ class Firer:
             if at not in self._ahead:
                 self._ahead[at] = []
                 heapq.heappush(self._instants, at)
-            self._ahead[at].append(
-                _Ahead(
-                    entry,
-                    runs[0][0].id,
-                    decision.fire,
-                    min(
-                        [decision.fire + self._catch_up_of(record)]
-                        + ([decision.next_at] if decision.next_at is not None else [])
-                    ),
-                )
-            )
+            holds_until = decision.fire + self._catch_up_of(record)
+            if decision.next_at is not None:
+                holds_until = min(holds_until, decision.next_at)
+            self._ahead[at].append(_Ahead(entry, runs[0][0].id, decision.fire, holds_until))
             self._ahead_ids.add(sid)
 
     def fire_ahead(self, lease: Lease) -> BatchResult | None:
@@ -247,7 +239,7 @@ class Firer:
             if record.next_at is not None and record.next_at <= now
         }
         runs_needed = sum(len(p.skips) + (p.fire is not None) for p in plans.values())
-        next_id = int(client.incrby(keys.ids("run"), runs_needed)) - runs_needed + 1
+        next_id = self._store.runs.reserve_ids(runs_needed)
         result = BatchResult()
         advances = []
         for sid, decision in plans.items():

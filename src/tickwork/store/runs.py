@@ -150,8 +150,12 @@ class Runs:
         self._keys = keys
 
     def new_id(self) -> int:
+        return self.reserve_ids(1)
+
+    def reserve_ids(self, count: int) -> int:
+        """The first of ``count`` new consecutive run ids."""
         with translated():
-            return int(self._client.incr(self._keys.ids("run")))
+            return int(self._client.incrby(self._keys.ids("run"), count)) - count + 1
 
     def queue_create(self, pipe: redis.client.Pipeline, run: RunRecord) -> None:
         """Queue a new record and its index entries on a MULTI pipeline."""
