@@ -7,10 +7,12 @@ on the new status: a run is never both aborted here and started there.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
 
 import redis
+from redis.client import Pipeline
 
 from tickwork.core.lifecycle import Outcome, ending_of
 from tickwork.errors import Conflict
@@ -55,57 +57,58 @@ class RunRequests:
         """Ask for the run to stop. A run that has not started ends as ``aborted`` now; a
         running one is left to its worker, which polls the abort flag. Conflict when the run
         has already finished (the k6 spec's "Cannot abort a non-running test")."""
-        key = self._keys.run(run_id)
-        with translated(), self._client.pipeline() as pipe:
-            while True:
-                try:
-                    pipe.watch(key)
-                    run = self._runs.get(stack, run_id)
-                    if run.finished:
-                        raise Conflict(f"Test run {run_id} has already finished ({run.status}).")
-                    pipe.multi()
-                    pipe.set(self._keys.run_abort(run_id), by_user, ex=ABORT_FLAG_TTL_S)
-                    if run.status in NOT_STARTED:
-                        run = aborted_before_start(run, by_user=by_user, now=now)
-                        self._runs.queue_update(pipe, run)
-                    pipe.execute()
-                    return run
-                except redis.WatchError:
-                    continue
+
+        def attempt(pipe: Pipeline) -> RunRecord:
+            run = self._runs.get(stack, run_id)
+            if run.finished:
+                raise Conflict(f"Test run {run_id} has already finished ({run.status}).")
+            pipe.multi()
+            pipe.set(self._keys.run_abort(run_id), by_user, ex=ABORT_FLAG_TTL_S)
+            if run.status in NOT_STARTED:
+                run = aborted_before_start(run, by_user=by_user, now=now)
+                self._runs.queue_update(pipe, run)
+            return run
+
+        return self._on_run(run_id, attempt)
 
     def set_note(self, stack: int, run_id: int, note: str) -> RunRecord:
-        key = self._keys.run(run_id)
-        with translated(), self._client.pipeline() as pipe:
-            while True:
-                try:
-                    pipe.watch(key)
-                    run = replace(self._runs.get(stack, run_id), note=note)
-                    pipe.multi()
-                    pipe.hset(key, "note", note)
-                    pipe.execute()
-                    return run
-                except redis.WatchError:
-                    continue
+        def attempt(pipe: Pipeline) -> RunRecord:
+            run = replace(self._runs.get(stack, run_id), note=note)
+            pipe.multi()
+            pipe.hset(self._keys.run(run_id), "note", note)
+            return run
+
+        return self._on_run(run_id, attempt)
 
     def delete(self, stack: int, run_id: int) -> None:
         """Delete a finished run: its record, flags and index entries (its RQ job expires
         with RQ's own result TTL). Conflict while it has not finished, as the k6 spec's
         "Cannot delete test while it's running": abort it first."""
-        key = self._keys.run(run_id)
+
+        def attempt(pipe: Pipeline) -> RunRecord:
+            run = self._runs.get(stack, run_id)
+            if not run.finished:
+                raise Conflict(
+                    f"Test run {run_id} has not finished ({run.status}): abort it first."
+                )
+            pipe.multi()
+            keys = self._keys
+            pipe.delete(keys.run(run_id), keys.run_executed(run_id), keys.run_abort(run_id))
+            pipe.zrem(keys.stack_index(run.stack, "runs"), run_id)
+            pipe.zrem(keys.load_test_runs(run.load_test_id), run_id)
+            return run
+
+        self._on_run(run_id, attempt)
+
+    def _on_run(self, run_id: int, attempt: Callable[[Pipeline], RunRecord]) -> RunRecord:
+        """``attempt`` in a transaction WATCHing the run's hash, again until nothing moved
+        the run between its read and its EXEC; what ``attempt`` returned."""
         with translated(), self._client.pipeline() as pipe:
             while True:
                 try:
-                    pipe.watch(key)
-                    run = self._runs.get(stack, run_id)
-                    if not run.finished:
-                        raise Conflict(
-                            f"Test run {run_id} has not finished ({run.status}): abort it first."
-                        )
-                    pipe.multi()
-                    pipe.delete(key, self._keys.run_executed(run_id), self._keys.run_abort(run_id))
-                    pipe.zrem(self._keys.stack_index(run.stack, "runs"), run_id)
-                    pipe.zrem(self._keys.load_test_runs(run.load_test_id), run_id)
+                    pipe.watch(self._keys.run(run_id))
+                    run = attempt(pipe)
                     pipe.execute()
-                    return
+                    return run
                 except redis.WatchError:
                     continue
