@@ -29,11 +29,18 @@ def load_test(
 
 
 def created_run(
-    store: Store, load_test_id: int, *, rq_queue: Queue | None = None, job_id: str | None = None
+    store: Store,
+    load_test_id: int,
+    *,
+    rq_queue: Queue | None = None,
+    job_id: str | None = None,
+    run_id: int | None = None,
+    created: datetime | None = None,
 ) -> int:
-    """A run in status ``created`` and, with ``rq_queue``, its job, in one MULTI."""
-    run_id = store.runs.new_id()
-    now = datetime.now(UTC)
+    """A run in status ``created`` (now, unless ``created``) and, with ``rq_queue``, its job,
+    in one MULTI."""
+    run_id = run_id or store.runs.new_id()
+    now = created or datetime.now(UTC)
     run = RunRecord(
         id=run_id,
         stack=1,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from urllib.parse import urlsplit
 
 import pytest
@@ -12,6 +12,7 @@ from tickwork.store import RunRecord, StatusEntry, Store
 from tickwork.worker.queue import queue, run_job_id
 
 from .api_support import T0, Api, Clock
+from .seeding import created_run
 
 TEST_RUN_KEYS = {
     "id", "test_id", "project_id", "started_by", "created", "ended", "note",
@@ -205,25 +206,12 @@ def test_missing_run_is_404(api: Api) -> None:
     assert api.post("/cloud/v6/test_runs/31337/abort").status_code == 404
 
 
-def _run_created_at(store: Store, load_test_id: int, run_id: int, created: datetime) -> None:
-    store.runs.create(
-        RunRecord(
-            id=run_id,
-            stack=1,
-            load_test_id=load_test_id,
-            project_id=1,
-            created=created,
-            status_history=(StatusEntry("created", created),),
-        )
-    )
-
-
 def test_runs_are_listed_by_creation_filtered_and_ordered_as_asked(api: Api, store: Store) -> None:
     lt = api.load_test()
     # Run 1's id was reserved ahead of its instant (the scheduler's look-ahead): it was
     # created last, and lists last.
     for run_id, minutes in [(1, 30), (2, 0), (3, 10), (4, 20)]:
-        _run_created_at(store, lt, run_id, T0 + timedelta(minutes=minutes))
+        created_run(store, lt, run_id=run_id, created=T0 + timedelta(minutes=minutes))
 
     def ids(query: str) -> list[int]:
         body = api.get(f"/cloud/v6/load_tests/{lt}/test_runs?{query}").json()

@@ -19,6 +19,18 @@ from tickwork.errors import StoreUnavailable
 from tickwork.store import Store, connect
 
 
+def _wait_listening(process: subprocess.Popen[bytes], port: int, what: str) -> None:
+    deadline = time.monotonic() + 10
+    while True:
+        assert process.poll() is None, f"{what} exited at start"
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            assert time.monotonic() < deadline, f"{what} did not start"
+            time.sleep(0.05)
+
+
 @pytest.fixture
 def sentinel(tmp_path: Path) -> Iterator[tuple[int, EmbeddedServer]]:
     primary = EmbeddedServer(tmp_path / "primary").start()
@@ -34,14 +46,7 @@ def sentinel(tmp_path: Path) -> Iterator[tuple[int, EmbeddedServer]]:
         stderr=subprocess.DEVNULL,
     )
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "sentinel did not start"
-                time.sleep(0.05)
+        _wait_listening(process, port, "sentinel")
         yield port, primary
     finally:
         process.terminate()
@@ -106,15 +111,7 @@ def tls_server(tmp_path: Path) -> Iterator[tuple[int, Path]]:
         stderr=subprocess.DEVNULL,
     )
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            assert process.poll() is None, "redis-server without TLS support?"
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "TLS server did not start"
-                time.sleep(0.05)
+        _wait_listening(process, port, "TLS server (a redis-server without TLS support?)")
         yield port, tmp_path / "ca.crt"
     finally:
         process.terminate()

@@ -65,6 +65,10 @@ def firer(store: Store, rq_queue: Queue, clock: Clock) -> Firer:
 
 @pytest.fixture
 def lease(store: Store) -> Lease:
+    return lease_of(store)
+
+
+def lease_of(store: Store) -> Lease:
     lease = store.leases.acquire("scheduler", "me", TTL_MS)
     assert lease is not None
     return lease
@@ -434,12 +438,6 @@ def test_a_fire_encoded_ahead_writes_what_the_ordinary_path_writes(
     job = Job.fetch(str(fired.job_id), connection=redis_client, serializer=JSONSerializer)
     assert job.kwargs == {"run_id": fired.id, "prefix": store.keys.prefix}
     redis_client.delete(other_queue.key)
-
-
-def lease_of(store: Store) -> Lease:
-    lease = store.leases.acquire("scheduler", "me", TTL_MS)
-    assert lease is not None
-    return lease
 
 
 def test_nothing_beyond_the_look_ahead_window_is_encoded(

@@ -6,6 +6,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -36,24 +37,40 @@ def _scheduler(store: Store, lookahead: timedelta = timedelta(0)) -> Scheduler:
     return Scheduler(store, firer, lease_ttl=timedelta(seconds=1.5))
 
 
-@pytest.fixture
-def running(store: Store) -> Iterator[list[Scheduler]]:
-    started: list[tuple[Scheduler, threading.Thread]] = []
-
-    def start() -> Scheduler:
-        scheduler = _scheduler(store)
-        thread = threading.Thread(target=scheduler.run, daemon=True)
+@contextmanager
+def _started(schedulers: list[Scheduler]) -> Iterator[list[Scheduler]]:
+    """The schedulers' loops on threads of their own, stopped on the way out."""
+    threads = [threading.Thread(target=s.run, daemon=True) for s in schedulers]
+    for thread in threads:
         thread.start()
-        started.append((scheduler, thread))
-        return scheduler
-
-    schedulers = [start(), start()]
     try:
         yield schedulers
     finally:
-        for scheduler, thread in started:
+        for scheduler, thread in zip(schedulers, threads, strict=True):
             scheduler.stop()
             thread.join(timeout=5)
+
+
+@pytest.fixture
+def running(store: Store) -> Iterator[list[Scheduler]]:
+    with _started([_scheduler(store), _scheduler(store)]) as schedulers:
+        yield schedulers
+
+
+def _one_shot(store: Store, in_s: float) -> datetime:
+    """Load test 1 gets a one-shot schedule ``in_s`` seconds from now; its instant."""
+    at = datetime.now(UTC) + timedelta(seconds=in_s)
+    store.client.hset(store.keys.load_test(1), mapping={"stack": 1, "project_id": 1})
+    store.schedules.put(
+        stack=1,
+        load_test_id=1,
+        schedule=Schedule(at, Once()),
+        request="{}",
+        dialect="k6",
+        created_by=None,
+        now=datetime.now(UTC),
+    )
+    return at
 
 
 def _wait(predicate: object, timeout_s: float = 5.0) -> None:
@@ -73,17 +90,7 @@ def test_a_schedule_set_for_a_moment_from_now_fires_at_that_moment(
     store: Store, running: list[Scheduler]
 ) -> None:
     _leader(running)
-    at = datetime.now(UTC) + timedelta(seconds=1)
-    store.client.hset(store.keys.load_test(1), mapping={"stack": 1, "project_id": 1})
-    store.schedules.put(
-        stack=1,
-        load_test_id=1,
-        schedule=Schedule(at, Once()),
-        request="{}",
-        dialect="k6",
-        created_by=None,
-        now=datetime.now(UTC),
-    )
+    at = _one_shot(store, 1)
     _wait(lambda: store.runs.page(1, skip=0, top=10)[1] == 1, timeout_s=4)
     (run,) = store.runs.page(1, skip=0, top=10)[0]
     lag = (run.created - at).total_seconds()
@@ -111,22 +118,9 @@ def test_a_stopped_leader_hands_over_at_once(store: Store, running: list[Schedul
 
 
 def test_a_leader_encodes_a_fire_ahead_and_commits_it_on_time(store: Store) -> None:
-    scheduler = _scheduler(store, lookahead=timedelta(seconds=10))
-    thread = threading.Thread(target=scheduler.run, daemon=True)
-    thread.start()
-    try:
+    with _started([_scheduler(store, lookahead=timedelta(seconds=10))]) as (scheduler,):
         _leader([scheduler])
-        at = datetime.now(UTC) + timedelta(seconds=2)
-        store.client.hset(store.keys.load_test(1), mapping={"stack": 1, "project_id": 1})
-        store.schedules.put(
-            stack=1,
-            load_test_id=1,
-            schedule=Schedule(at, Once()),
-            request="{}",
-            dialect="k6",
-            created_by=None,
-            now=datetime.now(UTC),
-        )
+        at = _one_shot(store, 2)
         _wait(lambda: _ahead(scheduler) == 1, timeout_s=1.5)
         assert store.runs.page(1, skip=0, top=10)[1] == 0  # encoded, nothing written
         _wait(lambda: store.runs.page(1, skip=0, top=10)[1] == 1, timeout_s=4)
@@ -134,9 +128,6 @@ def test_a_leader_encodes_a_fire_ahead_and_commits_it_on_time(store: Store) -> N
         assert 0 <= (run.created - at).total_seconds() < 0.25
         assert run.scheduled_for == at
         _wait(lambda: _ahead(scheduler) == 0)
-    finally:
-        scheduler.stop()
-        thread.join(timeout=5)
 
 
 def _ahead(scheduler: Scheduler) -> float | None:
