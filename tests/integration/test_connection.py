@@ -133,28 +133,24 @@ def test_a_rediss_url_reaches_a_tls_server_and_checks_its_certificate(
         untrusted.ping()
 
 
+def _doctor(redis_url: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "tickwork", "doctor"],
+        env={**os.environ, "TICKWORK_REDIS_URL": redis_url},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
 def test_doctor_passes_over_tls_and_names_the_certificate_failure(
     tls_server: tuple[int, Path],
 ) -> None:
     port, ca = tls_server
-    env = dict(os.environ)
-    trusted = subprocess.run(
-        [sys.executable, "-m", "tickwork", "doctor"],
-        env={**env, "TICKWORK_REDIS_URL": f"rediss://127.0.0.1:{port}/0?ssl_ca_certs={ca}"},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    trusted = _doctor(f"rediss://127.0.0.1:{port}/0?ssl_ca_certs={ca}")
     assert "[ok] redis" in trusted.stdout, trusted.stdout + trusted.stderr
-    untrusted = subprocess.run(
-        [sys.executable, "-m", "tickwork", "doctor"],
-        env={**env, "TICKWORK_REDIS_URL": f"rediss://127.0.0.1:{port}/0"},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    untrusted = _doctor(f"rediss://127.0.0.1:{port}/0")
     assert untrusted.returncode != 0
     assert "certificate verify failed" in untrusted.stdout, untrusted.stdout
     assert "ssl_ca_certs=" in untrusted.stdout
