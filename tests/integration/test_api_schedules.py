@@ -189,7 +189,8 @@ def test_deactivate_then_activate(api: Api, store: Store) -> None:
     assert store.client.zscore(store.keys.due, str(sid)) is not None
 
 
-def test_overwrite_keeps_the_deactivated_state(api: Api) -> None:
+def test_repost_over_a_deactivated_schedule_reactivates_it_and_keeps_its_id(api: Api) -> None:
+    # The Grafana Terraform provider's update path re-POSTs and expects deactivated: false.
     load_test = api.load_test()
     sid = api.schedule(load_test)["id"]
     api.post(f"/cloud/v6/schedules/{sid}/deactivate")
@@ -197,7 +198,8 @@ def test_overwrite_keeps_the_deactivated_state(api: Api) -> None:
     again = api.schedule(load_test, {"starts": "2026-12-05T08:00:00Z"})
 
     assert again["id"] == sid
-    assert again["deactivated"] is True
+    assert again["deactivated"] is False
+    assert api.get(f"/cloud/v6/schedules/{sid}").json()["deactivated"] is False
 
 
 def test_activate_an_expired_schedule_is_409(api: Api, clock: Clock) -> None:
@@ -222,6 +224,23 @@ def test_deactivate_an_expired_schedule_is_204_without_effect(api: Api, store: S
     assert response.status_code == 204
     assert store.client.hgetall(store.keys.schedule(sid)) == before
     assert api.get(f"/cloud/v6/schedules/{sid}").json()["deactivated"] is False
+
+
+def test_a_schedule_whose_last_occurrence_passed_unsettled_is_expired_for_both_operations(
+    api: Api, store: Store, clock: Clock
+) -> None:
+    # Given a one-shot whose instant has passed but that no scheduler has settled yet
+    load_test = api.load_test()
+    sid = api.schedule(load_test, {"starts": "2026-11-23T13:00:00Z"})["id"]
+    clock.now = T0 + timedelta(days=1)
+    assert store.client.zscore(store.keys.due, str(sid)) is not None
+    before = store.client.hgetall(store.keys.schedule(sid))
+
+    # Then deactivate has no effect and activate is a conflict, as for a settled one
+    assert api.post(f"/cloud/v6/schedules/{sid}/deactivate").status_code == 204
+    assert store.client.hgetall(store.keys.schedule(sid)) == before
+    assert api.post(f"/cloud/v6/schedules/{sid}/activate").status_code == 409
+    assert store.client.hgetall(store.keys.schedule(sid)) == before
 
 
 def test_activate_an_active_schedule_is_204(api: Api) -> None:

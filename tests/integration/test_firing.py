@@ -218,7 +218,7 @@ def test_deactivated_occurrences_pass_without_runs_but_count(
     )
     sid = _put(store, 1, schedule, overlap="allow")
     assert [o for _, o in firer.fire_due(lease).fired] == [T0]
-    store.schedules.deactivate(1, sid)
+    store.schedules.deactivate(1, sid, now=clock.now)
     clock.now = T0 + timedelta(hours=1, minutes=1)
     assert firer.fire_due(lease).fired == []
     record = store.schedules.activate(1, sid, now=clock.now)
@@ -466,7 +466,7 @@ def test_a_schedule_changed_after_it_was_encoded_ahead_fires_only_as_it_now_is(
     elif change == "delete":
         store.schedules.delete(1, sid)
     else:
-        store.schedules.deactivate(1, sid)
+        store.schedules.deactivate(1, sid, now=clock.now)
     clock.now = at
     fired = _lead(ahead, lease)
     if change == "overwrite":

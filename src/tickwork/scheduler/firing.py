@@ -198,7 +198,8 @@ class Firer:
         outcome = self._store.fires.commit_encoded(
             lease, [a.entry for a in batch], target, stamp=stamp
         )
-        left_out = outcome.conflicts | outcome.busy
+        self._resettle(outcome.repeats)
+        left_out = outcome.conflicts | outcome.busy | outcome.repeats
         for ahead in batch:
             if ahead.entry.schedule_id not in left_out:
                 result.fired.append((ahead.run_id, ahead.due))
@@ -251,7 +252,9 @@ class Firer:
         stale = [sid for sid in ids if sid not in records]
         if stale:
             client.zrem(keys.due, *(str(sid) for sid in stale))  # nothing left to fire
-        conflicts = self._store.fires.commit(lease, advances, self._jobs.target()).conflicts
+        outcome = self._store.fires.commit(lease, advances, self._jobs.target())
+        self._resettle(outcome.repeats)
+        conflicts = outcome.conflicts | outcome.repeats
         for advance in advances:
             if advance.record.id in conflicts:
                 continue
@@ -266,6 +269,13 @@ class Firer:
                     result.skipped[reason] = result.skipped.get(reason, 0) + 1 + more
         result.conflicts = len(conflicts)
         return result
+
+    def _resettle(self, repeats: frozenset[int]) -> None:
+        """Schedules whose plan repeated an occurrence the commit had already settled: the
+        commit refused it; move them past it, and say so loudly (something else is wrong)."""
+        for sid in sorted(repeats):
+            log.error("fire_repeat_refused", extra={"schedule_id": sid})
+            self._store.schedules.resettle(sid)
 
     def _catch_up_of(self, record: ScheduleRecord) -> timedelta:
         if record.catch_up_s is not None:

@@ -69,16 +69,22 @@ template, i = list_at(i, 2)
 local is_finished = {}
 for _, name in ipairs(finished) do is_finished[name] = true end
 local n_entries = tonumber(ARGV[i]); i = i + 1
-local conflicts, busy, job_ids, due_add, due_rem, stack_runs = {}, {}, {}, {}, {}, {}
+local conflicts, busy, repeats, job_ids, due_add, due_rem, stack_runs = {}, {}, {}, {}, {}, {}, {}
 for e = 1, n_entries do
   local sid, version, expected_next = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   local fired_through, next_us, due_ms = ARGV[i + 3], ARGV[i + 4], ARGV[i + 5]
-  local overlap_load_test, n_runs = ARGV[i + 6], tonumber(ARGV[i + 7]); i = i + 8
+  local overlap_load_test, first_us, n_runs = ARGV[i + 6], ARGV[i + 7], tonumber(ARGV[i + 8])
+  i = i + 9
   local skey = prefix .. ':schedule:' .. sid
-  local current = redis.call('HMGET', skey, 'version', 'next_us')
+  local current = redis.call('HMGET', skey, 'version', 'next_us', 'committed_us')
+  local committed = tonumber(current[3] or '') or -1
   local ok = current[1] == version and current[2] == expected_next
   if not ok then
     conflicts[#conflicts + 1] = sid
+  elseif first_us ~= '' and tonumber(first_us) <= committed then
+    -- An occurrence this script already settled: refused whatever the checks above said.
+    ok = false
+    repeats[#repeats + 1] = sid
   elseif overlap_load_test ~= '' then
     local last = redis.call('GET', prefix .. ':load_test:' .. overlap_load_test .. ':last_run')
     local status = last and redis.call('HGET', prefix .. ':run:' .. last, 'status')
@@ -116,7 +122,9 @@ for e = 1, n_entries do
     i = i + n_fields * 2
   end
   if ok then
-    redis.call('HSET', skey, 'fired_through_us', fired_through, 'next_us', next_us)
+    local settled = math.max(committed, tonumber(fired_through))
+    redis.call('HSET', skey, 'fired_through_us', fired_through, 'next_us', next_us,
+      'committed_us', string.format('%d', settled))
     if due_ms ~= '' then
       due_add[#due_add + 1] = due_ms
       due_add[#due_add + 1] = sid
@@ -132,7 +140,7 @@ in_slices('ZADD', due_key, due_add)
 in_slices('ZREM', due_key, due_rem)
 in_slices('RPUSH', queue_key, job_ids)
 if #job_ids > 0 then redis.call('SADD', queues_key, queue_key) end
-return {conflicts, busy}
+return {conflicts, busy, repeats}
 """
 
 
@@ -169,10 +177,13 @@ class RqTarget:
 @dataclass(frozen=True, slots=True)
 class Outcome:
     """Schedules of a batch left out: ``conflicts`` changed since they were read; ``busy``
-    (checked at commit for encoded entries) have a run of their load test still going."""
+    (checked at commit for encoded entries) have a run of their load test still going;
+    ``repeats`` planned an occurrence the script had already settled (a bug elsewhere, and
+    refused here: the caller re-settles the schedule past it)."""
 
     conflicts: frozenset[int]
     busy: frozenset[int] = frozenset()
+    repeats: frozenset[int] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,6 +277,7 @@ class Fires:
 
 def _entry_args(advance: Advance, *, overlap_check: bool, stamped: bool) -> list[Any]:
     record = advance.record
+    occurrences = [run.scheduled_for for run, _ in advance.runs if run.scheduled_for is not None]
     args: list[Any] = [
         record.id,
         record.version,
@@ -274,6 +286,7 @@ def _entry_args(advance: Advance, *, overlap_check: bool, stamped: bool) -> list
         "" if advance.next_at is None else to_us(advance.next_at),
         "" if advance.next_at is None or record.deactivated else to_ms(advance.next_at),
         record.load_test_id if overlap_check else "",
+        min((to_us(at) for at in occurrences), default=""),
         len(advance.runs),
     ]
     for run, job in advance.runs:
@@ -320,8 +333,9 @@ def _resp(args: Sequence[Any]) -> bytes:
 def _outcome(reply: Any, lease: Lease) -> Outcome:
     if reply == -1:
         raise LeaseLost(f"lease {lease.name!r} term {lease.term} is no longer held")
-    conflicts, busy = reply
+    conflicts, busy, repeats = reply
     return Outcome(
         frozenset(int(text_of(sid)) for sid in conflicts),
         frozenset(int(text_of(sid)) for sid in busy),
+        frozenset(int(text_of(sid)) for sid in repeats),
     )

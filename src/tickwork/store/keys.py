@@ -16,7 +16,9 @@
                                        ZSET    ids of the stack's load tests called {name}
                                                (the exact-name filter of the stack-wide list)
     {p}:schedule:{id}                  HASH    schedule record: wire request, core trigger,
-                                               deactivated, fired_through_us, next_us, version
+                                               deactivated, fired_through_us, next_us, version;
+                                               committed_us: the latest occurrence the fire
+                                               commit settled (written by it alone)
     {p}:stack:{stack}:schedules        ZSET    schedule ids
     {p}:due                            ZSET    schedule id -> next fire instant (ms); only
                                                active schedules with an occurrence left

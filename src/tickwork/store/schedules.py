@@ -4,10 +4,22 @@ A schedule's ``fired_through`` is the instant up to which its occurrences are se
 (fired, skipped, or passed while deactivated or before it was set); ``next`` is the first
 occurrence after it, and the due index holds ``next`` for every active schedule that has one.
 Every write bumps ``version`` and nudges the scheduler.
+
+``fired_through`` never moves backwards, whoever writes the record:
+
+- every write here WATCHes the schedule's hash, so it is serialised with the fire commit
+  (which writes that hash): a write sees the fire, or the fire sees the write's new version;
+- a write that changes the timing starts from ``max(fired_through, now - 1 µs)``; one that
+  leaves it unchanged keeps ``fired_through`` and ``next`` as they are (it neither fires nor
+  drops an occurrence);
+- the fire commit keeps its own mark, ``committed_us``, which only it writes and which
+  ``decode`` folds into ``fired_through``: the script refuses an occurrence at or before it
+  (see ``fires.py``), so even a writer that got all of the above wrong cannot fire twice.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -22,8 +34,6 @@ from tickwork.store.codec import decode_schedule, encode_schedule
 from tickwork.store.connection import text_of, translated
 from tickwork.store.keys import Keys
 from tickwork.store.paging import read_page
-
-OVERLAP_POLICIES = ("skip", "allow")
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,19 +59,78 @@ class ScheduleRecord:
             return self.next_at
         return next_after(self.schedule, max(self.fired_through, now - ONE_MICROSECOND))
 
+    def expired(self, *, now: datetime) -> bool:
+        """No occurrence remains to fire after ``now`` (whether or not the scheduler has
+        settled the last one yet): activate answers 409, deactivate does nothing."""
+        return next_after(self.schedule, max(self.fired_through, now - ONE_MICROSECOND)) is None
+
 
 ChangeFn = Callable[[ScheduleRecord], ScheduleRecord]
 
 
+def new_record(
+    *,
+    schedule_id: int,
+    stack: int,
+    load_test_id: int,
+    schedule: Schedule,
+    request: str,
+    dialect: str,
+    created_by: str | None,
+    now: datetime,
+    overlap: str = "skip",
+    catch_up_s: int | None = None,
+) -> ScheduleRecord:
+    """A schedule set at ``now``: its first occurrence is the first at or after ``now``."""
+    fired_through = now - ONE_MICROSECOND
+    return ScheduleRecord(
+        id=schedule_id,
+        stack=stack,
+        load_test_id=load_test_id,
+        schedule=schedule,
+        request=request,
+        dialect=dialect,
+        deactivated=False,
+        created_by=created_by,
+        fired_through=fired_through,
+        next_at=next_after(schedule, fired_through),
+        version=1,
+        overlap=overlap,
+        catch_up_s=catch_up_s,
+    )
+
+
+def same_timing(a: Schedule, b: Schedule) -> bool:
+    """Whether two schedules have the same occurrences (offsets of ``starts`` included: a
+    rule's time of day and UTC offset are those of its ``starts``)."""
+    return encode_schedule(a) == encode_schedule(b)
+
+
 def retimed(record: ScheduleRecord, schedule: Schedule, *, now: datetime) -> ScheduleRecord:
-    """The record on a new trigger, as ``put`` sets one: occurrences before ``now``, and any
-    already settled, never fire. Its deactivated state and id stay."""
+    """The record on ``schedule``, set at ``now``. The same timing changes nothing about which
+    occurrences run; a new timing starts afresh from ``now``, and occurrences already settled
+    never fire again. Its deactivated state and id stay."""
+    if same_timing(record.schedule, schedule):
+        return replace(record, version=record.version + 1)
     fired_through = max(record.fired_through, now - ONE_MICROSECOND)
     return replace(
         record,
         schedule=schedule,
         fired_through=fired_through,
         next_at=next_after(schedule, fired_through),
+        version=record.version + 1,
+    )
+
+
+def reactivated(record: ScheduleRecord, *, now: datetime) -> ScheduleRecord:
+    """The deactivated ``record`` active again at ``now``: occurrences that passed while it
+    was deactivated do not fire."""
+    fired_through = max(record.fired_through, now - ONE_MICROSECOND)
+    return replace(
+        record,
+        deactivated=False,
+        fired_through=fired_through,
+        next_at=next_after(record.schedule, fired_through),
         version=record.version + 1,
     )
 
@@ -86,6 +155,8 @@ def _encode(record: ScheduleRecord) -> dict[Any, Any]:
 
 def decode(fields: Mapping[Any, Any]) -> ScheduleRecord:
     text = {text_of(k): text_of(v) for k, v in fields.items()}
+    # What the fire commit settled is settled, whatever a writer left in fired_through_us.
+    fired_through_us = max(int(text["fired_through_us"]), int(text.get("committed_us") or 0))
     return ScheduleRecord(
         id=int(text["id"]),
         stack=int(text["stack"]),
@@ -95,7 +166,7 @@ def decode(fields: Mapping[Any, Any]) -> ScheduleRecord:
         dialect=text["dialect"],
         deactivated=text["deactivated"] == "1",
         created_by=text["created_by"] or None,
-        fired_through=from_us(int(text["fired_through_us"])),
+        fired_through=from_us(fired_through_us),
         next_at=from_us(int(text["next_us"])) if text["next_us"] else None,
         version=int(text["version"]),
         overlap=text.get("overlap") or "skip",
@@ -153,40 +224,46 @@ class Schedules:
         overlap: str = "skip",
         catch_up_s: int | None = None,
     ) -> ScheduleRecord:
-        """Set the load test's schedule, keeping the id (and the deactivated state) of the
-        one it replaces. Occurrences before ``now`` never fire."""
+        """Set the load test's schedule, keeping the id of the one it replaces and activating
+        it (the k6 API's re-POST re-activates). Occurrences before ``now`` never fire; an
+        overwrite with the same timing neither fires nor drops one (see ``retimed``)."""
         pointer = self._keys.load_test_schedule(load_test_id)
         with translated(), self._client.pipeline() as pipe:
             while True:
                 try:
                     pipe.watch(pointer)
                     existing_id = pipe.get(pointer)
-                    previous = self.get_any(int(text_of(existing_id))) if existing_id else None
-                    schedule_id = (
-                        previous.id
-                        if previous
-                        else int(self._client.incr(self._keys.ids("schedule")))
-                    )
-                    fired_through = now - ONE_MICROSECOND
-                    record = ScheduleRecord(
-                        id=schedule_id,
-                        stack=stack,
-                        load_test_id=load_test_id,
-                        schedule=schedule,
-                        request=request,
-                        dialect=dialect,
-                        deactivated=previous.deactivated if previous else False,
-                        created_by=created_by if previous is None else previous.created_by,
-                        fired_through=fired_through,
-                        next_at=next_after(schedule, fired_through),
-                        version=(previous.version + 1) if previous else 1,
-                        overlap=overlap,
-                        catch_up_s=catch_up_s,
-                    )
+                    previous = None
+                    if existing_id is not None:
+                        # Serialised with the fire commit, which writes this hash.
+                        pipe.watch(self._keys.schedule(int(text_of(existing_id))))
+                        previous = self.get_any(int(text_of(existing_id)))
+                    if previous is None:
+                        record = new_record(
+                            schedule_id=int(self._client.incr(self._keys.ids("schedule"))),
+                            stack=stack,
+                            load_test_id=load_test_id,
+                            schedule=schedule,
+                            request=request,
+                            dialect=dialect,
+                            created_by=created_by,
+                            now=now,
+                            overlap=overlap,
+                            catch_up_s=catch_up_s,
+                        )
+                    else:
+                        if previous.deactivated:
+                            previous = reactivated(previous, now=now)
+                        record = replace(
+                            retimed(previous, schedule, now=now),
+                            request=request,
+                            overlap=overlap,
+                            catch_up_s=catch_up_s,
+                        )
                     pipe.multi()
-                    pipe.set(pointer, schedule_id)
+                    pipe.set(pointer, record.id)
                     pipe.zadd(
-                        self._keys.stack_index(stack, "schedules"), {str(schedule_id): schedule_id}
+                        self._keys.stack_index(stack, "schedules"), {str(record.id): record.id}
                     )
                     self.write(pipe, record)
                     pipe.execute()
@@ -195,9 +272,9 @@ class Schedules:
                     continue
 
     def write(self, pipe: redis.client.Pipeline, record: ScheduleRecord) -> None:
-        """Queue the record and its due-index entry on a MULTI pipeline, and nudge."""
+        """Queue the record and its due-index entry on a MULTI pipeline, and nudge. Fields
+        of the hash that the record does not hold (the fire commit's ``committed_us``) stay."""
         key = self._keys.schedule(record.id)
-        pipe.delete(key)
         pipe.hset(key, mapping=_encode(record))
         if record.next_at is not None and not record.deactivated:
             pipe.zadd(self._keys.due, {str(record.id): to_ms(record.next_at)})
@@ -205,41 +282,37 @@ class Schedules:
             pipe.zrem(self._keys.due, str(record.id))
         self.nudge(pipe)
 
-    def queue_advance(
-        self,
-        pipe: redis.client.Pipeline,
-        record: ScheduleRecord,
-        *,
-        fired_through: datetime,
-        next_at: datetime | None,
-    ) -> None:
-        """Queue a fired schedule's move: its high-water mark and due-index entry only.
-
-        The fire path WATCHes the schedule, so nothing else in the record changed; and the
-        leader doing the firing needs no nudge."""
-        pipe.hset(
-            self._keys.schedule(record.id),
-            mapping={
-                "fired_through_us": str(to_us(fired_through)),
-                "next_us": "" if next_at is None else str(to_us(next_at)),
-            },
-        )
-        if next_at is not None and not record.deactivated:
-            pipe.zadd(self._keys.due, {str(record.id): to_ms(next_at)})
-        else:
-            pipe.zrem(self._keys.due, str(record.id))
-
     def nudge(self, pipe: redis.client.Pipeline) -> None:
         pipe.lpush(self._keys.nudge, "1")
         pipe.ltrim(self._keys.nudge, 0, 0)
 
-    def _update(self, stack: int, schedule_id: int, change: ChangeFn) -> ScheduleRecord:
+    def resettle(self, schedule_id: int) -> None:
+        """Move a schedule whose due entry lies at or before what the fire commit already
+        settled (possible only through a bug elsewhere) to its next occurrence after that."""
+
+        def change(record: ScheduleRecord) -> ScheduleRecord:
+            if record.next_at is None or record.next_at > record.fired_through:
+                return record
+            return replace(
+                record,
+                next_at=next_after(record.schedule, record.fired_through),
+                version=record.version + 1,
+            )
+
+        with contextlib.suppress(NotFound):
+            record = self.get_any(schedule_id)
+            if record is not None:
+                self._update(record.stack, schedule_id, change, dialect=record.dialect)
+
+    def _update(
+        self, stack: int, schedule_id: int, change: ChangeFn, *, dialect: str = "k6"
+    ) -> ScheduleRecord:
         key = self._keys.schedule(schedule_id)
         with translated(), self._client.pipeline() as pipe:
             while True:
                 try:
                     pipe.watch(key)
-                    current = self.get(stack, schedule_id)
+                    current = self.get(stack, schedule_id, dialect=dialect)
                     updated = change(current)
                     if updated is current:
                         pipe.unwatch()
@@ -255,26 +328,21 @@ class Schedules:
         """Activate; Conflict when no occurrence remains. Passed occurrences never fire."""
 
         def change(record: ScheduleRecord) -> ScheduleRecord:
-            fired_through = max(record.fired_through, now - ONE_MICROSECOND)
-            upcoming = next_after(record.schedule, fired_through)
-            if upcoming is None:
+            if record.expired(now=now):
                 raise Conflict(f"Schedule {schedule_id} has expired: no occurrence remains.")
             if not record.deactivated:
                 return record
-            return replace(
-                record,
-                deactivated=False,
-                fired_through=fired_through,
-                next_at=upcoming,
-                version=record.version + 1,
-            )
+            return reactivated(record, now=now)
 
         return self._update(stack, schedule_id, change)
 
-    def deactivate(self, stack: int, schedule_id: int) -> ScheduleRecord:
+    def deactivate(self, stack: int, schedule_id: int, *, now: datetime) -> ScheduleRecord:
+        """Deactivate; no effect on an expired schedule (the k6 documentation's words), even
+        when the scheduler has not yet settled its last occurrence."""
+
         def change(record: ScheduleRecord) -> ScheduleRecord:
-            if record.deactivated or record.next_at is None:
-                return record  # already inactive, or expired: no effect
+            if record.deactivated or record.expired(now=now):
+                return record
             return replace(record, deactivated=True, version=record.version + 1)
 
         return self._update(stack, schedule_id, change)

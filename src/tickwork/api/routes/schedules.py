@@ -142,5 +142,5 @@ def activate_schedule(id: ResourceId, caller: Caller, context: Context) -> Respo
     response_class=Response,
 )
 def deactivate_schedule(id: ResourceId, caller: Caller, context: Context) -> Response:
-    context.store.schedules.deactivate(caller.stack, id)
+    context.store.schedules.deactivate(caller.stack, id, now=context.clock())
     return Response(status_code=204)
