@@ -332,9 +332,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     handler = args.handler
     try:
+        # Every command but doctor (which reports them among its findings) checks the
+        # settings before it does anything: a bad one stops it at start, whatever it reads.
+        if args.command != "doctor":
+            _settings()
         result: int = handler(args)
     except SettingsError as exc:
-        print(f"tickwork: invalid settings:\n{exc}", file=sys.stderr)
+        # One line per problem; a setting's line starts with its variable's name.
+        for line in str(exc).splitlines():
+            print(line if line.startswith("TICKWORK_") else f"tickwork: {line}", file=sys.stderr)
         return EXIT_USAGE
     return result
 

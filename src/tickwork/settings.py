@@ -6,13 +6,16 @@ problem. Imported only by the CLI; the layers below take plain values.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 from pathlib import Path
-from typing import Any
+from typing import Any, get_origin
 
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic import ValidationError as PydanticValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsError as SourceError
 
 from tickwork.errors import SettingsError
 
@@ -114,10 +117,23 @@ class Settings(BaseSettings):
         return value
 
 
+# Where a value pydantic-settings could not read came from, for the line that names it.
+_SOURCES = {
+    "DotEnvSettingsSource": " (in .env)",
+    "SecretsSettingsSource": f" (in the file under {SECRETS_DIR})",
+}
+_SOURCE_ERROR = re.compile(r'for field "(?P<field>[^"]+)" from source "(?P<source>[^"]+)"')
+
+
 def load_settings(**overrides: Any) -> Settings:
-    """Settings from the environment; SettingsError with one line per problem."""
+    """Settings from the environment; SettingsError with one line per problem, each starting
+    with the variable's name."""
     try:
         return Settings(**overrides)
+    except SourceError as exc:
+        # A list setting (TICKWORK_TOKENS, TICKWORK_QUEUES, ...) is decoded as JSON by the
+        # source, before validation, and its failure names the field only in its message.
+        raise SettingsError(_source_problem(exc)) from exc
     except PydanticValidationError as exc:
         lines = []
         for error in exc.errors(include_url=False):
@@ -126,3 +142,21 @@ def load_settings(**overrides: Any) -> Settings:
             where = f"{name}{'[' + rest + ']' if rest else ''}"
             lines.append(f"{where}: {error['msg']}")
         raise SettingsError("\n".join(lines)) from exc
+
+
+def _source_problem(exc: SourceError) -> str:
+    found = _SOURCE_ERROR.search(str(exc))
+    if found is None:
+        return f"TICKWORK_*: {exc}"
+    name = "TICKWORK_" + found["field"].upper()
+    where = _SOURCES.get(found["source"], "")
+    cause = exc.__cause__
+    if isinstance(cause, json.JSONDecodeError):
+        field = Settings.model_fields.get(found["field"])
+        expected = "a JSON array" if field and get_origin(field.annotation) is list else "JSON"
+        # The decoder's position, never the value: it may be a token.
+        return (
+            f"{name}{where}: not valid JSON ({cause.msg} at character {cause.pos + 1}); "
+            f"expected {expected}"
+        )
+    return f"{name}{where}: cannot be read ({cause or exc})"
