@@ -13,6 +13,7 @@ import pytest
 
 from tickwork.core import (
     Frequency,
+    Rule,
     RuleSpec,
     Schedule,
     Weekday,
@@ -428,3 +429,26 @@ def test_occurrences_are_returned_in_utc() -> None:
     assert first == datetime(2026, 3, 27, 18, 15, 0, 250_000, tzinfo=UTC)
     assert first is not None
     assert first.utcoffset() == timedelta(0)
+
+
+@pytest.mark.parametrize(
+    ("frequency", "interval", "byday"),
+    [
+        (HOURLY, 10**12, None),
+        (DAILY, 2 * 10**9, None),
+        (WEEKLY, 10**12, None),
+        (WEEKLY, 10**12, (MO, FR)),
+        (MONTHLY, 10**12, None),
+        (YEARLY, 10**12, None),
+    ],
+)
+def test_a_rule_stored_before_intervals_were_bounded_ends_after_its_first_occurrence(
+    frequency: Frequency, interval: int, byday: tuple[Weekday, ...] | None
+) -> None:
+    # Requests are refused past 10,000 (test_validation); a rule stored before still reads:
+    # its second occurrence lies past the calendar, so none remains after the first.
+    starts = datetime(2026, 1, 5, 9, tzinfo=UTC)  # a Monday
+    schedule = Schedule(starts, Rule(frequency, interval=interval, byday=byday))
+    assert next_after(schedule, starts - timedelta(microseconds=1)) == starts
+    assert next_after(schedule, datetime(2026, 6, 1, tzinfo=UTC)) is None
+    assert next_run(schedule, now=datetime(2027, 1, 1, tzinfo=UTC)) is None

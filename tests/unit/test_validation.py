@@ -459,3 +459,133 @@ def test_a_cron_alias_is_expanded_for_the_engine_and_kept_as_given_on_the_wire()
     assert request.cron is not None
     assert request.cron.schedule == "@weekly"
     assert schedule.trigger == Cron("0 0 * * 0", "UTC")
+
+
+# --- issue 12: the calendar's ends, bounds, RFC 5545, zones, unknown properties ------------
+
+
+@pytest.mark.parametrize(
+    "starts",
+    [
+        "9999-12-31T23:59:59-12:00",  # past the calendar once in UTC
+        "9999-12-31T00:00:00Z",
+        "0001-01-01T00:00:00Z",
+        "0001-01-01T00:00:00+01:00",  # year 0 in UTC
+        "1969-12-31T23:59:59.999Z",
+        "1970-01-01T00:59:59+01:00",
+    ],
+)
+def test_an_instant_outside_1970_to_9999_12_30_is_out_of_range(starts: str) -> None:
+    for cron in (None, CronSpec("* * * * *", "UTC")):
+        assert _codes(_problems(starts=starts, cron=cron)) == [("out_of_range", "starts")]
+
+
+@pytest.mark.parametrize(
+    "starts",
+    ["1970-01-01T00:00:00Z", "1970-01-01T01:00:00+01:00", "9999-12-30T23:59:59.999Z"],
+)
+def test_the_first_and_last_instants_of_the_range_are_accepted(starts: str) -> None:
+    build_schedule(starts=starts, cron=CronSpec("* * * * *", "Pacific/Kiritimati"))
+    build_schedule(starts=starts, rule=RuleSpec(Frequency.YEARLY))
+
+
+def test_until_outside_the_range_is_out_of_range() -> None:
+    rule = RuleSpec(Frequency.DAILY, until="9999-12-31T23:59:59-12:00")
+    assert _codes(_problems(rule=rule)) == [("out_of_range", "recurrence_rule.until")]
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "code"),
+    [
+        ("interval", 10_001, "too_large"),
+        ("interval", 10**12, "too_large"),
+        ("count", 1_000_001, "too_large"),
+    ],
+)
+def test_interval_and_count_have_upper_bounds(field: str, value: int, code: str) -> None:
+    rule = RuleSpec(Frequency.DAILY, **{field: value})  # type: ignore[arg-type]
+    assert _codes(_problems(rule=rule)) == [(code, f"recurrence_rule.{field}")]
+    body = _body(recurrence_rule={"frequency": "DAILY", field: value})
+    assert _k6_problems(body) == [(code, f"recurrence_rule.{field}")]
+
+
+def test_the_largest_interval_and_count_are_accepted() -> None:
+    build_schedule(starts=STARTS, rule=RuleSpec(Frequency.YEARLY, interval=10_000))
+    build_schedule(starts=STARTS, rule=RuleSpec(Frequency.HOURLY, count=1_000_000))
+
+
+@pytest.mark.parametrize(
+    ("rule", "expected"),
+    [
+        (
+            {"frequency": "DAILY", "count": 3, "until": "2026-02-01T00:00:00Z"},
+            [("count_and_until", "recurrence_rule.count")],
+        ),
+        (
+            {"frequency": "WEEKLY", "byday": ["MO", "TU", "MO"]},
+            [("byday_repeated", "recurrence_rule.byday")],
+        ),
+        (
+            {"frequency": "WEEKLY", "byday": ["MO", "TU", "WE", "TH", "FR", "SA", "SU", "MO"]},
+            [("too_long", "recurrence_rule.byday")],
+        ),
+        (
+            {"frequency": "DAILY", "count": 3, "until": "2025-01-01T00:00:00Z"},
+            [
+                ("count_and_until", "recurrence_rule.count"),
+                ("until_before_starts", "recurrence_rule.until"),
+            ],
+        ),
+    ],
+)
+def test_a_k6_rule_follows_rfc_5545(
+    rule: dict[str, Any], expected: list[tuple[str, str | None]]
+) -> None:
+    assert _k6_problems(_body(recurrence_rule=rule)) == sorted(expected)
+
+
+@pytest.mark.parametrize(
+    "time_zone",
+    ["localtime", "posixrules", "Factory", "posix/Europe/Berlin", "right/UTC", "europe/berlin"],
+)
+def test_host_files_and_factory_are_not_time_zones(time_zone: str) -> None:
+    problems = _problems(cron=CronSpec("0 0 * * *", time_zone))
+    assert _codes(problems) == [("time_zone_unknown", "cron.time_zone")]
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (_body(recurrence_rul={"frequency": "DAILY"}), [("unknown_property", "recurrence_rul")]),
+        (
+            _body(recurrence_rule={"frequency": "DAILY", "intervals": 2}),
+            [("unknown_property", "recurrence_rule.intervals")],
+        ),
+        (
+            _body(cron={"schedule": "0 0 * * *", "time_zone": "UTC", "timezone": "UTC"}),
+            [("unknown_property", "cron.timezone")],
+        ),
+    ],
+)
+def test_an_unknown_property_is_refused_by_name(
+    body: str, expected: list[tuple[str, str | None]]
+) -> None:
+    assert _k6_problems(body) == expected
+
+
+def test_what_a_schedule_read_answers_may_be_sent_back() -> None:
+    read = {
+        "id": 7,
+        "load_test_id": 3,
+        "starts": STARTS,
+        "recurrence_rule": {"frequency": "DAILY", "interval": 1, "byday": None},
+        "cron": None,
+        "deactivated": True,
+        "next_run": None,
+        "created_by": "alice@example.com",
+        "overlap": "skip",
+        "catch_up_seconds": None,
+    }
+    request, schedule = parse_create_schedule(json.dumps(read))
+    assert schedule.trigger == Rule(Frequency.DAILY)
+    assert "deactivated" not in request.model_dump()

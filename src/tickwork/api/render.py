@@ -8,7 +8,7 @@ from fastapi import Response
 from pydantic import BaseModel
 
 from tickwork.core.instants import format_instant
-from tickwork.dialects.k6 import CreateScheduleRequest, ScheduleApiModel, schedule_api_model
+from tickwork.dialects.k6 import ScheduleApiModel, schedule_api_model, stored_request
 from tickwork.dialects.k6_resources import LoadTestApiModel, ProjectApiModel
 from tickwork.dialects.k6_runs import (
     ResultDetailsApiModel,
@@ -31,7 +31,7 @@ def schedule_model(record: ScheduleRecord, *, now: datetime) -> ScheduleApiModel
     return schedule_api_model(
         schedule_id=record.id,
         load_test_id=record.load_test_id,
-        request=CreateScheduleRequest.model_validate_json(record.request),
+        request=stored_request(record.request),
         deactivated=record.deactivated,
         next_run=record.upcoming(now=now),
         created_by=record.created_by,

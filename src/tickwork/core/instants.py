@@ -9,15 +9,27 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta, tzinfo
 from functools import lru_cache
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from importlib import resources
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 ONE_MICROSECOND = timedelta(microseconds=1)
 
+EARLIEST = EPOCH
+"""The earliest instant a request may name: millisecond scores and job ids stay positive."""
+LATEST = datetime(9999, 12, 30, 23, 59, 59, 999_999, tzinfo=UTC)
+"""The latest instant a request may name: a day short of the end of Python's calendar, so the
+instant still has a wall time in every zone and offset (all are within 24 hours of UTC)."""
+
+NOT_A_PLACE = frozenset({"Factory"})
+"""tzdata names that are not a place's time: "Factory" means "zone not set yet"."""
+_HOST_FILES = frozenset({"localtime", "posixrules"})
+
 # RFC 3339 date-time, the "format: date-time" of the OpenAPI documents. fromisoformat alone
 # accepts too much (week dates, missing seconds, ", " separators), so the shape is checked first.
 _RFC3339 = re.compile(
-    r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?(?P<offset>[Zz]|[+-]\d{2}:\d{2})?$"
+    r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?(?P<offset>[Zz]|[+-]\d{2}:\d{2})?",
+    re.ASCII,  # \d is 0-9 only: fromisoformat would read other scripts' digits
 )
 
 
@@ -31,7 +43,7 @@ class InstantError(ValueError):
 
 def parse_instant(text: str) -> datetime:
     """Parse an RFC 3339 date-time that carries a UTC offset. Keeps the given offset."""
-    match = _RFC3339.match(text)
+    match = _RFC3339.fullmatch(text)
     if match is None:
         raise InstantError("invalid_datetime", f"{text!r} is not an ISO-8601 date-time.")
     if match.group("offset") is None:
@@ -47,6 +59,20 @@ def parse_instant(text: str) -> datetime:
     except ValueError as exc:
         raise InstantError("invalid_datetime", f"{text!r} is not a valid date-time.") from exc
     return value
+
+
+def out_of_range(value: datetime) -> str | None:
+    """Why ``value`` is outside the instants a request may name; None when inside.
+
+    Checked on the wall time and offset as given, never by converting first: converting
+    9999-12-31T23:59:59-12:00 to UTC already overflows."""
+    offset = value.utcoffset() or timedelta(0)
+    naive = value.replace(tzinfo=None)
+    if naive < EARLIEST.replace(tzinfo=None) + offset:
+        return f"{format_instant(EARLIEST)} is the earliest instant accepted."
+    if naive > LATEST.replace(tzinfo=None) + offset:
+        return f"{format_instant(LATEST)} is the latest instant accepted."
+    return None
 
 
 def format_instant(value: datetime) -> str:
@@ -81,9 +107,29 @@ def from_us(us: int) -> datetime:
     return EPOCH + timedelta(microseconds=us)
 
 
+@lru_cache(maxsize=1)
+def time_zone_names() -> frozenset[str]:
+    """The IANA names a request may use: those the tzdata package lists (its own list, not the
+    host's zone directory, where ``localtime`` and ``posixrules`` are host files), minus
+    ``NOT_A_PLACE``."""
+    try:
+        listed = resources.files("tzdata").joinpath("zones").read_text(encoding="utf-8").split()
+    except ModuleNotFoundError:  # tzdata is a dependency; a host's list is the fallback
+        listed = [name for name in available_timezones() if name not in _HOST_FILES]
+    return frozenset(listed) - NOT_A_PLACE
+
+
+def is_time_zone_name(name: str) -> bool:
+    """Whether ``name`` is an IANA zone a request may use (see ``time_zone_names``)."""
+    return name in time_zone_names()
+
+
 @lru_cache(maxsize=512)
 def zone(name: str) -> tzinfo:
-    """The IANA zone called ``name``; raises KeyError for anything else."""
+    """The zone called ``name``; raises KeyError for anything that is no zone at all.
+
+    Requests are checked with ``is_time_zone_name`` first; this lookup stays as it was so a
+    schedule stored before that check still evaluates."""
     if not name or name != name.strip() or name.startswith(("/", ".")) or ".." in name:
         raise KeyError(name)
     if name in ("UTC", "Etc/UTC", "Etc/Universal", "Universal", "Zulu", "Etc/Zulu"):

@@ -68,6 +68,15 @@ def _after(value: datetime | None, after: datetime) -> bool:
 
 def _estimate(rule: Rule, starts: datetime, after: datetime) -> int:
     """A close lower guess of the index; first_index_after corrects it by walking."""
+    try:
+        return _guess(rule, starts, after)
+    except OverflowError:
+        # One step is longer than a timedelta holds (a rule stored before intervals were
+        # bounded): the second occurrence lies past the calendar, so the walk is short.
+        return 0
+
+
+def _guess(rule: Rule, starts: datetime, after: datetime) -> int:
     days = weekdays(rule)
     if days:
         weeks = (after - starts) // timedelta(weeks=1)

@@ -11,12 +11,17 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from tickwork.core import cron as cron_rules
-from tickwork.core.instants import InstantError, parse_instant, zone
+from tickwork.core.instants import InstantError, is_time_zone_name, out_of_range, parse_instant
 from tickwork.core.model import Cron, Frequency, Once, Rule, Schedule, Weekday
 from tickwork.errors import Problem, ValidationError
 
 CRON_MAX_LENGTH = 256
 TIME_ZONE_MAX_LENGTH = 128
+MAX_INTERVAL = 10_000
+"""The largest recurrence ``interval``: 10,000 hours is over a year, 10,000 years past the end
+of the calendar. Beyond it a value is a mistake, and the rule arithmetic would overflow."""
+MAX_COUNT = 1_000_000
+"""The largest recurrence ``count``: an hourly rule runs out of it after 114 years."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +69,10 @@ def _instant(text: str, target: str, found: list[Problem]) -> datetime | None:
     except InstantError as exc:
         found.append(Problem(exc.code, target, str(exc)))
         return None
+    beyond = out_of_range(value)
+    if beyond is not None:
+        found.append(Problem("out_of_range", target, f"{text!r} is out of range: {beyond}"))
+        return None
     # A fixed offset keeps rule arithmetic on the wall clock of the given offset.
     offset = value.utcoffset()
     assert offset is not None  # parse_instant requires one
@@ -79,27 +88,21 @@ def _cron(spec: CronSpec, found: list[Problem]) -> Cron:
         found.append(
             Problem("too_long", "cron.time_zone", f"At most {TIME_ZONE_MAX_LENGTH} characters.")
         )
-    else:
-        try:
-            zone(spec.time_zone)
-        except KeyError:
-            found.append(
-                Problem(
-                    "time_zone_unknown",
-                    "cron.time_zone",
-                    f"{spec.time_zone!r} is not an IANA time zone name.",
-                )
+    elif not is_time_zone_name(spec.time_zone):
+        found.append(
+            Problem(
+                "time_zone_unknown",
+                "cron.time_zone",
+                f"{spec.time_zone!r} is not an IANA time zone name.",
             )
+        )
     return Cron(expression=cron_rules.expand(spec.schedule), time_zone=spec.time_zone)
 
 
 def _rule(spec: RuleSpec, starts: datetime | None, found: list[Problem]) -> Rule:
-    if spec.interval < 1:
-        found.append(
-            Problem("too_small", "recurrence_rule.interval", "'interval' must be at least 1.")
-        )
-    if spec.count is not None and spec.count < 1:
-        found.append(Problem("too_small", "recurrence_rule.count", "'count' must be at least 1."))
+    _bounded(spec.interval, "interval", MAX_INTERVAL, found)
+    if spec.count is not None:
+        _bounded(spec.count, "count", MAX_COUNT, found)
     if spec.byday and spec.frequency is not Frequency.WEEKLY:
         found.append(
             Problem(
@@ -126,3 +129,14 @@ def _rule(spec: RuleSpec, starts: datetime | None, found: list[Problem]) -> Rule
         count=spec.count,
         until=until,
     )
+
+
+def _bounded(value: int, name: str, most: int, found: list[Problem]) -> None:
+    if value < 1:
+        found.append(
+            Problem("too_small", f"recurrence_rule.{name}", f"'{name}' must be at least 1.")
+        )
+    elif value > most:
+        found.append(
+            Problem("too_large", f"recurrence_rule.{name}", f"'{name}' must be at most {most:,}.")
+        )

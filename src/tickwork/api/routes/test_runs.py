@@ -13,7 +13,7 @@ from tickwork.api.openapi import error_responses, json_request
 from tickwork.api.pagination import Paging, page_response
 from tickwork.api.render import json_response, run_fields, run_model
 from tickwork.api.starts import start_run
-from tickwork.core.instants import format_instant
+from tickwork.core.instants import InstantError, format_instant, out_of_range, parse_instant
 from tickwork.dialects.k6_runs import (
     PatchTestRunApiModel,
     StartLoadTestResponse,
@@ -21,6 +21,7 @@ from tickwork.dialects.k6_runs import (
     TestRunListResponse,
     parse_patch_test_run,
 )
+from tickwork.errors import Problem, ValidationError
 
 router = APIRouter(prefix="/cloud/v6", tags=["test_runs"])
 
@@ -44,10 +45,24 @@ class RunQuery:
     params: dict[str, str]  # as given, for @nextLink
 
 
-def _utc(value: datetime | None) -> datetime | None:
-    if value is None or value.tzinfo is not None:
-        return value
-    return value.replace(tzinfo=UTC)  # an instant without an offset is read as UTC
+def _instant(text: str | None, name: str) -> datetime | None:
+    """An RFC 3339 date-time within the accepted range; one without an offset is UTC."""
+    if text is None:
+        return None
+    try:
+        try:
+            value = parse_instant(text)
+        except InstantError as exc:
+            if exc.code != "offset_required":
+                raise
+            value = parse_instant(text + "Z")
+    except InstantError as exc:
+        raise ValidationError([Problem(exc.code, name, str(exc))], str(exc)) from None
+    beyond = out_of_range(value)
+    if beyond is not None:
+        message = f"{text!r} is out of range: {beyond}"
+        raise ValidationError([Problem("out_of_range", name, message)], message)
+    return value.astimezone(UTC)
 
 
 async def _run_query(
@@ -63,15 +78,22 @@ async def _run_query(
         ),
     ] = None,
     created_after: Annotated[
-        datetime | None,
-        Query(description="Filter test runs created on or after this date and time (inclusive)."),
+        str | None,
+        Query(
+            description="Filter test runs created on or after this date and time (inclusive).",
+            json_schema_extra={"format": "date-time"},
+        ),
     ] = None,
     created_before: Annotated[
-        datetime | None,
-        Query(description="Filter test runs created before this date and time (non-inclusive)."),
+        str | None,
+        Query(
+            description="Filter test runs created before this date and time (non-inclusive).",
+            json_schema_extra={"format": "date-time"},
+        ),
     ] = None,
 ) -> RunQuery:
-    after, before = _utc(created_after), _utc(created_before)
+    after = _instant(created_after, "created_after")
+    before = _instant(created_before, "created_before")
     params = {"$orderby": orderby} if orderby else {}
     if after is not None:
         params["created_after"] = format_instant(after)

@@ -1,0 +1,225 @@
+"""Strict input at every door (issue 12): an input the API cannot honour exactly is a 400 with
+the dialect's error body naming the field, and it changes nothing; never a 500, never a
+silent reinterpretation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tickwork.store import Store
+
+from .api_support import Api, snapshot
+
+
+def _refused(response: Any, *targets: str, code: str | None = None) -> dict[str, Any]:
+    """The k6 error body of a 400 whose details name exactly ``targets``."""
+    assert response.status_code == 400, response.text
+    error: dict[str, Any] = response.json()["error"]
+    details = error["details"] or []
+    assert sorted(d["target"] for d in details) == sorted(targets), error
+    if code is not None:
+        assert [d["code"] for d in details] == [code] * len(targets), error
+    return error
+
+
+def _set(api: Api, load_test: int, body: dict[str, Any]) -> Any:
+    return api.post(f"/cloud/v6/load_tests/{load_test}/schedule", json=body)
+
+
+# --- schedules: instants, bounds, RFC 5545, zones --------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "target"),
+    [
+        ({"starts": "9999-12-31T23:59:59-12:00"}, "starts"),
+        (
+            {
+                "starts": "0001-01-01T00:00:00Z",
+                "cron": {"schedule": "* * * * *", "time_zone": "UTC"},
+            },
+            "starts",
+        ),
+        ({"starts": "0001-01-01T00:00:00+01:00"}, "starts"),
+        (
+            {
+                "starts": "2026-12-01T00:00:00Z",
+                "recurrence_rule": {"frequency": "DAILY", "until": "9999-12-31T23:59:59-12:00"},
+            },
+            "recurrence_rule.until",
+        ),
+    ],
+)
+def test_an_instant_at_the_ends_of_the_calendar_is_400_and_changes_nothing(
+    api: Api, store: Store, body: dict[str, Any], target: str
+) -> None:
+    load_test = api.load_test()
+    api.schedule(load_test)
+    before = snapshot(store)
+
+    _refused(_set(api, load_test, body), target, code="out_of_range")
+
+    assert snapshot(store) == before
+
+
+@pytest.mark.parametrize(
+    ("rule", "target", "code"),
+    [
+        # starts lies in the past (T0 is 2026-11-23): the rule arithmetic overflowed here
+        ({"frequency": "HOURLY", "interval": 10**12}, "recurrence_rule.interval", "too_large"),
+        ({"frequency": "DAILY", "interval": 2 * 10**9}, "recurrence_rule.interval", "too_large"),
+        ({"frequency": "DAILY", "interval": 10_001}, "recurrence_rule.interval", "too_large"),
+        ({"frequency": "DAILY", "count": 1_000_001}, "recurrence_rule.count", "too_large"),
+        ({"frequency": "DAILY", "count": 10**30}, "recurrence_rule.count", "too_large"),
+        (
+            {"frequency": "DAILY", "count": 2, "until": "2026-12-01T00:00:00Z"},
+            "recurrence_rule.count",
+            "count_and_until",
+        ),
+        (
+            {"frequency": "WEEKLY", "byday": ["MO", "MO"]},
+            "recurrence_rule.byday",
+            "byday_repeated",
+        ),
+        (
+            {"frequency": "WEEKLY", "byday": ["MO", "TU", "WE", "TH", "FR", "SA", "SU", "SU"]},
+            "recurrence_rule.byday",
+            "too_long",
+        ),
+    ],
+)
+def test_a_recurrence_rule_out_of_bounds_is_400_and_changes_nothing(
+    api: Api, store: Store, rule: dict[str, Any], target: str, code: str
+) -> None:
+    load_test = api.load_test()
+    before = snapshot(store)
+
+    response = _set(api, load_test, {"starts": "2026-01-01T00:00:00Z", "recurrence_rule": rule})
+
+    _refused(response, target, code=code)
+    assert snapshot(store) == before
+
+
+def test_the_largest_interval_and_count_are_accepted(api: Api) -> None:
+    load_test = api.load_test()
+    body = api.schedule(
+        load_test,
+        {
+            "starts": "2026-01-01T00:00:00Z",
+            "recurrence_rule": {"frequency": "HOURLY", "interval": 10_000, "count": 1_000_000},
+        },
+    )
+    assert body["next_run"] == "2027-02-21T16:00:00Z"  # 10,000 hours after starts
+
+
+@pytest.mark.parametrize(
+    "time_zone", ["localtime", "posixrules", "Factory", "/etc/localtime", "../zoneinfo/UTC"]
+)
+def test_a_time_zone_that_is_not_an_iana_name_is_400_and_changes_nothing(
+    api: Api, store: Store, time_zone: str
+) -> None:
+    load_test = api.load_test()
+    before = snapshot(store)
+
+    response = _set(
+        api,
+        load_test,
+        {
+            "starts": "2026-12-01T00:00:00Z",
+            "cron": {"schedule": "0 * * * *", "time_zone": time_zone},
+        },
+    )
+
+    _refused(response, "cron.time_zone", code="time_zone_unknown")
+    assert snapshot(store) == before
+
+
+# --- schedules: unknown properties ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "target"),
+    [
+        (
+            {"starts": "2026-12-01T00:00:00Z", "recurrence_rul": {"frequency": "DAILY"}},
+            "recurrence_rul",
+        ),
+        (
+            {
+                "starts": "2026-12-01T00:00:00Z",
+                "recurrence_rule": {"frequency": "DAILY", "byDay": ["MO"]},
+            },
+            "recurrence_rule.byDay",
+        ),
+        (
+            {
+                "starts": "2026-12-01T00:00:00Z",
+                "cron": {"schedule": "0 * * * *", "time_zone": "UTC", "tz": "UTC"},
+            },
+            "cron.tz",
+        ),
+    ],
+)
+def test_an_unknown_schedule_property_is_400_naming_it_and_changes_nothing(
+    api: Api, store: Store, body: dict[str, Any], target: str
+) -> None:
+    load_test = api.load_test()
+    api.schedule(load_test)
+    before = snapshot(store)
+
+    error = _refused(_set(api, load_test, body), target, code="unknown_property")
+
+    assert target.rsplit(".", 1)[-1] in error["details"][0]["message"]
+    assert snapshot(store) == before
+
+
+def test_a_schedule_read_from_the_api_can_be_sent_back_unchanged(api: Api) -> None:
+    load_test = api.load_test()
+    first = api.schedule(
+        load_test,
+        {
+            "starts": "2026-12-01T08:00:00Z",
+            "recurrence_rule": {"frequency": "WEEKLY", "byday": ["MO", "FR"], "count": 4},
+        },
+    )
+
+    again = _set(api, load_test, api.get(f"/cloud/v6/schedules/{first['id']}").json())
+
+    assert again.status_code == 200, again.text
+    assert again.json() == first
+
+
+# --- test run filters -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("query", "target"),
+    [
+        ("created_after=9999-12-31T23:59:59-12:00", "created_after"),
+        ("created_before=0001-01-01T00:00:00%2B01:00", "created_before"),
+        ("created_after=0001-01-01T00:00:00%2B01:00", "created_after"),
+        ("created_before=9999-12-31T23:59:59", "created_before"),
+    ],
+)
+def test_a_run_filter_at_the_ends_of_the_calendar_is_400_naming_it(
+    api: Api, query: str, target: str
+) -> None:
+    load_test = api.load_test()
+    for path in ("/cloud/v6/test_runs", f"/cloud/v6/load_tests/{load_test}/test_runs"):
+        _refused(api.get(f"{path}?{query}"), target, code="out_of_range")
+
+
+@pytest.mark.parametrize(
+    ("query", "target"),
+    [
+        ("created_after=1700000000", "created_after"),  # not read as Unix seconds
+        ("created_after=2026-11-23", "created_after"),  # a date is not an instant
+        ("created_before=2026-11-23T12:00", "created_before"),
+    ],
+)
+def test_a_run_filter_that_is_not_a_date_time_is_400_not_reinterpreted(
+    api: Api, query: str, target: str
+) -> None:
+    _refused(api.get(f"/cloud/v6/test_runs?{query}"), target, code="invalid_datetime")
