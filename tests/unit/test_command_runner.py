@@ -15,6 +15,8 @@ from tickwork.worker.runners import CommandRunner, RunInput, RunnerOptions
 from tickwork.worker.runners.processes import OUTPUT_TAIL_BYTES
 
 SH = RunnerOptions(command_allowed=("sh",), stop_grace_s=0.3)
+SLACK_S = 5.0
+"""What a loaded 2-core host may add to a stop; far below the 30 s the commands would run."""
 
 
 def _input(work_dir: Path, *, limit_s: float = 10.0, script: bytes | None = None) -> RunInput:
@@ -85,13 +87,17 @@ def test_worker_environment_is_not_passed_on(
 
 
 def test_time_limit_stops_the_command_and_everything_it_started(tmp_path: Path) -> None:
-    pid_file = tmp_path / "grandchild.pid"
-    spec = _sh(f"sleep 30 & echo $! > {pid_file}; wait")
+    # Many grandchildren: SIGKILL reaches each when the kernel next schedules it, so a runner
+    # that returned once the command itself was reaped left some of them running (it did).
+    pid_file = tmp_path / "grandchildren.pid"
+    spec = _sh(f"for i in $(seq 1 100); do sleep 30 & echo $! >> {pid_file}; done; wait")
     started = time.monotonic()
-    verdict = CommandRunner(spec, SH).run(_input(tmp_path, limit_s=0.5), threading.Event())
+    verdict = CommandRunner(spec, SH).run(_input(tmp_path, limit_s=1.0), threading.Event())
     assert verdict.outcome is Outcome.TIMED_OUT
-    assert time.monotonic() - started < 2.0
-    assert not _alive(int(pid_file.read_text()))
+    assert time.monotonic() - started < 1.0 + SH.stop_grace_s + SLACK_S
+    pids = [int(pid) for pid in pid_file.read_text().split()]
+    assert pids
+    assert [pid for pid in pids if _alive(pid)] == []
 
 
 def test_command_ignoring_sigterm_is_killed_after_the_grace_period(tmp_path: Path) -> None:
@@ -99,16 +105,16 @@ def test_command_ignoring_sigterm_is_killed_after_the_grace_period(tmp_path: Pat
     started = time.monotonic()
     verdict = CommandRunner(spec, SH).run(_input(tmp_path, limit_s=0.3), threading.Event())
     assert verdict.outcome is Outcome.TIMED_OUT
-    assert time.monotonic() - started < 0.3 + SH.stop_grace_s + 1.0
+    assert time.monotonic() - started < 0.3 + SH.stop_grace_s + SLACK_S
 
 
-def test_cancel_stops_the_command_within_a_poll(tmp_path: Path) -> None:
+def test_cancel_stops_the_command(tmp_path: Path) -> None:
     cancel = threading.Event()
     threading.Timer(0.3, cancel.set).start()
     started = time.monotonic()
     verdict = CommandRunner(_sh("sleep 30"), SH).run(_input(tmp_path), cancel)
     assert verdict.outcome is Outcome.ABORTED_BY_USER
-    assert time.monotonic() - started < 1.5
+    assert time.monotonic() - started < 0.3 + SH.stop_grace_s + SLACK_S
 
 
 def test_program_not_allowed_is_an_error_and_never_runs(tmp_path: Path) -> None:

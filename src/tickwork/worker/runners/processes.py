@@ -45,6 +45,9 @@ PASSED_THROUGH = (
 )
 """The worker's environment variables a child inherits; everything else it is given."""
 
+GROUP_GONE_S = 5.0
+"""How long a stopped run waits for the processes it was sent SIGKILL to to be gone."""
+
 _PR_SET_PDEATHSIG = 1
 
 
@@ -165,6 +168,47 @@ def _kill_group(child: subprocess.Popen[bytes]) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(child.pid, signal.SIGKILL)
     child.wait()
+    _wait_until_gone(child.pid, GROUP_GONE_S)
+
+
+def _wait_until_gone(pgid: int, timeout_s: float) -> None:
+    """SIGKILL is delivered asynchronously: each process of the group dies when the kernel
+    next schedules it, which on a busy host can be after the child itself was reaped. Wait
+    for that, so that a run reported as ended has really stopped everything it started (a
+    load test never hammers its target on after its run says it is over). Gives up after
+    ``timeout_s`` (a process stuck in an uninterruptible wait dies when that wait ends)."""
+    deadline = time.monotonic() + timeout_s
+    while _group_runs(pgid) and time.monotonic() < deadline:
+        time.sleep(0.005)
+
+
+def _group_runs(pgid: int) -> bool:
+    """Whether a process of group ``pgid`` still runs. Zombies do not count: an orphan's
+    zombie waits for init to reap it, which some container inits never do."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False  # the common case: nothing of the group is left at all
+    except PermissionError:
+        pass
+    try:
+        entries = os.scandir("/proc")
+    except OSError:
+        return False  # no /proc (not Linux): the SIGKILL sent is all that can be done
+    with entries:
+        for entry in entries:
+            if not entry.name.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry.name}/stat", "rb") as stat:
+                    line = stat.read()
+            except OSError:
+                continue  # it ended while we looked
+            # "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses.
+            fields = line[line.rfind(b")") + 2 :].split()
+            if len(fields) > 2 and int(fields[2]) == pgid and fields[0] not in (b"Z", b"X"):
+                return True
+    return False
 
 
 @functools.cache
