@@ -7,6 +7,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from fastapi import FastAPI
+from fastapi.routing import iter_route_contexts
 
 from tickwork.store import Store
 
@@ -223,3 +225,63 @@ def test_a_run_filter_that_is_not_a_date_time_is_400_not_reinterpreted(
     api: Api, query: str, target: str
 ) -> None:
     _refused(api.get(f"/cloud/v6/test_runs?{query}"), target, code="invalid_datetime")
+
+
+# --- path ids ---------------------------------------------------------------------------------
+
+
+def _id_routes(app: FastAPI) -> list[tuple[str, str]]:
+    """(method, path) of every operation with an integer id in its path, the id left as
+    ``{id}``: new routes are covered as they are added."""
+    found = []
+    for route in iter_route_contexts(app.routes):
+        if route.path and "{id}" in route.path:
+            found += [(method, route.path) for method in sorted(route.methods or ())]
+    return found
+
+
+@pytest.fixture
+def everything(api: Api) -> None:
+    """Resource 1 of every kind, so that a coerced id would find something to act on."""
+    load_test = api.load_test()
+    api.schedule(
+        load_test, {"starts": "2026-12-01T08:00:00Z", "recurrence_rule": {"frequency": "DAILY"}}
+    )
+    api.post(f"/cloud/v6/load_tests/{load_test}/start")
+    template = api.post("/kragle/schedules", json={"config": {"period": 60}}).json()["id"]
+    api.post("/kragle/jobs", json={"schedule_id": template, "load_test_id": load_test})
+
+
+@pytest.mark.usefixtures("everything")
+@pytest.mark.parametrize("written", ["1.0", "+1", "01", "1_0", "1e0", "%201", "0x1", "\uff11"])
+def test_a_path_id_not_written_in_plain_digits_is_400_on_every_route_and_changes_nothing(
+    api: Api, app: FastAPI, store: Store, written: str
+) -> None:
+    routes = _id_routes(app)
+    assert len(routes) >= 20
+    before = snapshot(store)
+
+    for method, template in routes:
+        response = api.request(method, template.replace("{id}", written), json={})
+
+        assert response.status_code == 400, (method, template, response.text)
+        error = response.json()["error"]
+        assert [d["target"] for d in error["details"]] == ["id"], (method, template)
+
+    assert snapshot(store) == before
+
+
+@pytest.mark.usefixtures("everything")
+@pytest.mark.parametrize("written", ["0", "-1", str(2**63), str(2**64 + 1), "9" * 5000])
+def test_a_path_id_outside_1_to_int64_is_404_on_every_route_and_changes_nothing(
+    api: Api, app: FastAPI, store: Store, written: str
+) -> None:
+    before = snapshot(store)
+
+    for method, template in _id_routes(app):
+        response = api.request(method, template.replace("{id}", written), json={})
+
+        assert response.status_code == 404, (method, template, response.text)
+        assert response.json()["error"]["code"] == "not_found"
+
+    assert snapshot(store) == before

@@ -7,6 +7,7 @@ plain ``def`` and run in the threadpool, since the store speaks synchronous Redi
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -15,11 +16,12 @@ from typing import Annotated
 
 from fastapi import Depends, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BeforeValidator
 from rq import Queue
 
 from tickwork.api.auth import Principal, TokenBook
 from tickwork.api.errors_http import UnsupportedMediaType
-from tickwork.errors import Problem, ValidationError
+from tickwork.errors import NotFound, Problem, ValidationError
 from tickwork.store import Store
 
 Clock = Callable[[], datetime]
@@ -61,7 +63,26 @@ async def _caller(request: Request, credentials: Credentials) -> Principal:
 
 Caller = Annotated[Principal, Depends(_caller)]
 
-ResourceId = Annotated[int, Path(json_schema_extra={"format": "int64"})]
+MAX_ID = 2**63 - 1
+"""Ids are positive int64s (the spec's ``format: int64``)."""
+_DECIMAL = re.compile(r"-?(?:0|[1-9][0-9]*)", re.ASCII)
+
+
+def _canonical_id(value: object) -> object:
+    """A path id as plain decimal digits, or a 400: "1.0", "+1", "01", "1_0" and " 1" would
+    all name resource 1 to a lenient parser. A well-written number that cannot be an id
+    (0, negative, past int64) names nothing: 404, and never reaches the store."""
+    if not isinstance(value, str) or not _DECIMAL.fullmatch(value):
+        raise ValueError("an id is written in plain decimal digits, such as 42")
+    if len(value) > len(str(MAX_ID)) or not 1 <= int(value) <= MAX_ID:
+        shown = value if len(value) <= 24 else value[:24] + "…"
+        raise NotFound(f"Nothing has id {shown}: ids run from 1 to {MAX_ID}.")
+    return value
+
+
+ResourceId = Annotated[
+    int, BeforeValidator(_canonical_id), Path(json_schema_extra={"format": "int64"})
+]
 
 
 @dataclass(frozen=True, slots=True)

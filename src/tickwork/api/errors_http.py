@@ -125,7 +125,9 @@ async def on_request_validation(_: Request, exc: Exception) -> JSONResponse:
         location = [str(part) for part in error.get("loc", ())]
         # ("query", "$top") -> "$top": the parameter's own name is the target.
         target = ".".join(location[1:] if len(location) > 1 else location) or None
-        problems.append(Problem(_problem_code(str(error.get("type", ""))), target, error["msg"]))
+        # pydantic prefixes a validator's own message with "Value error, "
+        message = str(error["msg"]).removeprefix("Value error, ")
+        problems.append(Problem(_problem_code(str(error.get("type", ""))), target, message))
     return error_response(400, "validation_error", "The request is not valid.", problems=problems)
 
 
