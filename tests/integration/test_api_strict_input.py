@@ -12,7 +12,7 @@ from fastapi.routing import iter_route_contexts
 
 from tickwork.store import Store
 
-from .api_support import Api, snapshot
+from .api_support import ALICE, Api, snapshot
 
 
 def _refused(response: Any, *targets: str, code: str | None = None) -> dict[str, Any]:
@@ -285,3 +285,70 @@ def test_a_path_id_outside_1_to_int64_is_404_on_every_route_and_changes_nothing(
         assert response.json()["error"]["code"] == "not_found"
 
     assert snapshot(store) == before
+
+
+# --- headers ----------------------------------------------------------------------------------
+
+
+def _with_stacks(api: Api, method: str, path: str, *stacks: str, **kwargs: Any) -> Any:
+    headers = [("Authorization", f"Bearer {ALICE}"), *(("X-Stack-Id", s) for s in stacks)]
+    return api.http.request(method, path, headers=headers, **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/cloud/v6/projects"),
+        ("POST", "/cloud/v6/projects"),
+        ("GET", "/kragle/schedules"),
+        ("GET", "/api/v1/reports/schedules?paginate=false"),
+    ],
+)
+def test_two_different_stack_ids_are_400_and_change_nothing(
+    api: Api, store: Store, method: str, path: str
+) -> None:
+    api.project("in stack 1")
+    api.as_(stack=2).project("in stack 2")
+    before = snapshot(store)
+
+    response = _with_stacks(api, method, path, "1", "2", json={"name": "x"})
+
+    assert response.status_code == 400, response.text
+    body = response.json()
+    assert [d["target"] for d in body["error"]["details"]] == ["X-Stack-Id"]
+    assert snapshot(store) == before
+
+
+def test_the_same_stack_id_sent_twice_is_that_stack(api: Api) -> None:
+    api.project("in stack 1")
+
+    response = _with_stacks(api, "GET", "/cloud/v6/projects", "1", "1")
+
+    assert [p["name"] for p in response.json()["value"]] == ["in stack 1"]
+
+
+def test_two_stack_ids_from_an_unknown_caller_are_401_first(api: Api) -> None:
+    headers = [("Authorization", "Bearer nobody"), ("X-Stack-Id", "1"), ("X-Stack-Id", "2")]
+    assert api.http.get("/cloud/v6/projects", headers=headers).status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [
+        ("PUT", "/cloud/v6/schedules/1", "DELETE, GET"),
+        ("POST", "/cloud/v6/projects/1", "DELETE, GET, PATCH"),
+        ("DELETE", "/cloud/v6/load_tests/1/script", "GET, PUT"),
+        ("PUT", "/cloud/v6/load_tests/1/schedule", "GET, POST"),
+        ("DELETE", "/cloud/v6/projects", "GET, POST"),
+        ("PATCH", "/kragle/schedules", "GET, POST, PUT"),
+        ("PUT", "/kragle/jobs/byid/1", "DELETE, GET"),
+    ],
+)
+def test_a_405_lists_every_method_the_path_serves(
+    api: Api, method: str, path: str, allow: str
+) -> None:
+    response = api.request(method, path)
+
+    assert response.status_code == 405
+    assert response.headers["allow"] == allow
+    assert response.json()["error"]["code"] == "method_not_allowed"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from tickwork.errors import Forbidden, Problem, Unauthenticated, ValidationError
@@ -67,26 +67,32 @@ class TokenBook:
             raise Unauthenticated("Invalid token.")
         return found
 
-    def authorize(self, token: str | None, stack_header: str | None) -> Principal:
+    def authorize(self, token: str | None, stack_headers: Sequence[str]) -> Principal:
         """401 before 400 before 403: an unknown caller learns nothing about stacks."""
         entry = self.identify(token)
-        stack = parse_stack(stack_header)
+        stack = parse_stack(stack_headers)
         if stack not in entry.stacks:
             raise Forbidden(f"The token may not act in stack {stack}.")
         return Principal(entry.email, stack)
 
 
-def parse_stack(header: str | None) -> int:
-    """The X-Stack-Id header as an integer; ValidationError when missing or not one."""
-    if header is None or header.strip() == "":
+def parse_stack(headers: Sequence[str]) -> int:
+    """The X-Stack-Id header (each value sent) as an integer; ValidationError when it is
+    missing or not one, or sent twice with different values: acting in either stack could be
+    acting in one the client did not mean."""
+    values = {header.strip() for header in headers}
+    if not values or values == {""}:
         raise ValidationError(
             [Problem("required", "X-Stack-Id", "The X-Stack-Id header is required.")],
             "The X-Stack-Id header is required.",
         )
-    text = header.strip()
+    if len(values) > 1:
+        message = "X-Stack-Id is sent more than once, with different values."
+        raise ValidationError([Problem("ambiguous", "X-Stack-Id", message)], message)
+    (text,) = values
     if _STACK_ID.fullmatch(text) is None:
         raise ValidationError(
-            [Problem("invalid_type", "X-Stack-Id", f"X-Stack-Id {header!r} is not an integer.")],
+            [Problem("invalid_type", "X-Stack-Id", f"X-Stack-Id {text!r} is not an integer.")],
             "The X-Stack-Id header must be an integer.",
         )
     return int(text)

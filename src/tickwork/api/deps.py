@@ -58,7 +58,7 @@ answer anonymous callers (the Kragle listing, when public)."""
 async def _caller(request: Request, credentials: Credentials) -> Principal:
     tokens: TokenBook = request.app.state.context.tokens
     token = credentials.credentials if credentials is not None else None
-    return tokens.authorize(token, request.headers.get("x-stack-id"))
+    return tokens.authorize(token, request.headers.getlist("x-stack-id"))
 
 
 Caller = Annotated[Principal, Depends(_caller)]

@@ -22,13 +22,16 @@ Codes are stable and documented here:
 from __future__ import annotations
 
 import logging
+import re
 from http import HTTPStatus
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import iter_route_contexts
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
+from starlette.routing import compile_path
 
 from tickwork.dialects.k6 import error_body
 from tickwork.errors import (
@@ -131,7 +134,27 @@ async def on_request_validation(_: Request, exc: Exception) -> JSONResponse:
     return error_response(400, "validation_error", "The request is not valid.", problems=problems)
 
 
-async def on_http_exception(_: Request, exc: Exception) -> JSONResponse:
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route of the app serves at the request's path.
+
+    Starlette's 405 names the methods of the first route whose path matched, but an
+    operation is a route of its own: GET and DELETE /schedules/{id} are two."""
+    table: list[tuple[re.Pattern[str], frozenset[str]]] | None = getattr(
+        request.app.state, "route_methods", None
+    )
+    if table is None:
+        table = [
+            (compile_path(route.path)[0], frozenset(route.methods or ()))
+            for route in iter_route_contexts(request.app.routes)
+            if route.path
+        ]
+        request.app.state.route_methods = table
+    path = request.url.path
+    found = set().union(*(methods for pattern, methods in table if pattern.match(path)))
+    return sorted(found)
+
+
+async def on_http_exception(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     status = exc.status_code
     code = _HTTP_CODES.get(status, f"http_{status}")
@@ -144,7 +167,10 @@ async def on_http_exception(_: Request, exc: Exception) -> JSONResponse:
         message = {404: "No such route.", 405: "Method not allowed on this route."}.get(
             status, phrase
         )
-    return error_response(status, code, message, headers=dict(exc.headers or {}))
+    headers = dict(exc.headers or {})
+    if status == 405:
+        headers["Allow"] = ", ".join(allowed_methods(request)) or headers.get("Allow", "")
+    return error_response(status, code, message, headers=headers)
 
 
 async def on_client_disconnect(_: Request, exc: Exception) -> JSONResponse:

@@ -14,7 +14,14 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from tickwork.api.auth import parse_stack
-from tickwork.api.deps import ApiContext, Caller, Context, Credentials, JsonBody, ResourceId
+from tickwork.api.deps import (
+    ApiContext,
+    Caller,
+    Context,
+    Credentials,
+    JsonBody,
+    ResourceId,
+)
 from tickwork.api.openapi import error_responses, json_request
 from tickwork.api.render import json_response
 from tickwork.core.instants import format_instant
@@ -54,10 +61,10 @@ _WITH_BODY = (*_ALWAYS, 413, 415)
 async def _reader_stack(request: Request, credentials: Credentials) -> int:
     context: ApiContext = request.app.state.context
     if "authorization" not in request.headers and request.app.state.kragle_public_listing:
-        header = request.headers.get("x-stack-id")
-        return parse_stack(header) if header is not None else ANONYMOUS_STACK
+        headers = request.headers.getlist("x-stack-id")
+        return parse_stack(headers) if headers else ANONYMOUS_STACK
     token = credentials.credentials if credentials is not None else None
-    return context.tokens.authorize(token, request.headers.get("x-stack-id")).stack
+    return context.tokens.authorize(token, request.headers.getlist("x-stack-id")).stack
 
 
 ReaderStack = Annotated[int, Depends(_reader_stack)]
