@@ -107,7 +107,7 @@ def test_abort_of_a_run_not_yet_started_ends_it_at_once(api: Api, store: Store) 
 def test_abort_of_a_running_run_leaves_it_to_its_worker(api: Api, store: Store) -> None:
     lt = api.load_test()
     run_id = api.post(f"/cloud/v6/load_tests/{lt}/start").json()["id"]
-    running = store.runs.get(1, run_id).moved_to("running", at=T0)
+    running = store.runs.get(1, run_id).moved_to("initializing", at=T0).moved_to("running", at=T0)
     with store.client.pipeline() as pipe:
         store.runs.queue_update(pipe, running)
         pipe.execute()

@@ -22,7 +22,7 @@ from tickwork.scheduler.firing import Firer
 from tickwork.store import Lease, RunRecord, ScheduleRecord, Store
 from tickwork.store.fires import Advance
 from tickwork.store.schedules import retimed
-from tickwork.worker.queue import BatchEnqueuer, queue
+from tickwork.store.queue import JobShape, queue
 
 T = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 MS = timedelta(milliseconds=1)
@@ -224,10 +224,11 @@ def test_a_second_commit_of_the_same_advance_is_refused(
         schedule_id=sid,
         scheduled_for=T,
     )
+    entry = store.fires.encode(
+        Advance(replace(rewound, next_at=T), T, None, ((again, None),)), ahead=False
+    )
     outcome = store.fires.commit(
-        lease,
-        [Advance(replace(rewound, next_at=T), T, None, ((again, None),))],
-        BatchEnqueuer(rq_queue, prefix=store.keys.prefix).target(),
+        lease, [entry], JobShape(rq_queue, prefix=store.keys.prefix).template()
     )
 
     # Then it is refused, and nothing of it was written

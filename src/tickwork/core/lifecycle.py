@@ -52,6 +52,9 @@ class Outcome(StrEnum):
 
 
 TERMINAL = frozenset({Status.COMPLETED, Status.ABORTED, Status.SKIPPED})
+"""Statuses a run never leaves: it has finished."""
+NOT_STARTED = frozenset({Status.CREATED, Status.QUEUED})
+"""Statuses of a run no worker has begun to execute: an abort ends these at once."""
 
 # Every status may be aborted until it is terminal; forward moves only, none backwards, so a
 # re-delivered job or a late writer can never revive a run.

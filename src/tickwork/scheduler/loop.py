@@ -9,6 +9,7 @@ at once and a crashed leader's lease within one TTL.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -20,7 +21,6 @@ from tickwork.errors import LeaseLost, StoreUnavailable
 from tickwork.scheduler.firing import Firer
 from tickwork.scheduler.metrics import SchedulerMetrics
 from tickwork.store import Lease, Store
-from tickwork.store.connection import translated
 
 log = logging.getLogger("tickwork.scheduler")
 
@@ -62,11 +62,8 @@ class Scheduler:
         """Ask the loop to end; safe from a signal handler or another thread."""
         self._stop.set()
         if self.lease is not None:
-            try:
-                with translated():
-                    self._store.client.lpush(self._store.keys.nudge, "stop")
-            except StoreUnavailable:
-                pass
+            with contextlib.suppress(StoreUnavailable):
+                self._store.due.wake()
 
     def run(self) -> None:
         log.info("scheduler_started")
@@ -97,11 +94,7 @@ class Scheduler:
             self.metrics.term.set(lease.term)
             log.info("lease_acquired", extra={"term": lease.term})
             return
-        keys, client = self._store.keys, self._store.client
-        with translated():
-            remaining_ms = int(client.pttl(keys.lease(LEASE_NAME)))
-            timeout = min(max(remaining_ms, 50) / 1000, 0.5)
-            client.blpop([keys.lease_released(LEASE_NAME)], timeout=timeout)
+        self._store.leases.wait(LEASE_NAME, at_most_s=0.5)
 
     def _lead(self) -> None:
         assert self.lease is not None
@@ -148,22 +141,18 @@ class Scheduler:
             log.warning("runs_reaped", extra={"run_ids": [run.id for run in reaped]})
 
     def _sleep_until_due(self) -> None:
-        keys, client = self._store.keys, self._store.client
-        renew_in = self._renew_every_s - (time.monotonic() - self._renewed_at)
-        with translated():
-            earliest = client.zrange(keys.due, 0, 0, withscores=True)
-            timeout = renew_in
-            if earliest:
-                due_in = (float(earliest[0][1]) - to_ms(self._clock())) / 1000
-                timeout = min(timeout, due_in)
-            if timeout <= 0.001:
-                return
-            if timeout <= _BLOCK_SLACK_S:
-                time.sleep(timeout)  # the last stretch, timed here rather than by Redis
-                return
-            # BLPOP wakes on a nudge (a schedule changed); Redis times blocked clients out
-            # at its `hz` tick (100 ms by default), so wake early and sleep the rest locally.
-            client.blpop([keys.nudge], timeout=timeout - _BLOCK_SLACK_S)
+        timeout = self._renew_every_s - (time.monotonic() - self._renewed_at)
+        earliest = self._store.due.earliest()
+        if earliest is not None:
+            timeout = min(timeout, (earliest - to_ms(self._clock())) / 1000)
+        if timeout <= 0.001:
+            return
+        if timeout <= _BLOCK_SLACK_S:
+            time.sleep(timeout)  # the last stretch, timed here rather than by Redis
+            return
+        # A nudge (a schedule changed) wakes the wait; Redis times blocked clients out at
+        # its `hz` tick (100 ms by default), so wake early and sleep the rest locally.
+        self._store.due.wait(timeout - _BLOCK_SLACK_S)
 
     def _step_down(self, reason: str) -> None:
         if self.lease is not None:
@@ -182,10 +171,6 @@ class Scheduler:
             return
         try:
             if self._store.leases.release(lease):
-                with translated():
-                    released = self._store.keys.lease_released(LEASE_NAME)
-                    self._store.client.lpush(released, lease.term)
-                    self._store.client.expire(released, 60)
                 log.info("lease_released", extra={"term": lease.term})
         except StoreUnavailable:
             log.warning("lease_release_failed", extra={"term": lease.term})

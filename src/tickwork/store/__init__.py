@@ -6,7 +6,9 @@ from collections.abc import Iterable
 
 import redis
 
+from tickwork.core.runs import RunRecord, StatusEntry
 from tickwork.store.connection import connect, translated
+from tickwork.store.due import DueIndex
 from tickwork.store.executions import Executions
 from tickwork.store.fires import Fires
 from tickwork.store.keys import Keys
@@ -16,10 +18,11 @@ from tickwork.store.load_tests import LoadTestRecord, LoadTests
 from tickwork.store.projects import ProjectRecord, Projects
 from tickwork.store.reports import ReportRecord, Reports
 from tickwork.store.run_requests import RunRequests
-from tickwork.store.runs import RunRecord, Runs, StatusEntry
+from tickwork.store.runs import Runs
 from tickwork.store.schedules import ScheduleRecord, Schedules
 
 __all__ = [
+    "DueIndex",
     "Executions",
     "Keys",
     "KragleSchedules",
@@ -50,6 +53,7 @@ class Store:
         self.client = client
         self.keys = Keys(prefix)
         self.schedules = Schedules(client, self.keys)
+        self.due = DueIndex(client, self.keys)
         self.runs = Runs(client, self.keys)
         self.leases = Leases(client, self.keys)
         self.fires = Fires(client, self.keys)

@@ -24,9 +24,11 @@ from typing import Any
 import redis
 
 from tickwork.core.lifecycle import Ending, Outcome, Status, allowed, ending_of, is_terminal
+from tickwork.core.runs import RunRecord
+from tickwork.errors import Conflict
 from tickwork.store.connection import text_of, translated
 from tickwork.store.keys import Keys
-from tickwork.store.runs import RunRecord, Runs, decode
+from tickwork.store.runs import Runs, decode
 
 EXECUTED_TTL_S = 30 * 86_400
 """How long the at-most-once marker outlives the claim: far beyond any redelivery RQ makes
@@ -120,9 +122,10 @@ class Executions:
                     current = decode(fields)
                     if current.status != expect:
                         return None
-                    updated = change(current)
-                    if not allowed(current.status, updated.status):
-                        return None
+                    try:
+                        updated = change(current)
+                    except Conflict:
+                        return None  # the lifecycle forbids it (moved_to)
                     pipe.multi()
                     self._runs.queue_update(pipe, updated)
                     if is_terminal(updated.status):
@@ -144,20 +147,13 @@ class Executions:
         by_user: str | None = None,
     ) -> RunRecord | None:
         """End the run as ``ending`` says, if it is still in status ``expect``."""
-
-        def end(run: RunRecord) -> RunRecord:
-            moved = run.moved_to(
-                ending.status,
-                at=at,
-                message=ending.message(detail),
-                result=ending.result,
-                by_user=by_user,
-                code=ending.code,
-            )
-            merged = {**run.details, **(details or {}), "reason": ending.outcome.value}
-            return replace(moved, details=merged)
-
-        return self.move(run_id, expect=expect, change=end)
+        return self.move(
+            run_id,
+            expect=expect,
+            change=lambda run: run.ended_as(
+                ending, at=at, detail=detail, details=details, by_user=by_user
+            ),
+        )
 
     def lapsed(self, *, limit: int = 100) -> list[int]:
         """Ids of runs whose heartbeat deadline has passed, oldest deadline first."""

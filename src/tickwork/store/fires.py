@@ -1,156 +1,71 @@
-"""Committing a batch of fires: one Lua script, atomic, owner- and version-checked.
+"""Committing a batch of fires: one Lua script, atomic, lease-, version- and once-checked.
 
-The leader plans a batch with the pure core and hands the outcome here. The script, in one
-atomic step: checks that the lease still holds the caller's ``{term}:{token}`` (else it
-writes nothing), and for each schedule checks that its ``version`` and ``next_us`` are
-still those the plan was made from (else that schedule is left out, to be re-read and
-re-planned: it was rewritten, deactivated, deleted or fired by someone else). For each
-schedule that passes it writes the run records (fired and skipped), the RQ job of each fired
-run, and the schedule's new high-water mark and due-index entry. A paused old leader that
-wakes up cannot commit; no occurrence is committed twice; a run never exists without its job.
+The leader plans a batch with the pure core and hands each schedule's part here as an
+``Advance``: the state it was planned from, where it moves, and the runs (with their jobs)
+that record its settled occurrences. ``encode`` turns an advance into the script's
+arguments; ``commit`` sends a batch of them. The protocol (every KEYS and ARGV position,
+what the script checks, what it returns) is the header of ``scripts/commit_fires.lua``;
+``HEAD``, ``ENTRY`` and ``RUN`` below name the same positions, and a test holds the two
+together.
 
-One command per batch rather than ~10 per fire: per-command client overhead was most of the
-leader's time at 100,000 simultaneous fires (bench/fire.py).
+One entry point serves both paths. The ordinary path encodes its advances at once and
+commits them; the look-ahead path (``scheduler/lookahead.py``) encodes advances ahead of
+their instant and commits them later, stamped with the commit time (``stamp``). Encoding
+to RESP bytes up front is what keeps the look-ahead fast: at the instant only the bytes
+are sent, where re-encoding ~50 arguments per fire was most of the leader's time.
 
-A schedule's part can also be encoded ahead of its instant (``encode``) and committed later
-as bytes (``commit_encoded``): the fired runs are then stamped with the commit time, and the
-script checks overlap itself, since a run of the load test may have started meanwhile. Run
-indexes are scored by creation time.
-
-The script builds run and index keys from the prefix exactly as ``keys.py`` does; the
-firing tests read everything back through the Python store, so a drift fails them.
+One command per batch rather than ~10 per fire: per-command client overhead was most of
+the leader's time at 100,000 simultaneous fires (bench/fire.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from importlib.resources import files
 from typing import Any
 
 import redis
 
 from tickwork.core.instants import to_ms, to_us
+from tickwork.core.lifecycle import TERMINAL, Status
+from tickwork.core.runs import RunRecord
 from tickwork.errors import LeaseLost
 from tickwork.store.connection import text_of, translated
 from tickwork.store.keys import Keys
 from tickwork.store.leases import Lease
-from tickwork.store.runs import FINISHED, RunRecord, creation_fields
+from tickwork.store.queue import JobTemplate, QueuedJob
+from tickwork.store.runs import creation_fields
 from tickwork.store.runs import encode as encode_run
 from tickwork.store.schedules import ScheduleRecord
 
-_COMMIT = """
-local lease_key, due_key, queues_key, queue_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-if redis.call('GET', lease_key) ~= ARGV[1] then return -1 end
-local prefix, job_prefix = ARGV[2], ARGV[3]
-local i = 4
-local function list_at(at, width)
-  local n = tonumber(ARGV[at]) * width
-  local out = {}
-  for t = 1, n do out[t] = ARGV[at + t] end
-  return out, at + n + 1
-end
-local function concat(first, from, count)
-  local out = {unpack(first)}
-  for t = 0, count - 1 do out[#first + 1 + t] = ARGV[from + t] end
-  return out
-end
--- unpack() is bounded by Lua's C stack: variadic commands go in slices.
-local function in_slices(command, key, items)
-  for s = 1, #items, 1000 do
-    redis.call(command, key, unpack(items, s, math.min(s + 999, #items)))
-  end
-end
-local stamp_us = ARGV[i]; i = i + 1
-local finished, fired_common, template
-finished, i = list_at(i, 1)
-fired_common, i = list_at(i, 2)
-template, i = list_at(i, 2)
-local is_finished = {}
-for _, name in ipairs(finished) do is_finished[name] = true end
-local n_entries = tonumber(ARGV[i]); i = i + 1
-local conflicts, busy, repeats, job_ids, due_add, due_rem, stack_runs = {}, {}, {}, {}, {}, {}, {}
-for e = 1, n_entries do
-  local sid, version, expected_next = ARGV[i], ARGV[i + 1], ARGV[i + 2]
-  local fired_through, next_us, due_ms = ARGV[i + 3], ARGV[i + 4], ARGV[i + 5]
-  local overlap_load_test, first_us, n_runs = ARGV[i + 6], ARGV[i + 7], tonumber(ARGV[i + 8])
-  i = i + 9
-  local skey = prefix .. ':schedule:' .. sid
-  local current = redis.call('HMGET', skey, 'version', 'next_us', 'committed_us')
-  local committed = tonumber(current[3] or '') or -1
-  local ok = current[1] == version and current[2] == expected_next
-  if not ok then
-    conflicts[#conflicts + 1] = sid
-  elseif first_us ~= '' and tonumber(first_us) <= committed then
-    -- An occurrence this script already settled: refused whatever the checks above said.
-    ok = false
-    repeats[#repeats + 1] = sid
-  elseif overlap_load_test ~= '' then
-    local last = redis.call('GET', prefix .. ':load_test:' .. overlap_load_test .. ':last_run')
-    local status = last and redis.call('HGET', prefix .. ':run:' .. last, 'status')
-    if status and not is_finished[status] then
-      ok = false
-      busy[#busy + 1] = sid
-    end
-  end
-  for r = 1, n_runs do
-    local run_id, stack, load_test, status = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
-    local job_id, job_data, job_description = ARGV[i + 4], ARGV[i + 5], ARGV[i + 6]
-    local created_us, n_fields = ARGV[i + 7], tonumber(ARGV[i + 8]); i = i + 9
-    if created_us == '' then created_us = stamp_us end
-    if ok then
-      local common = status == 'skipped' and {} or fired_common
-      redis.call('HSET', prefix .. ':run:' .. run_id, unpack(concat(common, i, n_fields * 2)))
-      if status ~= 'skipped' then
-        redis.call('SET', prefix .. ':load_test:' .. load_test .. ':last_run', run_id)
-      end
-      local by_stack = stack_runs[stack] or {}
-      stack_runs[stack] = by_stack
-      by_stack[#by_stack + 1] = created_us
-      by_stack[#by_stack + 1] = run_id
-      redis.call('ZADD', prefix .. ':load_test:' .. load_test .. ':runs', created_us, run_id)
-      if job_id ~= '' then
-        local job = {unpack(template)}
-        job[#job + 1] = 'data'
-        job[#job + 1] = job_data
-        job[#job + 1] = 'description'
-        job[#job + 1] = job_description
-        redis.call('HSET', job_prefix .. job_id, unpack(job))
-        job_ids[#job_ids + 1] = job_id
-      end
-    end
-    i = i + n_fields * 2
-  end
-  if ok then
-    local settled = math.max(committed, tonumber(fired_through))
-    redis.call('HSET', skey, 'fired_through_us', fired_through, 'next_us', next_us,
-      'committed_us', string.format('%d', settled))
-    if due_ms ~= '' then
-      due_add[#due_add + 1] = due_ms
-      due_add[#due_add + 1] = sid
-    else
-      due_rem[#due_rem + 1] = sid
-    end
-  end
-end
-for stack, items in pairs(stack_runs) do
-  in_slices('ZADD', prefix .. ':stack:' .. stack .. ':runs', items)
-end
-in_slices('ZADD', due_key, due_add)
-in_slices('ZREM', due_key, due_rem)
-in_slices('RPUSH', queue_key, job_ids)
-if #job_ids > 0 then redis.call('SADD', queues_key, queue_key) end
-return {conflicts, busy, repeats}
-"""
+SCRIPT = files("tickwork.store").joinpath("scripts/commit_fires.lua").read_text()
 
-
-@dataclass(frozen=True, slots=True)
-class Job:
-    """An RQ job of a fired run: its id, serialized call, and description."""
-
-    job_id: str
-    data: bytes
-    description: str
+# The script's argument layout, position by position (see the script's header).
+HEAD = ("lease_value", "prefix", "job_prefix", "stamp_us")
+ENTRY = (
+    "schedule_id",
+    "version",
+    "expected_next_us",
+    "fired_through_us",
+    "next_us",
+    "due_ms",
+    "overlap_load_test",
+    "first_occurrence_us",
+    "n_runs",
+)
+RUN = (
+    "run_id",
+    "stack",
+    "load_test_id",
+    "status",
+    "job_id",
+    "job_data",
+    "job_description",
+    "created_us",
+    "n_fields",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,86 +76,71 @@ class Advance:
     record: ScheduleRecord
     fired_through: datetime
     next_at: datetime | None
-    runs: Sequence[tuple[RunRecord, Job | None]] = field(default_factory=tuple)
+    runs: Sequence[tuple[RunRecord, QueuedJob | None]] = field(default_factory=tuple)
 
 
 @dataclass(frozen=True, slots=True)
-class RqTarget:
-    """Where jobs go: RQ's keys and the fields every job of the batch shares."""
-
-    queues_key: str
-    queue_key: str
-    job_key_prefix: str
-    template: Mapping[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """Schedules of a batch left out: ``conflicts`` changed since they were read; ``busy``
-    (checked at commit for encoded entries) have a run of their load test still going;
-    ``repeats`` planned an occurrence the script had already settled (a bug elsewhere, and
-    refused here: the caller re-settles the schedule past it)."""
-
-    conflicts: frozenset[int]
-    busy: frozenset[int] = frozenset()
-    repeats: frozenset[int] = frozenset()
-
-
-@dataclass(frozen=True, slots=True)
-class Encoded:
-    """One schedule's part of a batch, encoded as the script's arguments ahead of its
-    instant; ``count`` arguments, as RESP bulk strings."""
+class FireEntry:
+    """An advance as the script's arguments: ``count`` RESP bulk strings."""
 
     schedule_id: int
     resp: bytes
     count: int
 
 
+@dataclass(frozen=True, slots=True)
+class CommitOutcome:
+    """Schedules of a batch left out: ``conflicts`` changed since they were read; ``busy``
+    (checked at commit for entries encoded ahead) have a run of their load test still
+    going; ``repeats`` planned an occurrence the script had already settled (a bug
+    elsewhere, refused here: the caller moves the schedule past it)."""
+
+    conflicts: frozenset[int]
+    busy: frozenset[int] = frozenset()
+    repeats: frozenset[int] = frozenset()
+
+
 class Fires:
     def __init__(self, client: redis.Redis, keys: Keys) -> None:
         self._client = client
         self._keys = keys
-        self._commit = client.register_script(_COMMIT)
+        self._script = client.register_script(SCRIPT)
 
-    def commit(self, lease: Lease, advances: Sequence[Advance], rq: RqTarget) -> Outcome:
-        """Commit the batch. LeaseLost when ``lease`` is no longer held."""
-        args = self._head(lease, rq, stamp=None, entries=len(advances))
-        for advance in advances:
-            args += _entry_args(advance, overlap_check=False, stamped=False)
-        with translated():
-            reply = self._commit(keys=self._script_keys(lease, rq), args=args)
-        return _outcome(reply, lease)
+    def encode(self, advance: Advance, *, ahead: bool, overlap_check: bool = False) -> FireEntry:
+        """The advance as a commit entry. ``ahead``: every run must be a fired run, stamped
+        at commit (``created``, the first status entry). ``overlap_check``: the script
+        leaves the schedule out (``busy``) when its load test's latest run has not finished."""
+        args = _entry_args(advance, overlap_check=overlap_check, stamped=ahead)
+        return FireEntry(advance.record.id, _resp(args), len(args))
 
-    def encode(self, advance: Advance, *, overlap_check: bool) -> Encoded:
-        """An entry for ``commit_encoded``: every run of ``advance`` must be a fired run;
-        their ``created`` and ``status_history`` are stamped at commit. With
-        ``overlap_check`` the script leaves the schedule out (``busy``) when its load test's
-        latest run has not finished, for the caller to re-plan."""
-        args = _entry_args(advance, overlap_check=overlap_check, stamped=True)
-        return Encoded(advance.record.id, _resp(args), len(args))
-
-    def commit_encoded(
-        self, lease: Lease, entries: Sequence[Encoded], rq: RqTarget, *, stamp: datetime
-    ) -> Outcome:
-        """Commit entries encoded ahead; ``stamp`` is the fired runs' creation instant.
-
-        The command is sent as bytes built from the entries' own: re-encoding ~50
-        arguments per fire was most of the leader's time on the critical path."""
+    def commit(
+        self,
+        lease: Lease,
+        entries: Sequence[FireEntry],
+        jobs: JobTemplate,
+        *,
+        stamp: datetime | None = None,
+    ) -> CommitOutcome:
+        """Commit the batch; ``stamp`` is the creation instant of runs encoded ahead.
+        LeaseLost when ``lease`` is no longer held (then nothing was written)."""
         head = [
             "EVALSHA",
-            self._commit.sha,
+            self._script.sha,
             4,
-            *self._script_keys(lease, rq),
-            *self._head(lease, rq, stamp=stamp, entries=len(entries)),
+            self._keys.lease(lease.name),
+            self._keys.due,
+            jobs.queues_key,
+            jobs.queue_key,
+            *self._head(lease, jobs, stamp=stamp, entries=len(entries)),
         ]
         count = len(head) + sum(entry.count for entry in entries)
-        body = b"".join(entry.resp for entry in entries)
+        command = b"*%d\r\n" % count + _resp(head) + b"".join(entry.resp for entry in entries)
         with translated():
             try:
-                reply = self._send(b"*%d\r\n" % count + _resp(head) + body)
+                reply = self._send(command)
             except redis.exceptions.NoScriptError:
-                self._client.script_load(self._commit.script)  # Redis restarted meanwhile
-                reply = self._send(b"*%d\r\n" % count + _resp(head) + body)
+                self._client.script_load(SCRIPT)  # Redis restarted (or flushed) meanwhile
+                reply = self._send(command)
         return _outcome(reply, lease)
 
     def _send(self, command: bytes) -> Any:
@@ -255,21 +155,23 @@ class Fires:
         finally:
             pool.release(connection)
 
-    def _script_keys(self, lease: Lease, rq: RqTarget) -> list[str]:
-        return [self._keys.lease(lease.name), self._keys.due, rq.queues_key, rq.queue_key]
-
     def _head(
-        self, lease: Lease, rq: RqTarget, *, stamp: datetime | None, entries: int
+        self, lease: Lease, jobs: JobTemplate, *, stamp: datetime | None, entries: int
     ) -> list[Any]:
-        args: list[Any] = [lease.value, self._keys.prefix, rq.job_key_prefix]
-        args.append("" if stamp is None else to_us(stamp))
-        args += [len(FINISHED), *sorted(FINISHED)]
+        head = {
+            "lease_value": lease.value,
+            "prefix": self._keys.prefix,
+            "job_prefix": jobs.job_key_prefix,
+            "stamp_us": "" if stamp is None else to_us(stamp),
+        }
+        args: list[Any] = [head[name] for name in HEAD]
+        args += [len(TERMINAL), *sorted(TERMINAL)]
         common = _fired_common(stamp) if stamp is not None else {}
         args.append(len(common))
         for name, value in common.items():
             args += [name, value]
-        args.append(len(rq.template))
-        for name, value in rq.template.items():
+        args.append(len(jobs.fields))
+        for name, value in jobs.fields.items():
             args += [name, value]
         args.append(entries)
         return args
@@ -278,17 +180,18 @@ class Fires:
 def _entry_args(advance: Advance, *, overlap_check: bool, stamped: bool) -> list[Any]:
     record = advance.record
     occurrences = [run.scheduled_for for run, _ in advance.runs if run.scheduled_for is not None]
-    args: list[Any] = [
-        record.id,
-        record.version,
-        "" if record.next_at is None else to_us(record.next_at),
-        to_us(advance.fired_through),
-        "" if advance.next_at is None else to_us(advance.next_at),
-        "" if advance.next_at is None or record.deactivated else to_ms(advance.next_at),
-        record.load_test_id if overlap_check else "",
-        min((to_us(at) for at in occurrences), default=""),
-        len(advance.runs),
-    ]
+    entry = {
+        "schedule_id": record.id,
+        "version": record.version,
+        "expected_next_us": "" if record.next_at is None else to_us(record.next_at),
+        "fired_through_us": to_us(advance.fired_through),
+        "next_us": "" if advance.next_at is None else to_us(advance.next_at),
+        "due_ms": "" if advance.next_at is None or record.deactivated else to_ms(advance.next_at),
+        "overlap_load_test": record.load_test_id if overlap_check else "",
+        "first_occurrence_us": min((to_us(at) for at in occurrences), default=""),
+        "n_runs": len(advance.runs),
+    }
+    args: list[Any] = [entry[name] for name in ENTRY]
     for run, job in advance.runs:
         fields = encode_run(run)
         if stamped:
@@ -299,17 +202,18 @@ def _entry_args(advance: Advance, *, overlap_check: bool, stamped: bool) -> list
             fields = {
                 name: value for name, value in fields.items() if common.get(name, "") != value
             }
-        args += [
-            run.id,
-            run.stack,
-            run.load_test_id,
-            run.status,
-            job.job_id if job else "",
-            job.data if job else "",
-            job.description if job else "",
-            "" if stamped else to_us(run.created),  # the run indexes' score
-            len(fields),
-        ]
+        head = {
+            "run_id": run.id,
+            "stack": run.stack,
+            "load_test_id": run.load_test_id,
+            "status": run.status,
+            "job_id": job.job_id if job else "",
+            "job_data": job.data if job else "",
+            "job_description": job.description if job else "",
+            "created_us": "" if stamped else to_us(run.created),  # the run indexes' score
+            "n_fields": len(fields),
+        }
+        args += [head[name] for name in RUN]
         for name, value in fields.items():
             args += [name, value]
     return args
@@ -318,7 +222,7 @@ def _entry_args(advance: Advance, *, overlap_check: bool, stamped: bool) -> list
 def _fired_common(stamp: datetime) -> dict[str, str]:
     """The fields every new fired run shares: sent once per batch of entries encoded ahead,
     which leave them (and empty fields, which ``decode`` reads as empty) out."""
-    return {**creation_fields(stamp), "status": "created", "details": "{}"}
+    return {**creation_fields(stamp), "status": Status.CREATED.value, "details": "{}"}
 
 
 def _resp(args: Sequence[Any]) -> bytes:
@@ -330,11 +234,11 @@ def _resp(args: Sequence[Any]) -> bytes:
     return b"".join(out)
 
 
-def _outcome(reply: Any, lease: Lease) -> Outcome:
+def _outcome(reply: Any, lease: Lease) -> CommitOutcome:
     if reply == -1:
         raise LeaseLost(f"lease {lease.name!r} term {lease.term} is no longer held")
     conflicts, busy, repeats = reply
-    return Outcome(
+    return CommitOutcome(
         frozenset(int(text_of(sid)) for sid in conflicts),
         frozenset(int(text_of(sid)) for sid in busy),
         frozenset(int(text_of(sid)) for sid in repeats),

@@ -38,9 +38,14 @@ end
 return 0
 """
 
+# KEYS[1] lease, KEYS[2] released list; ARGV[1] "{term}:{token}", ARGV[2] term. On release,
+# a standby blocked on the list takes the lease at once instead of waiting out its TTL.
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
+  redis.call('DEL', KEYS[1])
+  redis.call('LPUSH', KEYS[2], ARGV[2])
+  redis.call('EXPIRE', KEYS[2], 60)
+  return 1
 end
 return 0
 """
@@ -69,9 +74,6 @@ class Leases:
     def new_token() -> str:
         return secrets.token_hex(16)
 
-    def key(self, name: str) -> str:
-        return self._keys.lease(name)
-
     def acquire(self, name: str, token: str, ttl_ms: int) -> Lease | None:
         """Take the lease if it is free (or already ours); None while another holds it."""
         with translated():
@@ -88,5 +90,15 @@ class Leases:
             raise LeaseLost(f"lease {lease.name!r} term {lease.term} is no longer held")
 
     def release(self, lease: Lease) -> bool:
+        """Give the lease up and wake a standby; False when it was no longer ours."""
+        keys = [self._keys.lease(lease.name), self._keys.lease_released(lease.name)]
         with translated():
-            return bool(self._release(keys=[self._keys.lease(lease.name)], args=[lease.value]))
+            return bool(self._release(keys=keys, args=[lease.value, lease.term]))
+
+    def wait(self, name: str, *, at_most_s: float) -> None:
+        """Wait until the lease may be free: released (at once), or its TTL run out, or
+        ``at_most_s`` passed, whichever comes first."""
+        with translated():
+            remaining_ms = int(self._client.pttl(self._keys.lease(name)))
+            timeout = min(max(remaining_ms, 50) / 1000, at_most_s)
+            self._client.blpop([self._keys.lease_released(name)], timeout=timeout)

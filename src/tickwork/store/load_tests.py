@@ -19,11 +19,11 @@ from typing import Any
 import redis
 
 from tickwork.core.instants import format_instant, parse_instant
+from tickwork.core.lifecycle import is_terminal
 from tickwork.errors import Conflict, NotFound
 from tickwork.store.connection import text_of, translated
 from tickwork.store.keys import Keys
 from tickwork.store.paging import read_page
-from tickwork.store.runs import FINISHED
 from tickwork.store.schedules import Schedules
 
 DEFAULT_RUNNER: dict[str, Any] = {"type": "k6"}
@@ -32,6 +32,16 @@ Pipeline = redis.client.Pipeline
 QueuedWrite = Callable[[Pipeline], None]
 # WATCHes what a load test's deletion must also remove and returns the queued removal.
 Dependent = Callable[[Pipeline, int], QueuedWrite]
+
+
+@dataclass(frozen=True, slots=True)
+class Runnable:
+    """What a worker reads to execute a run of a load test: its stack (to check the run
+    still belongs to it), its runner settings as stored (JSON) and its script."""
+
+    stack: int
+    runner: str | None
+    script: bytes | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +118,57 @@ class LoadTests:
         if test.stack != stack or test.kind:
             raise NotFound(f"Load test {load_test_id} not found.")
         return test
+
+    def project_ids(self, load_test_ids: Sequence[int]) -> dict[int, int]:
+        """Each existing load test's project id (the scheduler stamps it on fired runs)."""
+        with translated():
+            pipe = self._client.pipeline(transaction=False)
+            for load_test_id in load_test_ids:
+                pipe.hget(self._keys.load_test(load_test_id), "project_id")
+            replies = pipe.execute()
+        return {
+            load_test_id: int(text_of(raw))
+            for load_test_id, raw in zip(load_test_ids, replies, strict=True)
+            if raw is not None
+        }
+
+    def runnable(self, load_test_id: int) -> Runnable | None:
+        """The load test's stack, runner and script in one round trip; None when gone."""
+        with translated():
+            pipe = self._client.pipeline(transaction=False)
+            pipe.hmget(self._keys.load_test(load_test_id), ["stack", "runner"])
+            pipe.get(self._keys.load_test_script(load_test_id))
+            (stack, runner), script = pipe.execute()
+        if stack is None:
+            return None
+        return Runnable(
+            stack=int(text_of(stack)),
+            runner=text_of(runner) if runner is not None else None,
+            script=script
+            if isinstance(script, bytes) or script is None
+            else text_of(script).encode(),
+        )
+
+    def with_script_heads(
+        self, stack: int, *, head_bytes: int
+    ) -> list[tuple[LoadTestRecord, bytes]]:
+        """Every load test of the stack (internal ones included), by id, with the first
+        ``head_bytes`` of its script (what a report scans for host names)."""
+        with translated():
+            ids = [
+                int(text_of(raw))
+                for raw in self._client.zrange(self._keys.stack_index(stack, "load_tests"), 0, -1)
+            ]
+            pipe = self._client.pipeline(transaction=False)
+            for load_test_id in ids:
+                pipe.hgetall(self._keys.load_test(load_test_id))
+                pipe.getrange(self._keys.load_test_script(load_test_id), 0, head_bytes - 1)
+            replies = pipe.execute()
+        return [
+            (decode(fields), script)
+            for fields, script in zip(replies[::2], replies[1::2], strict=True)
+            if fields
+        ]
 
     def queue_create_internal(self, pipe: Pipeline, test: LoadTestRecord) -> None:
         """Queue an internal load test (``kind`` set): its record only, in no index."""
@@ -264,7 +325,7 @@ class LoadTests:
         latest = pipe.get(last_run)
         if latest is not None:
             status = pipe.hget(keys.run(int(text_of(latest))), "status")
-            if status is not None and text_of(status) not in FINISHED:
+            if status is not None and not is_terminal(text_of(status)):
                 raise Conflict(
                     f"Load test {load_test_id} has a test run that has not finished; "
                     "abort it first."

@@ -6,7 +6,7 @@ win: the loser's EXEC is void, it re-reads, and finds the name taken.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -80,6 +80,20 @@ class Projects:
         index = self._keys.stack_index(stack, "projects")
         rows, total = read_page(self._client, index, self._keys.project, skip=skip, top=top)
         return [decode(row) for row in rows], total
+
+    def names(self, project_ids: Iterable[int]) -> dict[int, str]:
+        """Each existing project's name."""
+        wanted = sorted(set(project_ids))
+        with translated():
+            pipe = self._client.pipeline(transaction=False)
+            for project_id in wanted:
+                pipe.hget(self._keys.project(project_id), "name")
+            replies = pipe.execute()
+        return {
+            project_id: text_of(name)
+            for project_id, name in zip(wanted, replies, strict=True)
+            if name is not None
+        }
 
     def create(self, stack: int, *, name: str, now: datetime) -> ProjectRecord:
         """A new project; Conflict when the stack already has one of that name."""

@@ -14,37 +14,15 @@ from datetime import datetime
 import redis
 from redis.client import Pipeline
 
-from tickwork.core.lifecycle import Outcome, ending_of
+from tickwork.core.lifecycle import NOT_STARTED, Outcome, ending_of
+from tickwork.core.runs import RunRecord
 from tickwork.errors import Conflict
 from tickwork.store.connection import translated
 from tickwork.store.keys import Keys
-from tickwork.store.runs import RunRecord, Runs, StatusEntry
+from tickwork.store.runs import Runs
 
 ABORT_FLAG_TTL_S = 7 * 86_400
 """How long an abort request waits for a worker: longer than any run may be queued or last."""
-
-NOT_STARTED = frozenset({"created", "queued"})
-"""Statuses of a run no worker has begun to execute: an abort ends these at once."""
-
-
-def aborted_before_start(run: RunRecord, *, by_user: str, now: datetime) -> RunRecord:
-    """The run ended as a worker ends a user's abort, with "before it started" as detail."""
-    ending = ending_of(Outcome.ABORTED_BY_USER)
-    entry = StatusEntry(
-        ending.status.value,
-        now,
-        message=ending.message("before it started"),
-        by_user=by_user,
-        code=ending.code,
-    )
-    return replace(
-        run,
-        status=ending.status.value,
-        status_history=(*run.status_history, entry),
-        result=ending.result.value,
-        ended=now,
-        details={**run.details, "reason": ending.outcome.value},
-    )
 
 
 class RunRequests:
@@ -65,7 +43,9 @@ class RunRequests:
             pipe.multi()
             pipe.set(self._keys.run_abort(run_id), by_user, ex=ABORT_FLAG_TTL_S)
             if run.status in NOT_STARTED:
-                run = aborted_before_start(run, by_user=by_user, now=now)
+                # Ended here as a worker ends a user's abort: no worker has it to end.
+                ending = ending_of(Outcome.ABORTED_BY_USER)
+                run = run.ended_as(ending, at=now, detail="before it started", by_user=by_user)
                 self._runs.queue_update(pipe, run)
             return run
 

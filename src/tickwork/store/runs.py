@@ -1,90 +1,24 @@
-"""Test run records: written by the scheduler (at fire) and the workers, read by the API."""
+"""Test run records in Redis: written by the scheduler (at fire), the API and the workers.
+
+The record itself (``RunRecord``) and its statuses are the core's; this module stores them.
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 import redis
 
 from tickwork.core.instants import format_instant, parse_instant, to_us
+from tickwork.core.lifecycle import Status, is_terminal
+from tickwork.core.runs import RunRecord, StatusEntry
 from tickwork.errors import NotFound
 from tickwork.store.connection import text_of, translated
 from tickwork.store.keys import Keys
 from tickwork.store.paging import read_page
-
-FINISHED = frozenset({"completed", "aborted", "skipped"})
-
-
-@dataclass(frozen=True, slots=True)
-class StatusEntry:
-    type: str
-    entered: datetime
-    message: str | None = None
-    by_user: str | None = None
-    code: int | None = None
-
-    def as_json(self) -> dict[str, Any]:
-        extra = None
-        if self.message is not None or self.by_user is not None or self.code is not None:
-            extra = {"by_user": self.by_user, "message": self.message, "code": self.code}
-        return {"type": self.type, "entered": format_instant(self.entered), "extra": extra}
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> StatusEntry:
-        extra = data.get("extra") or {}
-        return cls(
-            type=data["type"],
-            entered=parse_instant(data["entered"]),
-            message=extra.get("message"),
-            by_user=extra.get("by_user"),
-            code=extra.get("code"),
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class RunRecord:
-    id: int
-    stack: int
-    load_test_id: int
-    project_id: int
-    created: datetime
-    status: str = "created"
-    status_history: tuple[StatusEntry, ...] = ()
-    result: str | None = None
-    ended: datetime | None = None
-    started_by: str | None = None
-    note: str = ""
-    schedule_id: int | None = None
-    scheduled_for: datetime | None = None
-    job_id: str | None = None
-    details: dict[str, Any] = field(default_factory=dict)  # runner output, summary, reason
-
-    @property
-    def finished(self) -> bool:
-        return self.status in FINISHED
-
-    def moved_to(
-        self,
-        status: str,
-        *,
-        at: datetime,
-        message: str | None = None,
-        result: str | None = None,
-        by_user: str | None = None,
-        code: int | None = None,
-    ) -> RunRecord:
-        entry = StatusEntry(status, at, message=message, by_user=by_user, code=code)
-        return replace(
-            self,
-            status=status,
-            status_history=(*self.status_history, entry),
-            result=result if result is not None else self.result,
-            ended=at if status in FINISHED else self.ended,
-        )
 
 
 def creation_fields(at: datetime) -> dict[str, str]:
@@ -163,8 +97,28 @@ class Runs:
         created_us = to_us(run.created)  # the indexes list runs by creation
         pipe.zadd(self._keys.stack_index(run.stack, "runs"), {str(run.id): created_us})
         pipe.zadd(self._keys.load_test_runs(run.load_test_id), {str(run.id): created_us})
-        if run.status != "skipped":
+        if run.status != Status.SKIPPED:
             pipe.set(self._keys.load_test_last_run(run.load_test_id), run.id)
+
+    def unfinished(self, load_test_ids: Sequence[int]) -> set[int]:
+        """Those of ``load_test_ids`` whose latest run that executes has not finished (what
+        the overlap policy ``skip`` asks)."""
+        if not load_test_ids:
+            return set()
+        with translated():
+            latest = self._client.mget([self._keys.load_test_last_run(lt) for lt in load_test_ids])
+            pipe = self._client.pipeline(transaction=False)
+            owners = []
+            for load_test_id, run_id in zip(load_test_ids, latest, strict=True):
+                if run_id is not None:
+                    owners.append(load_test_id)
+                    pipe.hget(self._keys.run(int(text_of(run_id))), "status")
+            statuses = pipe.execute()
+        return {
+            owner
+            for owner, status in zip(owners, statuses, strict=True)
+            if status is not None and not is_terminal(text_of(status))
+        }
 
     def queue_update(self, pipe: redis.client.Pipeline, run: RunRecord) -> None:
         pipe.hset(self._keys.run(run.id), mapping=encode(run))

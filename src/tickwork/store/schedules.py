@@ -20,7 +20,7 @@ Every write bumps ``version`` and nudges the scheduler.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -191,6 +191,15 @@ class Schedules:
         if record.stack != stack or record.dialect != dialect:
             raise NotFound(f"Schedule {schedule_id} not found.")
         return record
+
+    def read_many(self, schedule_ids: Sequence[int]) -> dict[int, ScheduleRecord]:
+        """The existing ones among ``schedule_ids``, whatever their stack, in one round trip."""
+        with translated():
+            pipe = self._client.pipeline(transaction=False)
+            for schedule_id in schedule_ids:
+                pipe.hgetall(self._keys.schedule(schedule_id))
+            rows = pipe.execute()
+        return {sid: decode(row) for sid, row in zip(schedule_ids, rows, strict=True) if row}
 
     def get_any(self, schedule_id: int) -> ScheduleRecord | None:
         """The schedule whatever its stack (for the scheduler); None when missing."""

@@ -26,7 +26,6 @@ from tickwork.core.lifecycle import Outcome, Status, ending_of
 from tickwork.core.runner_specs import RunnerSpec, runner_spec_from_json
 from tickwork.errors import ValidationError
 from tickwork.store import RunRecord, Store
-from tickwork.store.connection import text_of, translated
 from tickwork.store.executions import Executions
 from tickwork.worker.runners import RunInput, RunnerOptions, Verdict, runner_for
 from tickwork.worker.watch import RunWatch
@@ -209,16 +208,11 @@ def _stopped(
 
 def _runner_spec(store: Store, run: RunRecord) -> tuple[RunnerSpec, bytes | None] | str:
     """The load test's runner spec and script, or why the run cannot go ahead."""
-    keys = store.keys
-    with translated():
-        pipe = store.client.pipeline(transaction=False)
-        pipe.hmget(keys.load_test(run.load_test_id), ["stack", "runner"])
-        pipe.get(keys.load_test_script(run.load_test_id))
-        (stack, runner), script = pipe.execute()
-    if stack is None or int(text_of(stack)) != run.stack:
+    runnable = store.load_tests.runnable(run.load_test_id)
+    if runnable is None or runnable.stack != run.stack:
         return f"load test {run.load_test_id} no longer exists"
     try:
-        spec = runner_spec_from_json(text_of(runner) if runner is not None else None)
+        spec = runner_spec_from_json(runnable.runner)
     except ValidationError as exc:
         return "invalid runner: " + "; ".join(problem.message for problem in exc.problems)
-    return spec, script if isinstance(script, bytes) or script is None else text_of(script).encode()
+    return spec, runnable.script

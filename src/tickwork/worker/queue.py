@@ -1,101 +1,26 @@
-"""How a test run becomes an RQ job: queue names, the JSON serializer, job ids.
+"""Transitional: the queue's names and the job's shape now live in ``tickwork.store.queue``.
 
-Jobs carry only the run id, serialized as JSON: a write to Redis can never become code
-execution on a worker (RQ's default is pickle).
+Kept only until the callers outside the worker move (this wave); nothing new imports it.
 """
 
 from __future__ import annotations
 
-import zlib
-from datetime import datetime
+from tickwork.store.queue import (
+    DEFAULT_QUEUE,
+    JOB_FUNCTION,
+    JOB_TIMEOUT_S,
+    enqueue_run,
+    fire_job_id,
+    queue,
+    run_job_id,
+)
 
-import redis
-from rq import Queue
-from rq.job import Job, JobStatus
-from rq.serializers import JSONSerializer
-
-from tickwork.core.instants import to_ms
-from tickwork.store.fires import Job as FireJob
-from tickwork.store.fires import RqTarget
-
-DEFAULT_QUEUE = "tickwork"
-JOB_FUNCTION = "tickwork.worker.jobs.run_test"
-JOB_TIMEOUT_S = 6 * 3600  # the runner enforces the load test's own limit; this is a backstop
-
-
-def fire_job_id(schedule_id: int, occurrence_at: datetime) -> str:
-    return f"fire-{schedule_id}-{to_ms(occurrence_at)}"
-
-
-def run_job_id(run_id: int) -> str:
-    return f"run-{run_id}"
-
-
-def queue(client: redis.Redis, name: str = DEFAULT_QUEUE) -> Queue:
-    return Queue(name, connection=client, serializer=JSONSerializer)
-
-
-def enqueue_run(
-    pipe: redis.client.Pipeline, rq_queue: Queue, *, run_id: int, prefix: str, job_id: str
-) -> None:
-    """Queue the job on a MULTI pipeline, so that it commits together with the run record.
-
-    Call ``rq_queue.get_redis_server_version()`` once before entering MULTI: RQ reads it
-    lazily, and a read inside MULTI would be queued instead of answered."""
-    job = rq_queue.create_job(
-        JOB_FUNCTION,
-        kwargs={"run_id": run_id, "prefix": prefix},
-        job_id=job_id,
-        timeout=JOB_TIMEOUT_S,
-        result_ttl=86_400,
-        failure_ttl=7 * 86_400,
-        description=f"test run {run_id}",
-    )
-    rq_queue.enqueue_job(job, pipeline=pipe)
-
-
-class BatchEnqueuer:
-    """RQ jobs for the fire path, written by the store's fire script in the same atomic step
-    as their runs, at a fraction of RQ's per-job cost.
-
-    RQ's own enqueue builds a Job object, resolves its serializer and writes the job hash
-    twice (status, then the rest) for every job: at 100,000 simultaneous fires that was most
-    of the leader's time. Here RQ builds one prototype job per batch, and each run's job is
-    that hash with its own id, data and description, less the fields RQ writes empty. A
-    test compares the result with ``Queue.enqueue_job``'s, field by field and as RQ reads
-    it back, so an RQ upgrade that changes the job layout fails there, not in production.
-    """
-
-    def __init__(self, rq_queue: Queue, *, prefix: str) -> None:
-        self._queue = rq_queue
-        self._prefix = prefix
-
-    def target(self) -> RqTarget:
-        prototype = self._queue.create_job(
-            JOB_FUNCTION,
-            kwargs={"run_id": 0, "prefix": self._prefix},
-            job_id="prototype",
-            timeout=JOB_TIMEOUT_S,
-            result_ttl=86_400,
-            failure_ttl=7 * 86_400,
-        )
-        prototype.origin = self._queue.name
-        prototype.enqueued_at = prototype.created_at
-        fields = {**prototype.to_dict(), "status": JobStatus.QUEUED.value}
-        for per_job in ("data", "description"):
-            fields.pop(per_job, None)
-        # RQ writes eight fields empty at enqueue (started_at, worker_name, callbacks...)
-        # and reads an absent field as empty: leaving them out is ~40% less hash to write.
-        fields = {name: value for name, value in fields.items() if value != ""}
-        return RqTarget(
-            queues_key=self._queue.redis_queues_keys,
-            queue_key=self._queue.key,
-            job_key_prefix=Job.redis_job_namespace_prefix,
-            template=fields,
-        )
-
-    def job(self, *, run_id: int, job_id: str) -> FireJob:
-        data = JSONSerializer.dumps(
-            (JOB_FUNCTION, None, (), {"run_id": run_id, "prefix": self._prefix})
-        )
-        return FireJob(job_id, zlib.compress(data), f"test run {run_id}")
+__all__ = [
+    "DEFAULT_QUEUE",
+    "JOB_FUNCTION",
+    "JOB_TIMEOUT_S",
+    "enqueue_run",
+    "fire_job_id",
+    "queue",
+    "run_job_id",
+]

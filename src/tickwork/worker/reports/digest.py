@@ -15,9 +15,9 @@ from datetime import datetime
 from typing import Any
 
 from tickwork.core.instants import ONE_MICROSECOND, format_instant, zone
+from tickwork.core.lifecycle import Status, is_terminal
 
 FAILURES_LISTED = 50
-UNFINISHED = frozenset({"created", "queued", "initializing", "running", "processing_metrics"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,9 +97,9 @@ class Digest:
 
 
 def classify(run: DigestRun) -> str:
-    if run.status == "skipped":
+    if run.status == Status.SKIPPED:
         return "skipped"
-    if run.status in UNFINISHED:
+    if not is_terminal(run.status):
         return "unfinished"
     return "passed" if run.result == "passed" else "failed"
 

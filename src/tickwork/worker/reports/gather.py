@@ -11,17 +11,12 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from tickwork.core.instants import to_us
-from tickwork.store import ReportRecord, RunRecord, Store
-from tickwork.store.connection import text_of, translated
+from tickwork.core.runs import RunRecord
+from tickwork.store import ReportRecord, Store
 from tickwork.store.load_tests import LoadTestRecord
-from tickwork.store.load_tests import decode as decode_load_test
-from tickwork.store.paging import read_page
-from tickwork.store.runs import decode as decode_run
 from tickwork.worker.reports.digest import DigestRun
 
 SCRIPT_SCANNED_BYTES = 256 * 1024
@@ -52,23 +47,8 @@ def covered(store: Store, report: ReportRecord) -> list[LoadTestRecord]:
     """The stack's load tests the report covers, by id."""
     hosts = {host.lower() for host in report.attrs.get("hosts") or []}
     services = set(report.attrs.get("services") or [])
-    keys = store.keys
-    with translated():
-        ids = [
-            int(text_of(raw))
-            for raw in store.client.zrange(keys.stack_index(report.stack, "load_tests"), 0, -1)
-        ]
-        pipe = store.client.pipeline(transaction=False)
-        for load_test_id in ids:
-            pipe.hgetall(keys.load_test(load_test_id))
-            pipe.getrange(keys.load_test_script(load_test_id), 0, SCRIPT_SCANNED_BYTES - 1)
-        replies = pipe.execute()
-        tests = [
-            (decode_load_test(fields), script)
-            for fields, script in zip(replies[::2], replies[1::2], strict=True)
-            if fields
-        ]
-        projects = _project_names(store, {test.project_id for test, _ in tests}, services)
+    tests = store.load_tests.with_script_heads(report.stack, head_bytes=SCRIPT_SCANNED_BYTES)
+    projects = store.projects.names(test.project_id for test, _ in tests) if services else {}
     chosen = []
     for test, script in tests:
         if test.stack != report.stack or test.kind:
@@ -79,35 +59,20 @@ def covered(store: Store, report: ReportRecord) -> list[LoadTestRecord]:
     return chosen
 
 
-def _project_names(store: Store, project_ids: Iterable[int], services: set[str]) -> dict[int, str]:
-    if not services:
-        return {}
-    wanted = sorted(project_ids)
-    pipe = store.client.pipeline(transaction=False)
-    for project_id in wanted:
-        pipe.hget(store.keys.project(project_id), "name")
-    return {
-        project_id: text_of(name)
-        for project_id, name in zip(wanted, pipe.execute(), strict=True)
-        if name is not None
-    }
-
-
 def runs_within(
     store: Store, test: LoadTestRecord, start: datetime, end: datetime
 ) -> list[DigestRun]:
     """The load test's runs created in [start, end), newest first (at most RUNS_READ_CAP)."""
-    rows, _ = read_page(
-        store.client,
-        store.keys.load_test_runs(test.id),
-        store.keys.run,
+    runs, _ = store.runs.page(
+        test.stack,
         skip=0,
         top=RUNS_READ_CAP,
-        low=to_us(start),
-        below=to_us(end),
-        descending=True,
+        load_test_id=test.id,
+        created_after=start,
+        created_before=end,
+        newest_first=True,
     )
-    return [_digest_run(decode_run(row), test.name) for row in rows]
+    return [_digest_run(run, test.name) for run in runs]
 
 
 def _digest_run(run: RunRecord, name: str) -> DigestRun:

@@ -1,0 +1,170 @@
+-- commit_fires.lua: commit one batch of fires, atomically, under the leader's lease.
+--
+-- Nothing is written unless the lease still holds the caller's "{term}:{token}". Then, for
+-- each entry (one schedule), its runs, their RQ jobs and the schedule's move are written
+-- only if the schedule is still the version the plan was made from, and only if none of
+-- the entry's occurrences is at or before the schedule's committed_us: the last occurrence
+-- this script settled, written by it alone. So no occurrence is ever committed twice, even
+-- if every check made before this script were wrong.
+--
+-- KEYS
+--   1 lease    STRING  "{term}:{token}" of the leader
+--   2 due      ZSET    schedule id -> next fire (ms): the due index
+--   3 queues   SET     RQ's set of queue keys
+--   4 queue    LIST    the RQ queue the jobs are pushed on
+--
+-- ARGV, in this order (positions in Python: fires.HEAD, fires.ENTRY, fires.RUN)
+--   head:
+--     +0 lease_value        must equal GET KEYS[1]
+--     +1 prefix             tickwork's key prefix ("{p}" in keys.py)
+--     +2 job_prefix         RQ's job key prefix ("rq:job:")
+--     +3 stamp_us           creation instant of runs encoded ahead ("" in an ordinary batch)
+--   terminal:      a count, then the run statuses that have finished (overlap check)
+--   fired_common:  a count, then name/value pairs of the run hash that every run encoded
+--                  ahead shares (created, status, history...): sent once per batch
+--   job_template:  a count, then name/value pairs every RQ job hash of the batch shares
+--   entries:       a count, then each entry:
+--     entry:
+--       +0 schedule_id
+--       +1 version               the version the plan was made from
+--       +2 expected_next_us      the next_us the plan was made from ("" when none)
+--       +3 fired_through_us      the schedule's new high-water mark
+--       +4 next_us               its new next occurrence ("" when none remains)
+--       +5 due_ms                its new due-index score ("" to leave the index)
+--       +6 overlap_load_test     load test whose unfinished run makes it busy ("": no check)
+--       +7 first_occurrence_us   earliest occurrence among its runs ("" when none)
+--       +8 n_runs
+--     then n_runs runs, each:
+--       +0 run_id
+--       +1 stack
+--       +2 load_test_id
+--       +3 status                "created" (fired) or "skipped"
+--       +4 job_id                RQ job id ("" for a skipped run)
+--       +5 job_data              the job's serialized call
+--       +6 job_description
+--       +7 created_us            run index score ("": stamp_us)
+--       +8 n_fields
+--     then n_fields name/value pairs of the run hash
+--
+-- Returns
+--   -1 when the lease is not held (nothing was written), else {conflicts, busy, repeats}:
+--   schedule ids left out because their version or next changed (re-read and re-plan),
+--   because their load test has a run that has not finished (overlap), or because an
+--   occurrence was already committed (refused; the caller moves the schedule past it).
+
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
+local due_key, queues_key, queue_key = KEYS[2], KEYS[3], KEYS[4]
+local prefix, job_prefix, stamp_us = ARGV[2], ARGV[3], ARGV[4]
+local i = 5
+
+local function list_at(at, width)
+  local n = tonumber(ARGV[at]) * width
+  local out = {}
+  for t = 1, n do out[t] = ARGV[at + t] end
+  return out, at + n + 1
+end
+local function concat(first, from, count)
+  local out = {unpack(first)}
+  for t = 0, count - 1 do out[#first + 1 + t] = ARGV[from + t] end
+  return out
+end
+-- unpack() is bounded by Lua's C stack: variadic commands go in slices.
+local function in_slices(command, key, items)
+  for s = 1, #items, 1000 do
+    redis.call(command, key, unpack(items, s, math.min(s + 999, #items)))
+  end
+end
+
+local terminal, fired_common, template
+terminal, i = list_at(i, 1)
+fired_common, i = list_at(i, 2)
+template, i = list_at(i, 2)
+local is_terminal = {}
+for _, name in ipairs(terminal) do is_terminal[name] = true end
+
+local n_entries = tonumber(ARGV[i]); i = i + 1
+local conflicts, busy, repeats = {}, {}, {}
+local job_ids, due_add, due_rem, stack_runs = {}, {}, {}, {}
+for _ = 1, n_entries do
+  local schedule_id = ARGV[i + 0]
+  local version = ARGV[i + 1]
+  local expected_next_us = ARGV[i + 2]
+  local fired_through_us = ARGV[i + 3]
+  local next_us = ARGV[i + 4]
+  local due_ms = ARGV[i + 5]
+  local overlap_load_test = ARGV[i + 6]
+  local first_occurrence_us = ARGV[i + 7]
+  local n_runs = tonumber(ARGV[i + 8])
+  i = i + 9
+  local skey = prefix .. ':schedule:' .. schedule_id
+  local current = redis.call('HMGET', skey, 'version', 'next_us', 'committed_us')
+  local committed = tonumber(current[3] or '') or -1
+  local ok = current[1] == version and current[2] == expected_next_us
+  if not ok then
+    conflicts[#conflicts + 1] = schedule_id
+  elseif first_occurrence_us ~= '' and tonumber(first_occurrence_us) <= committed then
+    ok = false
+    repeats[#repeats + 1] = schedule_id
+  elseif overlap_load_test ~= '' then
+    local last = redis.call('GET', prefix .. ':load_test:' .. overlap_load_test .. ':last_run')
+    local status = last and redis.call('HGET', prefix .. ':run:' .. last, 'status')
+    if status and not is_terminal[status] then
+      ok = false
+      busy[#busy + 1] = schedule_id
+    end
+  end
+  for _ = 1, n_runs do
+    local run_id = ARGV[i + 0]
+    local stack = ARGV[i + 1]
+    local load_test_id = ARGV[i + 2]
+    local status = ARGV[i + 3]
+    local job_id = ARGV[i + 4]
+    local job_data = ARGV[i + 5]
+    local job_description = ARGV[i + 6]
+    local created_us = ARGV[i + 7]
+    local n_fields = tonumber(ARGV[i + 8])
+    i = i + 9
+    if created_us == '' then created_us = stamp_us end
+    if ok then
+      local common = status == 'skipped' and {} or fired_common
+      redis.call('HSET', prefix .. ':run:' .. run_id, unpack(concat(common, i, n_fields * 2)))
+      if status ~= 'skipped' then
+        redis.call('SET', prefix .. ':load_test:' .. load_test_id .. ':last_run', run_id)
+      end
+      local by_stack = stack_runs[stack] or {}
+      stack_runs[stack] = by_stack
+      by_stack[#by_stack + 1] = created_us
+      by_stack[#by_stack + 1] = run_id
+      redis.call('ZADD', prefix .. ':load_test:' .. load_test_id .. ':runs', created_us, run_id)
+      if job_id ~= '' then
+        local job = {unpack(template)}
+        job[#job + 1] = 'data'
+        job[#job + 1] = job_data
+        job[#job + 1] = 'description'
+        job[#job + 1] = job_description
+        redis.call('HSET', job_prefix .. job_id, unpack(job))
+        job_ids[#job_ids + 1] = job_id
+      end
+    end
+    i = i + n_fields * 2
+  end
+  if ok then
+    local settled = math.max(committed, tonumber(fired_through_us))
+    redis.call('HSET', skey, 'fired_through_us', fired_through_us, 'next_us', next_us,
+      'committed_us', string.format('%d', settled))
+    if due_ms ~= '' then
+      due_add[#due_add + 1] = due_ms
+      due_add[#due_add + 1] = schedule_id
+    else
+      due_rem[#due_rem + 1] = schedule_id
+    end
+  end
+end
+for stack, items in pairs(stack_runs) do
+  in_slices('ZADD', prefix .. ':stack:' .. stack .. ':runs', items)
+end
+in_slices('ZADD', due_key, due_add)
+in_slices('ZREM', due_key, due_rem)
+in_slices('RPUSH', queue_key, job_ids)
+if #job_ids > 0 then redis.call('SADD', queues_key, queue_key) end
+return {conflicts, busy, repeats}
