@@ -5,7 +5,7 @@
 #   docker build -t tickwork .
 #   docker run -e TICKWORK_REDIS_URL=redis://redis:6379/0 -e TICKWORK_TOKENS='[...]' -p 8080:8080 tickwork
 #   docker run ... tickwork scheduler --health-host 0.0.0.0 --health-port 8081
-#   docker run ... tickwork worker
+#   docker run ... tickwork worker --metrics-host 0.0.0.0 --metrics-port 8082
 #
 # Settings are TICKWORK_* environment variables (README "Settings"), or files named like the
 # variable under /run/secrets (Docker and Compose secrets land there).
@@ -53,15 +53,18 @@ ENV PATH=/opt/tickwork/bin:$PATH \
 USER 10001:10001
 WORKDIR /var/lib/tickwork
 
-# 8080: the API (tickwork api); 8081: a scheduler's /healthz, /readyz, /metrics.
-EXPOSE 8080 8081
+# 8080: the API (tickwork api); 8081: a scheduler's /healthz, /readyz, /metrics; 8082: a
+# worker's /metrics (--metrics-port). Each role listens on its own only.
+EXPOSE 8080 8081 8082
 
-# The default role is the API, so the image's own check is the API's /healthz (slim has no
-# curl; urlopen raises on a refused connection or a non-2xx answer, which exits non-zero).
-# Other roles override it: docker-compose.yml gives each service its own check; Kubernetes
-# ignores HEALTHCHECK and uses the probes in deploy/kubernetes/.
+# One check for every role: deploy/docker/healthcheck.py reads the role and its port flags
+# from the tickwork process's command line and asks that port (/healthz of the API and of a
+# scheduler, /metrics of a worker; a worker without --metrics-port has nothing to ask and
+# passes while its process runs). Standard library only: slim has no curl. Kubernetes ignores
+# HEALTHCHECK and uses the probes in deploy/kubernetes/.
+COPY deploy/docker/healthcheck.py /opt/tickwork/healthcheck.py
 HEALTHCHECK --interval=15s --timeout=5s --start-period=20s --retries=3 \
-  CMD ["python", "-c", "import sys, urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:8080/healthz', timeout=4).status != 200)"]
+  CMD ["python", "/opt/tickwork/healthcheck.py"]
 
 # Every role stops cleanly on SIGTERM (a scheduler hands its lease back at once).
 STOPSIGNAL SIGTERM

@@ -3,10 +3,15 @@
 Docker and Kubernetes cannot run here, so this checks what can be checked without them: every
 manifest parses; every command a container, service or unit starts is a real ``tickwork``
 command line (parsed by the CLI's own parser); every probe and health check asks a route the
-role serves, on the port that command line listens on; every ``TICKWORK_*`` variable set
-anywhere is a field of the settings model, and the values given validate; the Redis config
-loads in a real server with AOF on and eviction off; every metric the Grafana dashboard
-queries is one the code exports.
+role serves, on the port that command line listens on (the image's one role-aware check
+included); workers serve /metrics everywhere and every role that serves it is scraped; every
+``TICKWORK_*`` variable set anywhere is a field of the settings model, and the values given
+validate; the Redis config loads in a real server with AOF on and eviction off; the Grafana
+dashboard charts every metric the README lists, and only metrics the code exports.
+
+The validators' checks (Kubernetes and Compose schemas) are in test_deploy_schemas.py, the
+systemd guide followed in a scratch root in test_systemd_guide.py, and the health check script
+against real processes in test_image_healthcheck.py.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import fnmatch
+import importlib.util
 import io
 import json
 import os
@@ -21,13 +27,13 @@ import re
 import shlex
 import shutil
 import subprocess
-import sys
 import time
 import tomllib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -49,12 +55,17 @@ K8S = DEPLOY / "kubernetes"
 SYSTEMD = DEPLOY / "systemd"
 REDIS_CONF = DEPLOY / "redis.conf"
 DASHBOARD = DEPLOY / "grafana-dashboard.json"
+PROMETHEUS = DEPLOY / "prometheus.yml"
+HEALTHCHECK_SCRIPT = DEPLOY / "docker" / "healthcheck.py"
+README = ROOT / "README.md"
 ENV_FILE = "/etc/tickwork/tickwork.env"
 
 ROLES = ("api", "scheduler", "worker")
 # The health routes probes may use, and where each role that serves HTTP defines its routes.
 PROBE_ROUTES = ("/healthz", "/readyz")
 ROUTE_SOURCES = {"api": SRC / "api", "standalone": SRC / "api", "scheduler": SRC / "scheduler"}
+# A worker serves /metrics alone, through prometheus_client's server (which answers any path).
+WORKER_METRICS_SOURCE = SRC / "worker" / "daemon.py"
 WILDCARD_HOSTS = ("0.0.0.0", "::")  # containers must listen beyond loopback
 
 
@@ -88,15 +99,25 @@ def parse_command(argv: list[str], where: str) -> argparse.Namespace:
 class Listener:
     host: str
     port: int
+    routes: tuple[str, ...] = ("/healthz", "/readyz", "/metrics")
+
+    @property
+    def health(self) -> str:
+        """The route a health check asks: /healthz where there is one, else /metrics."""
+        return "/healthz" if "/healthz" in self.routes else "/metrics"
 
 
 def http_listener(argv: list[str], where: str) -> Listener | None:
-    """Where the process started by ``argv`` serves /healthz, /readyz and /metrics, if at all."""
+    """Where the process started by ``argv`` serves HTTP (/healthz, /readyz and /metrics; a
+    worker /metrics only), if at all."""
     args = parse_command(argv, where)
     if argv[0] in ("api", "standalone"):
         return Listener(args.host, args.port)
     if argv[0] == "scheduler":
         return Listener(args.health_host, args.health_port) if args.health_port else None
+    if argv[0] == "worker":
+        port = args.metrics_port
+        return Listener(args.metrics_host, port, ("/metrics",)) if port else None
     return None
 
 
@@ -107,12 +128,40 @@ def source_text(path: Path) -> str:
 
 
 def assert_route_served(role: str, path: str, where: str) -> None:
+    if role == "worker":
+        assert path == "/metrics", f"{where}: asks a worker for {path!r}; it serves /metrics"
+        assert "start_http_server" in source_text(WORKER_METRICS_SOURCE), (
+            f"{where}: {WORKER_METRICS_SOURCE.relative_to(ROOT)} no longer serves /metrics"
+        )
+        return
     assert path in PROBE_ROUTES, f"{where}: probes {path!r}, not one of {PROBE_ROUTES}"
     source = ROUTE_SOURCES.get(role)
     assert source is not None, f"{where}: `tickwork {role}` serves no HTTP routes"
     assert re.search(rf"[\"']{re.escape(path)}[\"']", source_text(source)), (
         f"{where}: no route {path!r} in {source.relative_to(ROOT)} (what `tickwork {role}` serves)"
     )
+
+
+@cache
+def healthcheck_script() -> ModuleType:
+    """deploy/docker/healthcheck.py, the image's HEALTHCHECK, loaded as a module."""
+    spec = importlib.util.spec_from_file_location("tickwork_image_healthcheck", HEALTHCHECK_SCRIPT)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def image_check_asks(command: list[str]) -> tuple[str, int, str] | None:
+    """(host, port, path) the image's HEALTHCHECK asks of a container running ``command``."""
+    target = healthcheck_script().endpoint(command)
+    return None if target is None else (str(target.host), int(target.port), str(target.path))
+
+
+def loopback(host: str) -> str:
+    """The address a check inside the container uses to reach a process listening on host."""
+    return {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
 
 
 def url_in(text: str) -> tuple[int, str]:
@@ -254,22 +303,44 @@ def test_image_entrypoint_is_tickwork_and_its_default_command_exists() -> None:
     parse_command(exec_form("CMD"), "Dockerfile CMD")
 
 
-def test_image_healthcheck_asks_the_default_command_where_it_listens() -> None:
-    command = exec_form("CMD")
-    listener = http_listener(command, "Dockerfile CMD")
-    assert listener is not None, f"`tickwork {shlex.join(command)}` serves no health endpoint"
-    assert listener.host in WILDCARD_HOSTS, f"CMD listens on {listener.host}: unreachable"
+def test_image_healthcheck_runs_the_role_aware_script_the_image_copies() -> None:
     checks = dockerfile_args("HEALTHCHECK")
     assert checks, "the Dockerfile has no HEALTHCHECK"
-    check = checks[-1].partition(" CMD ")[2]
-    assert "curl" not in check, "slim images have no curl"
-    assert "wget" not in check, "slim images have no wget"
-    port, path = url_in(check)
-    assert port == listener.port, f"HEALTHCHECK asks port {port}; CMD listens on {listener.port}"
-    assert path == "/healthz"
-    assert_route_served(command[0], path, "Dockerfile HEALTHCHECK")
-    exposed = {int(p.split("/")[0]) for rest in dockerfile_args("EXPOSE") for p in rest.split()}
-    assert listener.port in exposed, f"port {listener.port} is not EXPOSEd ({exposed})"
+    options, _, command = checks[-1].partition(" CMD ")
+    assert "curl" not in command, "slim images have no curl"
+    assert "wget" not in command, "slim images have no wget"
+    argv = json.loads(command)
+    assert isinstance(argv, list), "HEALTHCHECK CMD must use the exec (JSON array) form"
+    assert argv[0] == "python", f"HEALTHCHECK runs {argv[0]!r}, not the image's python"
+    (script,) = argv[1:]
+    copies = {
+        rest.split()[-1]: rest.split()[0]
+        for key, rest in final_stage()
+        if key == "COPY" and "--from=" not in rest
+    }
+    assert copies.get(script) == str(HEALTHCHECK_SCRIPT.relative_to(ROOT)), (
+        f"HEALTHCHECK runs {script}, which the final stage does not COPY from "
+        f"{HEALTHCHECK_SCRIPT.relative_to(ROOT)} (it copies {copies})"
+    )
+    timeout = re.search(r"--timeout=(\d+)s\b", options)
+    assert timeout, f"HEALTHCHECK sets no --timeout in seconds: {options}"
+    # The script gives up first, so Docker records why the check failed, not just a timeout.
+    assert int(timeout.group(1)) > healthcheck_script().TIMEOUT_S
+
+
+def exposed_ports() -> set[int]:
+    return {int(p.split("/")[0]) for rest in dockerfile_args("EXPOSE") for p in rest.split()}
+
+
+def dockerfile_run_examples() -> list[list[str]]:
+    """The ``docker run ... tickwork [ARGS]`` lines in the Dockerfile's comments, as the
+    command the container runs (none given: the image's CMD)."""
+    examples = []
+    for line in DOCKERFILE.read_text().splitlines():
+        match = re.match(r"#\s+docker run .*\stickwork(?:\s+(.*))?$", line)
+        if match:
+            examples.append(shlex.split(match.group(1) or "") or exec_form("CMD"))
+    return examples
 
 
 def test_image_environment_sets_only_known_settings(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -388,19 +459,41 @@ def test_compose_service_runs_a_real_command_and_checks_its_health(name: str) ->
     listener = http_listener(command, where)
     assert service["depends_on"]["redis"]["condition"] == "service_healthy"
     check = service.get("healthcheck") or {}
-    if listener is None:
-        # The image's HEALTHCHECK asks the API's port: a role without it must replace it
-        # with a check that needs no HTTP, or turn it off.
-        replaced = "test" in check and "http" not in str(check["test"])
-        assert check.get("disable") is True or replaced, (
-            f"{where}: `tickwork {shlex.join(command)}` serves no HTTP, so the image's "
-            "HEALTHCHECK would fail: disable or replace it"
-        )
-        return
+    assert not check.get("disable"), f"{where}: turns the image's health check off"
+    assert listener is not None, (
+        f"{where}: `tickwork {shlex.join(command)}` serves no HTTP, so no check can tell it is up"
+    )
     assert listener.host in WILDCARD_HOSTS, f"{where}: listens on {listener.host} only"
-    port, path = url_in(" ".join(check["test"]))
-    assert port == listener.port, f"{where}: checks port {port}, listens on {listener.port}"
-    assert_route_served(command[0], path, where)
+    if "test" in check:  # an override of the image's check must still ask where it listens
+        port, path = url_in(" ".join(check["test"]))
+        assert port == listener.port, f"{where}: checks port {port}, listens on {listener.port}"
+        assert_route_served(command[0], path, where)
+
+
+def test_compose_prometheus_scrapes_every_tickwork_service_where_it_serves_metrics() -> None:
+    services = compose()["services"]
+    (prometheus,) = [s for s in services.values() if "prometheus" in str(s.get("image", ""))]
+    mounts = dict(v.split(":")[:2] for v in prometheus["volumes"])
+    assert (COMPOSE.parent / "prometheus.yml").resolve() == PROMETHEUS
+    assert mounts.get("./prometheus.yml") == "/etc/prometheus/prometheus.yml", mounts
+    config = yaml.safe_load(PROMETHEUS.read_text())
+    scraped: dict[str, set[int]] = {}
+    for job in config["scrape_configs"]:
+        assert job.get("metrics_path", "/metrics") == "/metrics", job["job_name"]
+        for sd in job.get("dns_sd_configs", []):
+            assert sd["type"] == "A", f"{job['job_name']}: Compose DNS answers A records"
+            for name in sd["names"]:
+                scraped.setdefault(name, set()).add(sd["port"])
+    for name in compose_tickwork_services():
+        command = services[name]["command"]
+        listener = http_listener(command, f"docker-compose.yml service {name}")
+        assert listener is not None, f"{name}: serves no HTTP"
+        assert "/metrics" in listener.routes, f"{name}: serves no /metrics"
+        assert scraped.get(name) == {listener.port}, (
+            f"deploy/prometheus.yml scrapes {name} on {scraped.get(name)}; "
+            f"`tickwork {shlex.join(command)}` serves /metrics on {listener.port}"
+        )
+    assert set(scraped) <= set(services), f"scrapes services Compose does not run: {scraped}"
 
 
 def test_compose_settings_are_known_and_load(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -498,9 +591,11 @@ def test_kubernetes_deployment_runs_a_real_command_with_probes_on_its_port(name:
     args = [str(a) for a in container["args"]]
     listener = http_listener(args, where)
     probes = {k: container.get(k) for k in ("livenessProbe", "readinessProbe", "startupProbe")}
-    if listener is None:
+    if listener is None or "/healthz" not in listener.routes:
+        # A worker serves /metrics only: a liveness probe there would kill the load test in
+        # progress on one slow answer, and says nothing about the run loop.
         assert not any(p and "httpGet" in p for p in probes.values()), (
-            f"{where}: `tickwork {shlex.join(args)}` serves no HTTP, yet has HTTP probes"
+            f"{where}: `tickwork {shlex.join(args)}` serves no health route, yet has HTTP probes"
         )
         return
     assert listener.host in WILDCARD_HOSTS, f"{where}: listens on {listener.host}; kubelet can't"
@@ -586,6 +681,25 @@ def test_kubernetes_settings_are_known_load_and_keep_tokens_secret(
     assert_settings(config["data"] | secret_values, "kubernetes ConfigMap + Secret", monkeypatch)
 
 
+@pytest.mark.parametrize("name", k8s_deployments())
+def test_kubernetes_pods_are_scraped_where_they_serve_metrics(name: str) -> None:
+    deploy = deployment(name)
+    (container,) = deploy["spec"]["template"]["spec"]["containers"]
+    where = f"kubernetes {deploy['_file']} {name}"
+    listener = http_listener([str(a) for a in container["args"]], where)
+    assert listener is not None, f"{where}: serves no HTTP"
+    assert "/metrics" in listener.routes, f"{where}: serves no /metrics"
+    assert listener.host in WILDCARD_HOSTS, f"{where}: metrics on {listener.host}: unscrapable"
+    annotations = deploy["spec"]["template"]["metadata"].get("annotations", {})
+    assert annotations.get("prometheus.io/scrape") == "true", f"{where}: not scraped"
+    assert annotations.get("prometheus.io/port") == str(listener.port), (
+        f"{where}: scraped on {annotations.get('prometheus.io/port')}, serves on {listener.port}"
+    )
+    assert annotations.get("prometheus.io/path") == "/metrics"
+    ports = {p["containerPort"] for p in container.get("ports", [])}
+    assert listener.port in ports, f"{where}: port {listener.port} is not declared"
+
+
 # --- systemd --------------------------------------------------------------------------------
 
 
@@ -663,31 +777,68 @@ def test_systemd_environment_file_sets_known_settings_that_load(
     assert_settings(env, "deploy/systemd/tickwork.env", monkeypatch)
 
 
-def test_systemd_analyze_verifies_the_units(tmp_path: Path) -> None:
-    analyze = shutil.which("systemd-analyze")
-    tickwork = Path(sys.executable).parent / "tickwork"
-    if analyze is None or not tickwork.exists():
-        pytest.skip("systemd-analyze (or an installed tickwork script) is not available here")
-    # Verify copies whose ExecStart names this environment's tickwork: verify checks that the
-    # program exists, and /opt/tickwork is where an operator installs it, not where tests run.
-    names = []
-    for path in SYSTEMD.iterdir():
-        if path.suffix in (".service", ".target"):
-            text = re.sub(r"(ExecStart=)\S+/tickwork\b", rf"\g<1>{tickwork}", path.read_text())
-            (tmp_path / path.name).write_text(text)
-            names.append(path.name.replace("@.", "@1." if "worker" in path.name else "@8081."))
-    verified = subprocess.run(
-        [analyze, "verify", "--man=no", *(str(tmp_path / n) for n in sorted(names))],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+@pytest.mark.parametrize("unit", [*systemd_units(), "tickwork.target"])
+def test_systemd_unit_enabled_starts_at_boot(unit: str) -> None:
+    """Enabling a unit links it into the targets its [Install] names: multi-user.target is
+    the one a normal boot reaches. (test_systemd_guide.py enables them in a scratch root.)"""
+    install = read_unit(SYSTEMD / unit).get("Install", {})
+    wanted_by = {target for line in install.get("WantedBy", []) for target in line.split()}
+    assert "multi-user.target" in wanted_by, (
+        f"{unit}: WantedBy={' '.join(sorted(wanted_by))}: enabled, it would not start at boot"
     )
-    complaints = [
-        line for line in (verified.stdout + verified.stderr).splitlines() if "tickwork" in line
-    ]
-    assert not complaints, "\n".join(complaints)
-    assert verified.returncode == 0, verified.stderr
+
+
+# --- across deployments: the image's health check, workers' metrics ---------------------------
+
+
+def container_commands() -> list[tuple[str, list[str]]]:
+    """(where, command) for every command a container of the image runs: the Dockerfile's
+    CMD and its ``docker run`` examples, the Compose services', the Kubernetes containers'."""
+    commands = [("Dockerfile CMD", exec_form("CMD"))]
+    commands += [(f"Dockerfile example {i}", c) for i, c in enumerate(dockerfile_run_examples())]
+    services = compose()["services"]
+    commands += [(f"compose {n}", services[n]["command"]) for n in compose_tickwork_services()]
+    for name in k8s_deployments():
+        (container,) = deployment(name)["spec"]["template"]["spec"]["containers"]
+        commands.append((f"kubernetes {name}", [str(a) for a in container["args"]]))
+    return commands
+
+
+@pytest.mark.parametrize(
+    "command", [c for _, c in container_commands()], ids=[w for w, _ in container_commands()]
+)
+def test_image_healthcheck_asks_each_role_where_its_command_listens(command: list[str]) -> None:
+    where = f"`tickwork {shlex.join(command)}`"
+    listener = http_listener(command, where)
+    asks = image_check_asks(command)
+    if listener is None:
+        assert asks is None, f"{where} serves no HTTP, yet the image's check asks {asks}"
+        return
+    assert listener.host in WILDCARD_HOSTS, f"{where} listens on {listener.host}: unreachable"
+    expected = (loopback(listener.host), listener.port, listener.health)
+    assert asks == expected, f"{where}: the image's HEALTHCHECK asks {asks}, not {expected}"
+    assert_route_served(command[0], listener.health, where)
+    assert listener.port in exposed_ports(), f"{where}: port {listener.port} is not EXPOSEd"
+
+
+def worker_commands() -> list[tuple[str, list[str]]]:
+    workers = [(w, c) for w, c in container_commands() if c[0] == "worker"]
+    for unit in systemd_units():
+        argv = exec_start(unit)
+        if argv[1] == "worker":
+            workers.append((f"systemd {unit}", argv[1:]))
+    return workers
+
+
+def test_workers_serve_metrics_in_compose_kubernetes_and_systemd() -> None:
+    workers = worker_commands()
+    places = {where.split()[0] for where, _ in workers}
+    assert {"compose", "kubernetes", "systemd"} <= places, f"workers only in {places}"
+    for where, command in workers:
+        listener = http_listener(command, where)
+        assert listener is not None, f"{where}: `tickwork {shlex.join(command)}` has no metrics"
+        if not where.startswith("systemd"):  # a container's metrics must reach Prometheus
+            assert listener.host in WILDCARD_HOSTS, f"{where}: metrics on {listener.host} only"
 
 
 # --- redis.conf -----------------------------------------------------------------------------
@@ -798,6 +949,13 @@ def test_dashboard_parses_into_panels_with_queries() -> None:
     variables = {v["name"] for v in board["templating"]["list"]}
     ids = [p["id"] for p in dashboard_panels()]
     assert len(ids) == len(set(ids)), "panel ids repeat"
+    cells: dict[tuple[int, int], str] = {}
+    for panel in dashboard_panels():
+        grid = panel["gridPos"]
+        for x in range(grid["x"], grid["x"] + grid["w"]):
+            for y in range(grid["y"], grid["y"] + grid["h"]):
+                other = cells.setdefault((x, y), panel["title"])
+                assert other == panel["title"], f"{panel['title']} overlaps {other}"
     for panel in dashboard_panels():
         if panel["type"] == "row":
             continue
@@ -823,3 +981,51 @@ def test_dashboard_queries_only_metrics_the_code_exports() -> None:
                 if not bases & exported:
                     missing.add(f"{name} ({panel['title']})")
     assert not missing, f"the dashboard queries metrics no code exports: {sorted(missing)}"
+
+
+def dashboard_queries() -> list[tuple[str, str]]:
+    return [(p["title"], t["expr"]) for p in dashboard_panels() for t in p.get("targets", [])]
+
+
+def readme_metrics() -> dict[str, str]:
+    """metric -> process, from the README's Metrics table."""
+    metrics = {}
+    for line in README.read_text().splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if len(cells) >= 2 and cells[0].startswith("`tickwork_"):
+            for name in re.findall(r"`(tickwork_[a-z0-9_]+)", cells[0]):
+                metrics[name] = cells[1]
+    return metrics
+
+
+def test_dashboard_charts_every_metric_the_readme_lists() -> None:
+    documented = readme_metrics()
+    assert {"api", "scheduler", "worker"} <= set(documented.values()), documented
+    queried = " ".join(expr for _, expr in dashboard_queries())
+    uncharted = [
+        f"{name} ({process})"
+        for name, process in documented.items()
+        if not re.search(rf"\b{name}(_bucket|_sum|_count)?\b", queried)
+    ]
+    assert not uncharted, f"the README lists metrics no dashboard panel charts: {uncharted}"
+
+
+@pytest.mark.parametrize(
+    ("metric", "shape"),
+    [
+        ("tickwork_runs_total", r"sum by \(status, result\) \(increase\(tickwork_runs_total\["),
+        ("tickwork_run_queue_delay_seconds", r"histogram_quantile\(0\.95, sum by \(le\) \("),
+        ("tickwork_run_duration_seconds", r"histogram_quantile\(0\.95, sum by \(le\) \("),
+        ("tickwork_fires_ahead", r"\btickwork_fires_ahead\b"),
+    ],
+)
+def test_dashboard_charts_workers_and_fires_ahead_over_time(metric: str, shape: str) -> None:
+    """Runs by status and result, queue delay and run duration quantiles, fires planned
+    ahead: each in a time series panel."""
+    panels = [
+        p
+        for p in dashboard_panels()
+        if p["type"] == "timeseries"
+        and any(metric in t["expr"] and re.search(shape, t["expr"]) for t in p["targets"])
+    ]
+    assert panels, f"no time series panel charts {metric} as {shape!r}"
