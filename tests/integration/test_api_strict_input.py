@@ -12,7 +12,15 @@ from fastapi.routing import iter_route_contexts
 
 from tickwork.store import Store
 
-from .api_support import ALICE, Api, snapshot
+from .api_support import ALICE, MAX_BODY, Api, snapshot
+
+REPORT_ATTRS = {
+    "hosts": ["www.example.com"],
+    "name": "weekly",
+    "schedule": "weekly",
+    "send_to": ["ops@example.com"],
+    "send_via": "email",
+}
 
 
 def _refused(response: Any, *targets: str, code: str | None = None) -> dict[str, Any]:
@@ -138,6 +146,21 @@ def test_a_time_zone_that_is_not_an_iana_name_is_400_and_changes_nothing(
     assert snapshot(store) == before
 
 
+@pytest.mark.parametrize("time_zone", ["localtime", "posixrules", "Factory"])
+def test_a_report_time_zone_that_is_not_an_iana_name_is_400_and_changes_nothing(
+    api: Api, store: Store, time_zone: str
+) -> None:
+    before = snapshot(store)
+
+    response = api.post(
+        "/api/v1/reports/schedules", json={"attrs": REPORT_ATTRS | {"timezone": time_zone}}
+    )
+
+    _refused(response, "attrs.timezone", code="time_zone_unknown")
+    assert response.json()["message"] == "Error creating new schedule"
+    assert snapshot(store) == before
+
+
 # --- schedules: unknown properties ------------------------------------------------------------
 
 
@@ -171,7 +194,7 @@ def test_an_unknown_schedule_property_is_400_naming_it_and_changes_nothing(
     api.schedule(load_test)
     before = snapshot(store)
 
-    error = _refused(_set(api, load_test, body), target, code="unknown_property")
+    error = _refused(_set(api, load_test, body), target, code="unknown_field")
 
     assert target.rsplit(".", 1)[-1] in error["details"][0]["message"]
     assert snapshot(store) == before
@@ -352,3 +375,239 @@ def test_a_405_lists_every_method_the_path_serves(
     assert response.status_code == 405
     assert response.headers["allow"] == allow
     assert response.json()["error"]["code"] == "method_not_allowed"
+
+
+# --- unknown properties in every dialect ------------------------------------------------------
+
+
+def _form(fields: dict[str, str]) -> bytes:
+    parts = [
+        f'--b\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'
+        for name, value in fields.items()
+    ]
+    return ("".join(parts) + "--b--\r\n").encode()
+
+
+@pytest.fixture
+def scene(api: Api) -> dict[str, str]:
+    """Path parameters of existing resources in every dialect."""
+    project = api.project()
+    load_test = api.load_test(project)
+    template = api.post("/kragle/schedules", json={"config": {"period": 60}}).json()["id"]
+    report = api.post("/api/v1/reports/schedules", json={"attrs": REPORT_ATTRS}).json()
+    return {
+        "project": str(project),
+        "load_test": str(load_test),
+        "template": str(template),
+        "report": report["data"]["schedule"]["id"],
+    }
+
+
+UNKNOWN_FIELDS = [
+    ("POST", "/cloud/v6/projects", {"name": "p", "nmae": "p"}, "nmae"),
+    (
+        "POST",
+        "/cloud/v6/projects/{project}/load_tests",
+        {"name": "t", "script": "x", "runer": {"type": "k6"}},
+        "runer",
+    ),
+    ("POST", "/kragle/schedules", {"config": {"period": 60}, "onec": True}, "onec"),
+    ("PUT", "/kragle/schedules/", {"id": "{template}", "naem": "x"}, "naem"),
+    (
+        "POST",
+        "/kragle/jobs",
+        {"schedule_id": "{template}", "load_test_id": "{load_test}", "loadtest_id": 1},
+        "loadtest_id",
+    ),
+    ("POST", "/api/v1/reports/schedules", {"attrs": REPORT_ATTRS, "attr": {}}, "attr"),
+    (
+        "POST",
+        "/api/v1/reports/schedules",
+        {"attrs": REPORT_ATTRS | {"send_too": ["x@example.com"]}},
+        "attrs.send_too",
+    ),
+    ("PUT", "/api/v1/reports/schedules/{report}", {"attrs": {"name": "x"}, "x": 1}, "x"),
+    (
+        "DELETE",
+        "/api/v1/reports/registries",
+        {"schedules_ids": ["{report}"], "all": True},
+        "all",
+    ),
+]
+
+
+def _filled(value: Any, scene: dict[str, str]) -> Any:
+    """``value`` with "{name}" strings replaced by the scene's ids (integers where they are)."""
+    if isinstance(value, dict):
+        return {key: _filled(item, scene) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_filled(item, scene) for item in value]
+    if isinstance(value, str) and value.startswith("{") and value.endswith("}"):
+        found = scene[value[1:-1]]
+        return int(found) if found.isdigit() else found
+    return value
+
+
+@pytest.mark.parametrize(("method", "path", "body", "target"), UNKNOWN_FIELDS)
+def test_an_unknown_field_is_400_naming_it_in_every_dialect_and_changes_nothing(
+    api: Api,
+    store: Store,
+    scene: dict[str, str],
+    method: str,
+    path: str,
+    body: dict[str, Any],
+    target: str,
+) -> None:
+    before = snapshot(store)
+
+    response = api.request(method, path.format(**scene), json=_filled(body, scene))
+
+    _refused(response, target, code="unknown_field")
+    assert snapshot(store) == before
+
+
+@pytest.mark.parametrize("content_type", ["multipart/form-data; boundary=b", "urlencoded"])
+def test_an_unknown_load_test_form_field_is_400_naming_it_and_changes_nothing(
+    api: Api, store: Store, content_type: str
+) -> None:
+    project = api.project()
+    before = snapshot(store)
+    fields = {"name": "t", "script": "x", "k6version": "1"}
+    if content_type == "urlencoded":
+        content = b"name=t&script=x&k6version=1"
+        content_type = "application/x-www-form-urlencoded"
+    else:
+        content = _form(fields)
+
+    response = api.post(
+        f"/cloud/v6/projects/{project}/load_tests",
+        content=content,
+        headers={"Content-Type": content_type},
+    )
+
+    _refused(response, "k6version", code="unknown_field")
+    assert snapshot(store) == before
+
+
+def test_resources_read_from_the_api_can_be_sent_back_to_create_another(api: Api) -> None:
+    project = api.get(f"/cloud/v6/projects/{api.project('first')}").json()
+    load_test = api.get(f"/cloud/v6/load_tests/{api.load_test(project['id'])}").json()
+    template = api.post("/kragle/schedules", json={"config": {"period": 60}, "name": "t"}).json()
+    read_template = api.get(f"/kragle/schedules/byid/{template['id']}").json()
+    job = api.post(
+        "/kragle/jobs", json={"schedule_id": template["id"], "load_test_id": load_test["id"]}
+    ).json()
+    assert api.delete(f"/kragle/jobs/byid/{job['id']}").status_code == 204
+
+    copies = [
+        api.post("/cloud/v6/projects", json=project | {"name": "second"}),
+        api.post(
+            f"/cloud/v6/projects/{project['id']}/load_tests",
+            json=load_test | {"name": "second", "script": "x"},
+        ),
+        api.post("/kragle/schedules", json=read_template),
+        api.post("/kragle/jobs", json=job),
+    ]
+
+    assert [c.status_code for c in copies] == [201, 201, 200, 200], [c.text for c in copies]
+    assert copies[0].json()["id"] != project["id"]
+    assert copies[2].json()["id"] != template["id"]
+
+
+# --- integers a client holds in 64 bits -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "target"),
+    [
+        ("POST", "/kragle/jobs", {"schedule_id": 2**64, "load_test_id": 1}, "schedule_id"),
+        ("POST", "/kragle/jobs", {"schedule_id": 1, "load_test_id": 0}, "load_test_id"),
+        ("PUT", "/kragle/schedules/", {"id": -(2**70), "name": "x"}, "id"),
+        ("PATCH", "/cloud/v6/load_tests/{load_test}", {"k6_version": 2**63}, "k6_version"),
+        (
+            "POST",
+            "/cloud/v6/projects/{project}/load_tests",
+            {"name": "t", "k6_version": -(2**63) - 1},
+            "k6_version",
+        ),
+    ],
+)
+def test_an_integer_beyond_64_bits_in_a_body_is_400_and_changes_nothing(
+    api: Api,
+    store: Store,
+    scene: dict[str, str],
+    method: str,
+    path: str,
+    body: dict[str, Any],
+    target: str,
+) -> None:
+    before = snapshot(store)
+
+    response = api.request(method, path.format(**scene), json=body)
+
+    _refused(response, target)
+    assert snapshot(store) == before
+
+
+@pytest.mark.parametrize("written", [" 5", "5_0", "+5", "\u0665", "99999999999999999999", "5.0"])
+def test_a_form_k6_version_not_written_as_an_integer_is_400(api: Api, written: str) -> None:
+    project = api.project()
+
+    response = api.post(
+        f"/cloud/v6/projects/{project}/load_tests",
+        content=_form({"name": "t", "k6_version": written}),
+        headers={"Content-Type": "multipart/form-data; boundary=b"},
+    )
+
+    _refused(response, "k6_version", code="invalid_type")
+
+
+# --- the report API's envelope for errors answered before its routes ---------------------------
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "message"),
+    [
+        ("POST", "/api/v1/reports/schedules", "Error creating new schedule"),
+        ("PUT", "/api/v1/reports/schedules/{report}", "Error updating schedule"),
+        ("DELETE", "/api/v1/reports/registries", "Error deleting report schedules"),
+    ],
+)
+def test_an_oversized_report_body_is_413_in_the_report_envelope(
+    api: Api, store: Store, scene: dict[str, str], method: str, path: str, message: str
+) -> None:
+    before = snapshot(store)
+
+    response = api.request(
+        method,
+        path.format(**scene),
+        content=b" " * (MAX_BODY + 1),
+        headers={"Content-Type": "application/json"},
+    )
+
+    assert response.status_code == 413
+    body = response.json()
+    assert (body["message"], body["status"]) == (message, "error")
+    assert body["error"]["code"] == "payload_too_large"
+    assert snapshot(store) == before
+
+
+def test_an_oversized_k6_body_keeps_the_k6_shape(api: Api) -> None:
+    response = api.post(
+        "/cloud/v6/projects",
+        content=b" " * (MAX_BODY + 1),
+        headers={"Content-Type": "application/json"},
+    )
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "payload_too_large"
+    assert "status" not in response.json()
+
+
+def test_a_method_a_report_path_does_not_serve_is_405_in_the_report_envelope(api: Api) -> None:
+    response = api.request("PATCH", "/api/v1/reports/schedules")
+
+    assert response.status_code == 405
+    assert response.headers["allow"] == "GET, POST"
+    body = response.json()
+    assert (body["message"], body["status"]) == ("Method not allowed", "error")
+    assert body["error"]["code"] == "method_not_allowed"

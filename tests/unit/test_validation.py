@@ -556,18 +556,18 @@ def test_host_files_and_factory_are_not_time_zones(time_zone: str) -> None:
 @pytest.mark.parametrize(
     ("body", "expected"),
     [
-        (_body(recurrence_rul={"frequency": "DAILY"}), [("unknown_property", "recurrence_rul")]),
+        (_body(recurrence_rul={"frequency": "DAILY"}), [("unknown_field", "recurrence_rul")]),
         (
             _body(recurrence_rule={"frequency": "DAILY", "intervals": 2}),
-            [("unknown_property", "recurrence_rule.intervals")],
+            [("unknown_field", "recurrence_rule.intervals")],
         ),
         (
             _body(cron={"schedule": "0 0 * * *", "time_zone": "UTC", "timezone": "UTC"}),
-            [("unknown_property", "cron.timezone")],
+            [("unknown_field", "cron.timezone")],
         ),
     ],
 )
-def test_an_unknown_property_is_refused_by_name(
+def test_an_unknown_field_is_refused_by_name(
     body: str, expected: list[tuple[str, str | None]]
 ) -> None:
     assert _k6_problems(body) == expected

@@ -95,6 +95,7 @@ def create_app(
         app.include_router(module.router)
     app.include_router(kragle.router, prefix=kragle_prefix.rstrip("/"))
     # Last added runs first: metrics see every response, the 413s of the limit included.
-    app.add_middleware(BodyLimit, max_body_bytes=max_body_bytes)
+    app.state.reshape_error = reports.enveloped
+    app.add_middleware(BodyLimit, max_body_bytes=max_body_bytes, reshape=reports.enveloped)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app

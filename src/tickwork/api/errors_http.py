@@ -168,9 +168,15 @@ async def on_http_exception(request: Request, exc: Exception) -> JSONResponse:
             status, phrase
         )
     headers = dict(exc.headers or {})
-    if status == 405:
-        headers["Allow"] = ", ".join(allowed_methods(request)) or headers.get("Allow", "")
-    return error_response(status, code, message, headers=headers)
+    if status != 405:
+        return error_response(status, code, message, headers=headers)
+    headers["Allow"] = ", ".join(allowed_methods(request)) or headers.get("Allow", "")
+    # No route ran: the path's dialect shapes the body (the report API's envelope).
+    reshape = getattr(request.app.state, "reshape_error", None)
+    body = error_body(code, message)
+    if reshape is not None:
+        body = reshape(request.method, request.url.path, status, body)
+    return JSONResponse(body, status, headers=headers)
 
 
 async def on_client_disconnect(_: Request, exc: Exception) -> JSONResponse:

@@ -9,17 +9,27 @@ PayloadTooLarge, which the app's error handlers turn into the same 413.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tickwork.api.errors_http import PayloadTooLarge
 from tickwork.dialects.k6 import error_body
 
+Reshape = Callable[[str, str, int, dict[str, Any]], dict[str, Any]]
+"""(method, path, status, k6 error body) -> the body in the path's dialect."""
+
+
+def _as_is(method: str, path: str, status: int, body: dict[str, Any]) -> dict[str, Any]:
+    return body
+
 
 class BodyLimit:
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int, reshape: Reshape = _as_is) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.reshape = reshape
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -27,7 +37,7 @@ class BodyLimit:
             return
         declared = _content_length(scope)
         if declared is not None and declared > self.max_body_bytes:
-            await self._refuse(send)
+            await self._refuse(scope, send)
             return
         received = 0
         limit = self.max_body_bytes
@@ -43,12 +53,11 @@ class BodyLimit:
 
         await self.app(scope, counted, send)
 
-    async def _refuse(self, send: Send) -> None:
-        body = json.dumps(
-            error_body(
-                PayloadTooLarge.code, f"The request body is over {self.max_body_bytes} bytes."
-            )
-        ).encode()
+    async def _refuse(self, scope: Scope, send: Send) -> None:
+        k6_body = error_body(
+            PayloadTooLarge.code, f"The request body is over {self.max_body_bytes} bytes."
+        )
+        body = json.dumps(self.reshape(scope["method"], scope["path"], 413, k6_body)).encode()
         await send(
             {
                 "type": "http.response.start",

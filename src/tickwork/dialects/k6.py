@@ -109,7 +109,7 @@ class ErrorResponseApiModel(BaseModel):
 
 _PYDANTIC_CODES = {
     "missing": "required",
-    "extra_forbidden": "unknown_property",
+    "extra_forbidden": "unknown_field",
     "too_long": "too_long",
     "too_short": "too_short",
     "greater_than_equal": "too_small",
@@ -129,7 +129,7 @@ def problems_from_pydantic(exc: PydanticValidationError, prefix: str = "") -> li
         target = ".".join([prefix, *path] if prefix else path) or None
         code = _PYDANTIC_CODES.get(error["type"], "invalid_type")
         message = str(error["msg"])
-        if code == "unknown_property":
+        if code == "unknown_field":
             message = f"{path[-1]!r} is not a property of this object."
         found.append(Problem(code, target, message))
     return found

@@ -8,6 +8,7 @@ the worker how to run it; k6 clients neither send nor read it.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -17,6 +18,7 @@ from pydantic.json_schema import SkipJsonSchema
 
 from tickwork.core.runner_specs import parse_runner_spec
 from tickwork.dialects.k6 import DateTime, problems_from_pydantic
+from tickwork.dialects.strict import StrictWire
 from tickwork.errors import Problem, ValidationError
 
 ProjectName = Annotated[str, Field(min_length=1, max_length=255, description="Project name.")]
@@ -28,14 +30,14 @@ LoadTestName = Annotated[
 
 M = TypeVar("M", bound=BaseModel)
 
-
-class _Wire(BaseModel):
-    # JSON types as written: "2" is not an integer and 1 is not a string.
-    model_config = ConfigDict(strict=True, extra="ignore")
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+Int64 = Annotated[int, Field(ge=INT64_MIN, le=INT64_MAX)]
+"""An integer the spec's clients hold in 64 bits (Go's int64)."""
+Id = Annotated[int, Field(ge=1, le=INT64_MAX, json_schema_extra={"format": "int64"})]
 
 
 class _Closed(BaseModel):
-    # The spec's Patch* models say additionalProperties: false.
+    # The spec's Patch* models say additionalProperties: false, and read-only fields too.
     model_config = ConfigDict(strict=True, extra="forbid")
 
 
@@ -57,7 +59,15 @@ class _Page(BaseModel):
 # Projects
 
 
-class CreateProjectApiModel(_Wire):
+PROJECT_READ_ONLY = frozenset(
+    {"id", "is_default", "grafana_folder_uid", "created", "updated", "labels"}
+)
+"""What ProjectApiModel answers beyond what a create sets."""
+
+
+class CreateProjectApiModel(StrictWire):
+    READ_ONLY = PROJECT_READ_ONLY
+
     name: ProjectName
 
 
@@ -97,31 +107,40 @@ RUNNER_DESCRIPTION = (
 )
 
 
-class CreateLoadTestApiModel(BaseModel):
-    """The multipart/form-data body of a new load test (the spec's CreateLoadTestApiModel)."""
+LOAD_TEST_READ_ONLY = frozenset({"id", "project_id", "baseline_test_run_id", "created", "updated"})
+"""What LoadTestApiModel answers beyond what a create sets."""
+
+
+class CreateLoadTestApiModel(StrictWire):
+    """The multipart/form-data body of a new load test (the spec's CreateLoadTestApiModel).
+    For the OpenAPI document: parse_create_load_test_form reads the form."""
+
+    READ_ONLY = LOAD_TEST_READ_ONLY
 
     name: LoadTestName
     script: bytes | None = Field(
         default=None,
         description="Test script in the form of a UTF-8 encoded text or a k6 .tar archive.",
     )
-    k6_version: int | None = Field(default=None, description="Identifier of the k6 version.")
+    k6_version: Int64 | None = Field(default=None, description="Identifier of the k6 version.")
     runner: str | None = Field(default=None, description=RUNNER_DESCRIPTION + " JSON text.")
 
 
-class CreateLoadTestJsonModel(_Wire):
+class CreateLoadTestJsonModel(StrictWire):
     """tickwork convenience: the same fields as a JSON document, the script as text."""
+
+    READ_ONLY = LOAD_TEST_READ_ONLY
 
     name: LoadTestName
     script: str | None = None
-    k6_version: int | None = None
+    k6_version: Int64 | None = None
     runner: RunnerConfig | None = Field(default=None, description=RUNNER_DESCRIPTION)
 
 
 class PatchLoadTestApiModel(_Closed):
     name: LoadTestName | SkipJsonSchema[None] = None
-    baseline_test_run_id: int | None = Field(default=None, json_schema_extra={"deprecated": True})
-    k6_version: int | None = None
+    baseline_test_run_id: Id | None = Field(default=None, json_schema_extra={"deprecated": True})
+    k6_version: Int64 | None = None
     runner: RunnerConfig | None = Field(default=None, description=RUNNER_DESCRIPTION)
 
 
@@ -200,9 +219,15 @@ def parse_create_load_test_json(body: bytes) -> NewLoadTest:
     )
 
 
+_FORM_FIELDS = frozenset({"name", "script", "k6_version", "runner"})
+
+
 def parse_create_load_test_form(fields: dict[str, bytes]) -> NewLoadTest:
     """The multipart fields of a new load test; every part but ``script`` is UTF-8 text."""
-    problems: list[Problem] = []
+    problems = [
+        Problem("unknown_field", key, f"{key!r} is not a field of a new load test.")
+        for key in sorted(set(fields) - _FORM_FIELDS - LOAD_TEST_READ_ONLY)
+    ]
     text: dict[str, str] = {}
     for key in ("name", "k6_version", "runner"):
         if key in fields:
@@ -214,19 +239,18 @@ def parse_create_load_test_form(fields: dict[str, bytes]) -> NewLoadTest:
     if name is None and "name" not in fields:
         problems.append(Problem("required", "name", "Field required"))
     elif name is not None and not 1 <= len(name) <= 300:
-        problems.append(Problem("too_long", "name", "name must have 1 to 300 characters."))
+        code = "too_short" if not name else "too_long"
+        problems.append(Problem(code, "name", "name must have 1 to 300 characters."))
     k6_version: int | None = None
     if text.get("k6_version"):
-        try:
-            k6_version = int(text["k6_version"])
-        except ValueError:
-            problems.append(Problem("invalid_type", "k6_version", "k6_version is not an integer."))
+        k6_version = _form_integer(text["k6_version"], "k6_version", problems)
     runner: dict[str, Any] | None = None
     if text.get("runner"):
         try:
             parsed = RunnerConfig.model_validate(json.loads(text["runner"]))
             runner = _runner_dict(parsed)
-        except (ValueError, PydanticValidationError) as exc:
+        # RecursionError: json.loads of a deeply nested document
+        except (ValueError, RecursionError, PydanticValidationError) as exc:
             found = (
                 problems_from_pydantic(exc, "runner")
                 if isinstance(exc, PydanticValidationError)
@@ -236,6 +260,18 @@ def parse_create_load_test_form(fields: dict[str, bytes]) -> NewLoadTest:
     if problems or name is None:
         raise _invalid(problems, "load test")
     return NewLoadTest(name=name, script=fields.get("script"), k6_version=k6_version, runner=runner)
+
+
+_INTEGER = re.compile(r"-?[0-9]{1,19}", re.ASCII)
+
+
+def _form_integer(text: str, key: str, problems: list[Problem]) -> int | None:
+    """A form field's integer, written as JSON writes one: int() would also read " 5", "5_0"
+    and other scripts' digits."""
+    if _INTEGER.fullmatch(text) is None or not INT64_MIN <= int(text) <= INT64_MAX:
+        problems.append(Problem("invalid_type", key, f"{key} is not a 64-bit integer."))
+        return None
+    return int(text)
 
 
 def parse_patch_load_test(body: bytes) -> LoadTestPatch:

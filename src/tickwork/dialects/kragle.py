@@ -23,13 +23,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic import ValidationError as PydanticValidationError
 
 from tickwork.core import Interval, Once, Schedule
-from tickwork.core.instants import EPOCH
+from tickwork.core.instants import EPOCH, LATEST
 from tickwork.dialects.k6 import DateTime, problems_from_pydantic
+from tickwork.dialects.strict import StrictWire
 from tickwork.errors import Problem, ValidationError
 
 PAGE_SIZE = 10
 MAX_PERIOD_S = 10 * 366 * 86_400  # ten years: beyond it a "period" is a typo
-MAX_TIMESTAMP = 253_402_300_799  # 9999-12-31T23:59:59Z, the last instant Python can hold
+MAX_TIMESTAMP = (LATEST - EPOCH) // timedelta(seconds=1)  # 9999-12-30T23:59:59Z, as everywhere
 MAX_PAGE = (2**53 - 1) // PAGE_SIZE  # keeps the offset inside Redis's range arguments
 
 M = TypeVar("M", bound=BaseModel)
@@ -57,19 +58,19 @@ class KragleConfig(BaseModel):
     )
 
 
-class _Wire(BaseModel):
-    # JSON types as written: "2" is not an integer and 1 is not a boolean.
-    model_config = ConfigDict(strict=True, extra="ignore")
+Id = Annotated[int, Field(ge=1, le=2**63 - 1, json_schema_extra={"format": "int64"})]
 
 
-class CreateKragleSchedule(_Wire):
+class CreateKragleSchedule(StrictWire):
+    READ_ONLY = frozenset({"id"})  # a schedule as read, sent back: a new one like it
+
     config: KragleConfig
     name: Name = None
     once: bool = False
 
 
-class UpdateKragleSchedule(_Wire):
-    id: int = Field(description="The schedule to update.")
+class UpdateKragleSchedule(StrictWire):
+    id: Id = Field(description="The schedule to update.")
     config: KragleConfig | None = None
     name: Name = None
     once: bool | None = None
@@ -93,13 +94,13 @@ class KragleCreated(BaseModel):
     id: int
 
 
-class CreateKragleJob(BaseModel):
+class CreateKragleJob(StrictWire):
     """tickwork's binding of a schedule to a load test: the load test runs on its timing."""
 
-    model_config = ConfigDict(strict=True, extra="forbid")
+    READ_ONLY = frozenset({"id", "next_run", "created_by"})
 
-    schedule_id: int = Field(description="The Kragle schedule giving the timing.")
-    load_test_id: int = Field(description="The load test to run (k6 v6 load test id).")
+    schedule_id: Id = Field(description="The Kragle schedule giving the timing.")
+    load_test_id: Id = Field(description="The load test to run (k6 v6 load test id).")
 
 
 class KragleJob(BaseModel):

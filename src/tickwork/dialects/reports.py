@@ -16,11 +16,12 @@ import uuid
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 from pydantic import ValidationError as PydanticValidationError
 
-from tickwork.core.instants import zone
+from tickwork.core.instants import is_time_zone_name
 from tickwork.dialects.k6 import ErrorApiModel, problems_from_pydantic
+from tickwork.dialects.strict import StrictWire
 from tickwork.errors import Problem, ValidationError
 
 MAX_RECIPIENTS = 20
@@ -69,8 +70,8 @@ ERROR_MESSAGES = {
 }
 
 
-class _Attrs(BaseModel):
-    model_config = ConfigDict(strict=True, extra="forbid")
+class _Attrs(StrictWire):
+    READ_ONLY = READ_ONLY
 
 
 class NewReportAttrs(_Attrs):
@@ -102,25 +103,21 @@ class ReportAttrsPatch(_Attrs):
     services: Targets | None = None
 
 
-class _Envelope(BaseModel):
-    model_config = ConfigDict(strict=True, extra="ignore")
-
+class _Envelope(StrictWire):
     attrs: dict[str, Any]
 
 
-class CreateReportScheduleRequest(BaseModel):
+class CreateReportScheduleRequest(StrictWire):
     """For the OpenAPI document: ``attrs`` holds the schedule's fields."""
 
     attrs: NewReportAttrs
 
 
-class UpdateReportScheduleRequest(BaseModel):
+class UpdateReportScheduleRequest(StrictWire):
     attrs: ReportAttrsPatch
 
 
-class DeleteReportSchedulesRequest(BaseModel):
-    model_config = ConfigDict(strict=True, extra="ignore")
-
+class DeleteReportSchedulesRequest(StrictWire):
     schedules_ids: list[Annotated[str, Field(max_length=64)]] = Field(
         min_length=1, max_length=MAX_DELETE
     )
@@ -272,9 +269,7 @@ def parse_delete(body: bytes) -> list[str]:
 def check(attrs: dict[str, Any]) -> None:
     """The rules across fields, for a new schedule and for a merged update."""
     found: list[Problem] = []
-    try:
-        zone(attrs["timezone"])
-    except KeyError:
+    if not is_time_zone_name(attrs["timezone"]):
         found.append(
             Problem(
                 "time_zone_unknown",
@@ -348,9 +343,14 @@ def schedule_model(
 
 def error_envelope(operation: str, status: int, k6_body: dict[str, Any]) -> dict[str, Any]:
     """An error body in this dialect's envelope, keeping the k6 error (code, details):
-    401, 403 and 404 say so; any other 4xx carries the operation's documented message."""
+    401, 403, 404 and 405 say so; any other 4xx carries the operation's documented message."""
     error = k6_body.get("error") or {}
-    message = {401: "Unauthorized", 403: "Forbidden", 404: "Report schedule not found"}.get(status)
+    message = {
+        401: "Unauthorized",
+        403: "Forbidden",
+        404: "Report schedule not found",
+        405: "Method not allowed",
+    }.get(status)
     if message is None:  # the request could not be carried out: the operation's own message
         message = ERROR_MESSAGES[operation] if status < 500 else str(error.get("message"))
     return ReportErrorEnvelope(

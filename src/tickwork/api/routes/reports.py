@@ -3,8 +3,9 @@ delete, in the document's envelopes (``data``, ``message``, ``status``).
 
 Auth, tenancy and error codes are the k6 API's. Errors keep the document's envelope: the
 operation's documented message, ``"status": "error"``, and tickwork's ``error`` object (code,
-details) beside them. A body refused for its size before the app reads it, and a path that
-matches no route, answer the k6 error body.
+details) beside them, also for a body refused for its size before the app reads it and a
+method the path does not serve (``enveloped``). A path that matches no route answers the k6
+error body: it names no operation of this API.
 """
 
 from __future__ import annotations
@@ -107,6 +108,28 @@ class ReportRoute(APIRoute):
 
 
 router = APIRouter(prefix="/api/v1/reports", tags=["reports"], route_class=ReportRoute)
+
+_BY_METHOD = {"POST": "create", "PUT": "update", "DELETE": "delete"}
+
+
+def enveloped(method: str, path: str, status: int, k6_body: dict[str, Any]) -> dict[str, Any]:
+    """The error body of a request answered before any of its routes ran (a body over the
+    limit, a method the path does not serve): in this API's envelope when ``path`` is one of
+    its, else ``k6_body`` as it is."""
+    if path != router.prefix and not path.startswith(router.prefix + "/"):
+        return k6_body
+    operation = next(
+        (
+            (route.operation_id or "").rsplit("_", 1)[-1]
+            for route in router.routes
+            if isinstance(route, APIRoute)
+            and method in (route.methods or ())
+            and route.path_regex.match(path)
+        ),
+        _BY_METHOD.get(method, "list"),
+    )
+    return error_envelope(operation, status, k6_body)
+
 
 ScheduleId = Annotated[str, Path(pattern=UUID_PATTERN, description="The schedule's id (a UUID).")]
 
