@@ -223,6 +223,9 @@ def delete_load_test(id: ResourceId, caller: Caller, context: Context) -> Respon
     "/load_tests/{id}/script",
     operation_id="load_tests_script_retrieve",
     summary="Download the test script.",
+    description="The script as stored (text/javascript, or application/x-tar for a k6 "
+    "archive), whatever else the Accept header names: 406 only when it names nothing but the "
+    "other script type, or excludes this one with q=0.",
     response_class=Response,
     responses={
         200: {
@@ -240,7 +243,7 @@ def get_script(id: ResourceId, caller: Caller, context: Context, request: Reques
     if script is None:
         raise NotFound(f"Load test {id} has no script.")
     media_type = TAR if _is_tar(script) else JAVASCRIPT
-    if not _accepts(request.headers.get("accept"), media_type):
+    if not _serves(", ".join(request.headers.getlist("accept")), media_type):
         raise NotAcceptable(f"The script is {media_type}, which the Accept header excludes.")
     return Response(script, media_type=media_type)
 
@@ -269,15 +272,45 @@ def _is_tar(data: bytes) -> bool:
     return data[257:262] == b"ustar"  # POSIX and GNU tar headers carry this magic
 
 
-def _accepts(accept: str | None, media_type: str) -> bool:
-    """Whether an Accept header admits ``media_type`` (wildcards honoured, q=0 excludes)."""
+def _serves(accept: str | None, media_type: str) -> bool:
+    """Whether a script of ``media_type`` answers a request with this Accept header.
+
+    Served unless the header excludes it (the most specific range that matches it has q=0)
+    or names only the other kind of script. Grafana's Go client, and so the Terraform
+    provider, sends ``Accept: application/json`` (its generated header choice collapses
+    "text/javascript, application/x-tar, application/json" to that), and the k6 service
+    answers it with the script: a 406 would fail every Terraform read of a load test."""
     if not accept or not accept.strip():
         return True
+    ranges = [_media_range(item) for item in accept.split(",") if item.strip()]
+    own = _SCRIPT_KINDS[media_type]
     major = media_type.split("/", maxsplit=1)[0]
-    for item in accept.split(","):
-        kind, *params = (part.strip().lower() for part in item.split(";"))
-        if any(p.replace(" ", "") in ("q=0", "q=0.0", "q=0.00", "q=0.000") for p in params):
-            continue
-        if kind in ("*/*", f"{major}/*", media_type):
-            return True
-    return False
+    specificity = {"*/*": 0, f"{major}/*": 1} | dict.fromkeys(own, 2)
+    matching = [(specificity[kind], q) for kind, q in ranges if kind in specificity]
+    if matching:
+        return max(matching)[1] > 0  # the most specific range decides (RFC 9110 12.5.1)
+    named = {kind for kind, q in ranges if q > 0}
+    return not named or not named <= _ALL_SCRIPT_TYPES - own
+
+
+_SCRIPT_KINDS = {
+    JAVASCRIPT: frozenset({JAVASCRIPT, "application/javascript"}),
+    TAR: frozenset({TAR}),
+}
+_ALL_SCRIPT_TYPES = frozenset().union(*_SCRIPT_KINDS.values())
+
+
+def _media_range(item: str) -> tuple[str, float]:
+    """(type, q) of one Accept element; a q that is no number from 0 to 1 counts as 1."""
+    kind, *params = (part.strip().lower() for part in item.split(";"))
+    q = 1.0
+    for param in params:
+        name, _, value = param.partition("=")
+        if name.strip() == "q":
+            try:
+                q = float(value.strip())
+            except ValueError:
+                q = 1.0
+            if not 0 <= q <= 1:  # nan too
+                q = 1.0
+    return kind, q
