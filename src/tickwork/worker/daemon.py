@@ -65,6 +65,18 @@ class GuardedJob(Job):
         return None
 
 
+class QuietColdShutdownWorker(SimpleWorker):
+    """RQ's SimpleWorker, but its own cold shutdown is not logged as a failed job."""
+
+    def handle_exception(self, job: Job, *exc_info: Any) -> None:
+        # A cold shutdown (a second SIGTERM or SIGINT) raises SystemExit inside the job, which
+        # records the run's ending (worker_stopped) as it unwinds: a stop that was asked for,
+        # not an error to print a traceback for.
+        if len(exc_info) > 1 and isinstance(exc_info[1], SystemExit):
+            return
+        super().handle_exception(job, *exc_info)
+
+
 def _utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -134,7 +146,7 @@ def serve(
     jobs.configure(config, metrics)
     store = Store(client, prefix)
     reaper = Reaper(store.executions, interval_s=config.heartbeat_s)
-    worker = SimpleWorker(
+    worker = QuietColdShutdownWorker(
         queue_names,  # names: the worker builds the queues with its job class and serializer
         connection=client,
         serializer=JSONSerializer,
