@@ -211,9 +211,10 @@ def _scheduler(args: argparse.Namespace) -> int:
     from tickwork.logs import configure_logging
     from tickwork.scheduler.firing import Firer
     from tickwork.scheduler.health import serve_health
+    from tickwork.scheduler.housekeeping import RetentionPolicy
     from tickwork.scheduler.loop import Scheduler
     from tickwork.store import Store, connect
-    from tickwork.worker.queue import queue
+    from tickwork.store.queue import queue
 
     settings = _settings()
     configure_logging()
@@ -227,7 +228,19 @@ def _scheduler(args: argparse.Namespace) -> int:
         batch_size=settings.fire_batch_size,
         lookahead=timedelta(seconds=settings.fire_lookahead_seconds),
     )
-    daemon = Scheduler(store, firer, lease_ttl=timedelta(seconds=settings.lease_ttl_seconds))
+    retention = RetentionPolicy(
+        run_retention=timedelta(days=settings.run_retention_days)
+        if settings.run_retention_days
+        else None,
+        runs_per_load_test=settings.runs_per_load_test or None,
+        max_queued=timedelta(seconds=settings.run_max_queued_seconds),
+    )
+    daemon = Scheduler(
+        store,
+        firer,
+        lease_ttl=timedelta(seconds=settings.lease_ttl_seconds),
+        retention=retention,
+    )
     health = (
         serve_health(daemon, store, args.health_host, args.health_port)
         if args.health_port

@@ -56,6 +56,12 @@ class Settings(BaseSettings):
     queues: list[str] = Field(default_factory=lambda: ["tickwork"], min_length=1)
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     public_url: str | None = None  # base of absolute links (@nextLink) behind a proxy
+    # Bounded growth: the leader removes finished runs older than this (0: kept by age)...
+    run_retention_days: float = Field(default=30.0, ge=0.0, le=36_500.0)
+    # ... and beyond this many of one load test (0: no count limit).
+    runs_per_load_test: int = Field(default=1000, ge=0)
+    # A run no worker has claimed after this is ended (timed out): nothing waits forever.
+    run_max_queued_seconds: float = Field(default=86_400.0, ge=60.0)
     # Workers. A run's time limit when its load test's runner names none:
     run_timeout_seconds: float = Field(default=3600.0, gt=0.0, le=5 * 3600.0)
     # How often a running run's heartbeat is renewed; it counts as lost (its worker killed)

@@ -39,6 +39,7 @@ class BatchResult:
     skipped: dict[str, int] = field(default_factory=dict)  # reason -> occurrences
     conflicts: int = 0
     full: bool = False  # the batch was full: more may be due right now
+    load_tests: set[int] = field(default_factory=set)  # those that got runs
 
 
 class Firer:
@@ -90,6 +91,7 @@ class Firer:
         left_out = outcome.conflicts | outcome.busy | outcome.repeats
         for ahead in batch:
             if ahead.entry.schedule_id not in left_out:
+                result.load_tests.add(ahead.load_test_id)
                 result.fired.append((ahead.run_id, ahead.due))
                 result.lags_s.append((stamp - ahead.due).total_seconds())
         # Busy ones are not conflicts: the ordinary path records their overlap skip next.
@@ -141,6 +143,8 @@ class Firer:
         for advance in advances:
             if advance.record.id in left_out:
                 continue
+            if advance.runs:
+                result.load_tests.add(advance.record.load_test_id)
             for run, job in advance.runs:
                 if job is not None:
                     assert run.scheduled_for is not None

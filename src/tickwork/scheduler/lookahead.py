@@ -43,6 +43,7 @@ class Ahead:
 
     entry: FireEntry
     run_id: int
+    load_test_id: int
     due: datetime
     holds_until: datetime
 
@@ -147,5 +148,6 @@ class Lookahead:
             if at not in self._by_instant:
                 self._by_instant[at] = []
                 heapq.heappush(self._instants, at)
-            self._by_instant[at].append(Ahead(entry, runs[0][0].id, decision.fire, holds_until))
+            ahead = Ahead(entry, runs[0][0].id, record.load_test_id, decision.fire, holds_until)
+            self._by_instant[at].append(ahead)
             self._schedules.add(sid)

@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from tickwork.core.instants import to_ms
 from tickwork.errors import LeaseLost, StoreUnavailable
 from tickwork.scheduler.firing import Firer
+from tickwork.scheduler.housekeeping import Housekeeping, RetentionPolicy
 from tickwork.scheduler.metrics import SchedulerMetrics
 from tickwork.store import Lease, Store
 
@@ -39,11 +40,13 @@ class Scheduler:
         firer: Firer,
         *,
         lease_ttl: timedelta,
+        retention: RetentionPolicy | None = None,
         metrics: SchedulerMetrics | None = None,
         clock: Callable[[], datetime] = _utcnow,
     ) -> None:
         self._store = store
         self._firer = firer
+        self._housekeeping = Housekeeping(store, retention or RetentionPolicy(), clock=clock)
         self._ttl_ms = int(lease_ttl.total_seconds() * 1000)
         self._renew_every_s = lease_ttl.total_seconds() / 3
         self._clock = clock
@@ -103,13 +106,14 @@ class Scheduler:
                 self._store.leases.renew(self.lease, self._ttl_ms)
                 self._renewed_at = time.monotonic()
                 self.metrics.renewals.inc()
-                self._reap()
+                self._housekeeping.reap()
             result = self._firer.fire_ahead(self.lease) or self._firer.fire_due(self.lease)
         except LeaseLost as exc:
             self._step_down(str(exc))
             return
         if result.conflicts:
             self.metrics.conflicts.inc(result.conflicts)
+        self._housekeeping.touched(result.load_tests)
         if result.fired or result.skipped:
             for lag in result.lags_s:
                 self.metrics.fire_lag.observe(lag)
@@ -131,14 +135,9 @@ class Scheduler:
         self.metrics.ahead.set(self._firer.ahead)
         if prepared:
             return  # one step of work ahead done: look at what is due again
+        if self._housekeeping.step():
+            return  # more to remove: look at what is due first, then go on
         self._sleep_until_due()
-
-    def _reap(self) -> None:
-        """End runs whose worker died: workers reap each other, but when none is left the
-        leader does, so no run stays ``running`` forever."""
-        reaped = self._store.executions.reap(now=self._clock(), limit=100)
-        if reaped:
-            log.warning("runs_reaped", extra={"run_ids": [run.id for run in reaped]})
 
     def _sleep_until_due(self) -> None:
         timeout = self._renew_every_s - (time.monotonic() - self._renewed_at)

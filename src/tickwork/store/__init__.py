@@ -17,6 +17,7 @@ from tickwork.store.leases import Lease, Leases
 from tickwork.store.load_tests import LoadTestRecord, LoadTests
 from tickwork.store.projects import ProjectRecord, Projects
 from tickwork.store.reports import ReportRecord, Reports
+from tickwork.store.retention import Retention
 from tickwork.store.run_requests import RunRequests
 from tickwork.store.runs import Runs
 from tickwork.store.schedules import ScheduleRecord, Schedules
@@ -34,6 +35,7 @@ __all__ = [
     "Projects",
     "ReportRecord",
     "Reports",
+    "Retention",
     "RunRecord",
     "RunRequests",
     "Runs",
@@ -65,6 +67,7 @@ class Store:
         self.projects = Projects(client, self.keys, self.load_tests)
         self.run_requests = RunRequests(client, self.keys, self.runs)
         self.executions = Executions(client, self.keys, self.runs)
+        self.retention = Retention(client, self.keys)
 
     def ping(self) -> bool:
         with translated():

@@ -18,16 +18,31 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import redis
 
-from tickwork.core.lifecycle import Ending, Outcome, Status, allowed, ending_of, is_terminal
+from tickwork.core.instants import to_us
+from tickwork.core.lifecycle import (
+    NOT_STARTED,
+    Ending,
+    Outcome,
+    Status,
+    allowed,
+    ending_of,
+    is_terminal,
+)
 from tickwork.core.runs import RunRecord
 from tickwork.errors import Conflict
 from tickwork.store.connection import text_of, translated
 from tickwork.store.keys import Keys
+from tickwork.store.queue import (
+    JOB_GONE_STATUSES,
+    JOB_KEY_PREFIX,
+    JOB_RESULT_TTL_S,
+    intermediate_key,
+)
 from tickwork.store.runs import Runs, decode
 
 EXECUTED_TTL_S = 30 * 86_400
@@ -84,6 +99,7 @@ class Executions:
                     pipe.multi()
                     pipe.set(executed, worker, ex=EXECUTED_TTL_S)
                     self._runs.queue_update(pipe, claimed)
+                    pipe.zrem(self._keys.unclaimed, str(run_id))
                     pipe.zadd(self._keys.running, {str(run_id): deadline_ms})
                     pipe.execute()
                     return Claim(claimed)
@@ -130,6 +146,7 @@ class Executions:
                     self._runs.queue_update(pipe, updated)
                     if is_terminal(updated.status):
                         pipe.zrem(self._keys.running, str(run_id))
+                        pipe.zrem(self._keys.unclaimed, str(run_id))
                     pipe.execute()
                     return updated
                 except redis.WatchError:
@@ -192,6 +209,69 @@ class Executions:
             if ended is not None:
                 reaped.append(ended)
         return reaped
+
+    def strand_check(
+        self, *, now: datetime, claim_within: timedelta, max_queued: timedelta, limit: int = 100
+    ) -> list[RunRecord]:
+        """End runs whose job no worker will run: queued longer than ``claim_within`` and
+        lost (the job is gone, failed, or stuck between RQ's dequeue and our claim), or
+        waiting longer than ``max_queued`` (no worker took it); the runs ended by this call.
+
+        A worker that claims such a run afterwards finds it ended and does nothing. The
+        ended run's RQ job expires like a finished one's."""
+        with translated():
+            candidates = [
+                int(text_of(member))
+                for member in self._client.zrangebyscore(
+                    self._keys.unclaimed, "-inf", to_us(now - claim_within), 0, limit
+                )
+            ]
+        ended = []
+        for run_id in candidates:
+            run = self._runs.get_any(run_id)
+            if run is None or run.status not in NOT_STARTED or run.job_id is None:
+                with translated():
+                    self._client.zrem(self._keys.unclaimed, str(run_id))
+                continue
+            verdict = self._stranded(run, now=now, max_queued=max_queued)
+            if verdict is None:
+                continue
+            outcome, detail = verdict
+            finished = self.finish(
+                run_id, expect=run.status, ending=ending_of(outcome), at=now, detail=detail
+            )
+            if finished is not None:
+                with translated():
+                    self._client.expire(JOB_KEY_PREFIX + run.job_id, JOB_RESULT_TTL_S)
+                ended.append(finished)
+        return ended
+
+    def _stranded(
+        self, run: RunRecord, *, now: datetime, max_queued: timedelta
+    ) -> tuple[Outcome, str] | None:
+        assert run.job_id is not None
+        with translated():
+            status, origin = self._client.hmget(JOB_KEY_PREFIX + run.job_id, ["status", "origin"])
+            job_status = text_of(status) if status is not None else None
+            in_flight = (
+                job_status == "queued"
+                and origin is not None
+                and self._client.lpos(intermediate_key(text_of(origin)), run.job_id) is not None
+            )
+        if (
+            job_status is None
+            or job_status in JOB_GONE_STATUSES
+            or job_status == "started"
+            or in_flight
+        ):
+            return Outcome.WORKER_LOST, (
+                f"its job was lost before a worker claimed it (job {job_status or 'missing'}"
+                f"{', dequeued' if in_flight else ''})"
+            )
+        if now - run.created > max_queued:
+            waited = int((now - run.created).total_seconds())
+            return Outcome.TIMED_OUT, f"no worker claimed it within {waited} s"
+        return None
 
     @staticmethod
     def _server_ms(client: redis.Redis | redis.client.Pipeline) -> int:

@@ -29,6 +29,12 @@
     {p}:run:{id}:executed              STRING  set once by the worker that executes the run
     {p}:run:{id}:abort                 STRING  abort requested: e-mail of the requester (the
                                                worker polls it); expires after 7 days
+    {p}:unclaimed                      ZSET    run id -> created (µs) of each run whose job is
+                                               queued and that no worker has claimed yet; a
+                                               run stranded there is ended by the leader
+    {p}:stacks                         SET     stacks that have runs (retention walks them)
+    {p}:retention:load_tests           SET     load tests that may hold more runs than the
+                                               per-load-test retention count
     {p}:running                        ZSET    run id -> heartbeat deadline (ms, Redis clock)
                                                of each run a worker is executing; a run past
                                                its deadline is ended by the reaper
@@ -130,6 +136,18 @@ class Keys:
     @property
     def running(self) -> str:
         return f"{self.prefix}:running"
+
+    @property
+    def unclaimed(self) -> str:
+        return f"{self.prefix}:unclaimed"
+
+    @property
+    def stacks(self) -> str:
+        return f"{self.prefix}:stacks"
+
+    @property
+    def retention_load_tests(self) -> str:
+        return f"{self.prefix}:retention:load_tests"
 
     def idempotency(self, stack: int, load_test_id: int, key: str) -> str:
         return f"{self.prefix}:idempotency:{stack}:{load_test_id}:{key}"

@@ -28,6 +28,15 @@ JOB_FUNCTION = "tickwork.worker.jobs.run_test"
 JOB_TIMEOUT_S = 6 * 3600  # the runner enforces the load test's own limit; this is a backstop
 JOB_RESULT_TTL_S = 86_400
 JOB_FAILURE_TTL_S = 7 * 86_400
+JOB_KEY_PREFIX = Job.redis_job_namespace_prefix  # RQ's job hash: {prefix}{job id}
+QUEUE_KEY_PREFIX = Queue.redis_queue_namespace_prefix  # RQ's queue list: {prefix}{name}
+JOB_GONE_STATUSES = frozenset({"failed", "stopped", "canceled"})
+"""RQ job statuses after which no worker will run the job (RQ's ``JobStatus``)."""
+
+
+def intermediate_key(queue_name: str) -> str:
+    """RQ's list of jobs a worker has dequeued but not yet started (RQ 2+)."""
+    return f"{QUEUE_KEY_PREFIX}{queue_name}:intermediate"
 
 
 def fire_job_id(schedule_id: int, occurrence_at: datetime) -> str:
@@ -120,7 +129,7 @@ class JobShape:
         return JobTemplate(
             queues_key=self._queue.redis_queues_keys,
             queue_key=self._queue.key,
-            job_key_prefix=Job.redis_job_namespace_prefix,
+            job_key_prefix=JOB_KEY_PREFIX,
             fields=fields,
         )
 

@@ -47,6 +47,7 @@ class RunRequests:
                 ending = ending_of(Outcome.ABORTED_BY_USER)
                 run = run.ended_as(ending, at=now, detail="before it started", by_user=by_user)
                 self._runs.queue_update(pipe, run)
+                pipe.zrem(self._keys.unclaimed, str(run_id))
             return run
 
         return self._on_run(run_id, attempt)
@@ -76,6 +77,7 @@ class RunRequests:
             pipe.delete(keys.run(run_id), keys.run_executed(run_id), keys.run_abort(run_id))
             pipe.zrem(keys.stack_index(run.stack, "runs"), run_id)
             pipe.zrem(keys.load_test_runs(run.load_test_id), run_id)
+            pipe.zrem(keys.unclaimed, run_id)
             return run
 
         self._on_run(run_id, attempt)

@@ -13,7 +13,7 @@ from typing import Any
 import redis
 
 from tickwork.core.instants import format_instant, parse_instant, to_us
-from tickwork.core.lifecycle import Status, is_terminal
+from tickwork.core.lifecycle import NOT_STARTED, Status, is_terminal
 from tickwork.core.runs import RunRecord, StatusEntry
 from tickwork.errors import NotFound
 from tickwork.store.connection import text_of, translated
@@ -99,6 +99,10 @@ class Runs:
         pipe.zadd(self._keys.load_test_runs(run.load_test_id), {str(run.id): created_us})
         if run.status != Status.SKIPPED:
             pipe.set(self._keys.load_test_last_run(run.load_test_id), run.id)
+        if run.job_id is not None and run.status in NOT_STARTED:
+            pipe.zadd(self._keys.unclaimed, {str(run.id): created_us})
+        pipe.sadd(self._keys.retention_load_tests, run.load_test_id)
+        pipe.sadd(self._keys.stacks, run.stack)
 
     def unfinished(self, load_test_ids: Sequence[int]) -> set[int]:
         """Those of ``load_test_ids`` whose latest run that executes has not finished (what

@@ -7,6 +7,10 @@
 -- this script settled, written by it alone. So no occurrence is ever committed twice, even
 -- if every check made before this script were wrong.
 --
+-- Besides the keys below it writes, under the prefix, each run's hash and its entries in
+-- {p}:stack:{stack}:runs and {p}:load_test:{id}:runs, its stack in {p}:stacks, each fired
+-- run's entry in {p}:unclaimed and its load test's last_run, and the schedule's hash.
+--
 -- KEYS
 --   1 lease    STRING  "{term}:{token}" of the leader
 --   2 due      ZSET    schedule id -> next fire (ms): the due index
@@ -84,7 +88,7 @@ for _, name in ipairs(terminal) do is_terminal[name] = true end
 
 local n_entries = tonumber(ARGV[i]); i = i + 1
 local conflicts, busy, repeats = {}, {}, {}
-local job_ids, due_add, due_rem, stack_runs = {}, {}, {}, {}
+local job_ids, due_add, due_rem, stack_runs, unclaimed = {}, {}, {}, {}, {}
 for _ = 1, n_entries do
   local schedule_id = ARGV[i + 0]
   local version = ARGV[i + 1]
@@ -144,6 +148,8 @@ for _ = 1, n_entries do
         job[#job + 1] = job_description
         redis.call('HSET', job_prefix .. job_id, unpack(job))
         job_ids[#job_ids + 1] = job_id
+        unclaimed[#unclaimed + 1] = created_us
+        unclaimed[#unclaimed + 1] = run_id
       end
     end
     i = i + n_fields * 2
@@ -162,9 +168,11 @@ for _ = 1, n_entries do
 end
 for stack, items in pairs(stack_runs) do
   in_slices('ZADD', prefix .. ':stack:' .. stack .. ':runs', items)
+  redis.call('SADD', prefix .. ':stacks', stack)
 end
 in_slices('ZADD', due_key, due_add)
 in_slices('ZREM', due_key, due_rem)
+in_slices('ZADD', prefix .. ':unclaimed', unclaimed)
 in_slices('RPUSH', queue_key, job_ids)
 if #job_ids > 0 then redis.call('SADD', queues_key, queue_key) end
 return {conflicts, busy, repeats}
