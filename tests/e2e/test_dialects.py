@@ -22,6 +22,7 @@ import httpx
 import pytest
 import redis
 
+from tickwork.core.instants import parse_instant
 from tickwork.core.reports import report_window
 from tickwork.store import RunRecord, StatusEntry, Store
 
@@ -114,12 +115,17 @@ def test_kragle_jobs_and_a_mailed_report_through_real_processes(
     )
     assert {r["schedule_id"] for r in _runs(http, load_test)} == {job["id"]}
 
-    # Deleting the schedule stops the job.
+    # Deleting the schedule stops the job. A fire commits only against the job's current
+    # version, atomically, so every run it will ever have exists when the 204 arrives: each
+    # created (stamped at its commit) before the delete answered, and none after it.
     assert http.delete(f"/kragle/schedules/byid/{template['id']}").status_code == 204
-    time.sleep(1.0)  # a fire committed just before the delete may still be on its way
-    count = len(_runs(http, load_test))
-    time.sleep(2.0)
-    assert len(_runs(http, load_test)) == count
+    deleted_at = datetime.now(UTC)
+    before = _runs(http, load_test)
+    assert store.client.zscore(store.keys.due, str(job["id"])) is None  # nothing left to fire
+    time.sleep(2.5)  # two more periods of the job (and any fire encoded ahead of them)
+    after = _runs(http, load_test)
+    assert [run["id"] for run in after] == [run["id"] for run in before]
+    assert all(parse_instant(run["created"]) <= deleted_at for run in after)
 
     # A daily report on the load test, with two runs in the day before it is sent.
     report = _ok(
