@@ -611,3 +611,84 @@ def test_a_method_a_report_path_does_not_serve_is_405_in_the_report_envelope(api
     body = response.json()
     assert (body["message"], body["status"]) == ("Method not allowed", "error")
     assert body["error"]["code"] == "method_not_allowed"
+
+
+# --- hostile bodies ---------------------------------------------------------------------------
+
+HOSTILE_BODIES = [
+    b"",
+    b"null",
+    b"[]",
+    b'"text"',
+    b"1e999",
+    b"\xff\xfe{}",  # not UTF-8
+    b'{"name": "\xff"}',
+    b'{"name": "\\ud800"}',  # a lone surrogate
+    b"\xef\xbb\xbf{}",  # a byte-order mark
+    b"[" * 50_000,  # nested past any parser's depth
+    b'{"a":' * 20_000,
+    b'{"name": 1' + b"0" * 5000 + b"}",
+    b'{"name": NaN, "config": {"period": Infinity}}',
+    b'{"name": "a", "name": "b"}',
+    b'{"starts": {"$gt": ""}, "cron": [], "recurrence_rule": {"byday": [[]]}}',
+    b'{"config": {"period": 1e308, "timestamp": -1}, "once": "yes"}',
+    b'{"id": 1, "config": null, "once": null, "name": null}',
+    b'{"attrs": {"send_to": [{"a": 1}], "hosts": "h", "timezone": 5}}',
+    b'{"attrs": {"name": "\\u0000", "send_via": "webhook", "send_to": ["http://[::1"]}}',
+    b'{"schedules_ids": [null, 1, "' + b"f" * 100 + b'"]}',
+    b'{"schedule_id": 18446744073709551616, "load_test_id": -1}',
+    b'{"runner": {"type": "command", "argv": [[]], "env": {"A": 1}}}',
+    b'{"note": "' + b"x" * 60_000 + b'"}',
+]
+FORM_BODIES = [
+    b'--b\r\nContent-Disposition: form-data; name="runner"\r\n\r\n'
+    + b"[" * 50_000
+    + b"\r\n--b--\r\n",
+    b'--b\r\nContent-Disposition: form-data; name="name"\r\n\r\n\xff\r\n--b--\r\n',
+    b'--b\r\nContent-Disposition: form-data; name="k6_version"\r\n\r\n1'
+    + b"0" * 5000
+    + b"\r\n--b--\r\n",
+    b"--b\r\n\r\n\r\n--b--\r\n",
+    b"--b--",
+]
+
+
+def _body_routes(app: FastAPI, scene: dict[str, str]) -> list[tuple[str, str]]:
+    return [
+        (method, route.path.replace("{id}", "1").replace("{schedule_id}", scene["report"]))
+        for route in iter_route_contexts(app.routes)
+        if route.path
+        for method in sorted(route.methods or ())
+        if method in ("POST", "PUT", "PATCH", "DELETE")
+    ]
+
+
+@pytest.mark.parametrize("body", HOSTILE_BODIES, ids=range(len(HOSTILE_BODIES)))
+def test_no_hostile_json_body_makes_a_server_error_on_any_route(
+    api: Api, app: FastAPI, scene: dict[str, str], body: bytes
+) -> None:
+    # TestClient re-raises a server exception: a 500 fails here loudly.
+    for method, path in _body_routes(app, scene):
+        response = api.request(
+            method, path, content=body, headers={"Content-Type": "application/json"}
+        )
+
+        assert response.status_code < 500, (method, path)
+        if response.status_code >= 400:
+            assert response.json()["error"]["code"], (method, path)
+
+
+@pytest.mark.parametrize("body", FORM_BODIES, ids=range(len(FORM_BODIES)))
+def test_no_hostile_form_makes_a_server_error(
+    api: Api, store: Store, scene: dict[str, str], body: bytes
+) -> None:
+    before = snapshot(store)
+
+    response = api.post(
+        f"/cloud/v6/projects/{scene['project']}/load_tests",
+        content=body,
+        headers={"Content-Type": "multipart/form-data; boundary=b"},
+    )
+
+    assert response.status_code == 400, response.text
+    assert snapshot(store) == before
