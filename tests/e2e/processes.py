@@ -99,12 +99,18 @@ class Processes:
             if process.alive:
                 process.popen.send_signal(signal.SIGCONT)
                 process.popen.terminate()
+        stuck = []
         for process in self.started:
             try:
                 process.popen.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 process.popen.kill()
-                process.popen.wait()
+                try:
+                    process.popen.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    stuck.append(process.name)  # in an uninterruptible wait: say so, go on
+        if stuck:
+            raise AssertionError(f"still running 10 s after SIGKILL: {', '.join(stuck)}")
 
 
 def every_second(store: Store, count: int, *, lead_s: int) -> datetime:

@@ -26,6 +26,8 @@ CONFIG = WorkerConfig(
     abort_poll_s=0.05,
     name="worker-a",
 )
+SLACK_S = 5.0
+"""What a loaded 2-core host may add to a stop; far below the 30 s the commands would run."""
 
 
 @pytest.fixture
@@ -106,7 +108,8 @@ def test_a_run_delivered_twice_is_executed_once(store: Store, tmp_path: Path) ->
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join()
+        thread.join(timeout=30)
+        assert not thread.is_alive()
     results.append(execute(store, run_id, CONFIG))  # a late redelivery, after the end
 
     assert marker.read_text() == "x\n"
@@ -114,7 +117,7 @@ def test_a_run_delivered_twice_is_executed_once(store: Store, tmp_path: Path) ->
     assert history(run_of(store, run_id)) == ["created", "initializing", "running", "completed"]
 
 
-def test_abort_stops_a_running_command_within_a_second(
+def test_abort_stops_a_running_command_within_seconds(
     store: Store, in_background: Callable[[Callable[[], object]], threading.Thread]
 ) -> None:
     load_test(store, 1, runner=_sh("sleep 30"))
@@ -123,12 +126,12 @@ def test_abort_stops_a_running_command_within_a_second(
     _wait_for(lambda: run_of(store, run_id).status == "running")
 
     store.client.set(store.keys.run_abort(run_id), "ann@example.com")
-    took = _wait_for(lambda: run_of(store, run_id).finished)
-    worker.join(timeout=5)
+    took = _wait_for(lambda: run_of(store, run_id).finished, timeout_s=SLACK_S)
+    worker.join(timeout=10)
 
     run = run_of(store, run_id)
     last = run.status_history[-1]
-    assert took < 1.0
+    assert took < CONFIG.abort_poll_s + CONFIG.runners.stop_grace_s + SLACK_S  # not the 30 s
     assert (run.status, run.result, run.details["reason"]) == (
         "aborted",
         "error",
@@ -176,7 +179,7 @@ def test_time_limit_ends_the_run_aborted_as_timed_out(store: Store) -> None:
     started = time.monotonic()
     run = execute(store, created_run(store, 1), CONFIG)
     assert run is not None
-    assert time.monotonic() - started < 2.0
+    assert time.monotonic() - started < 0.5 + CONFIG.runners.stop_grace_s + SLACK_S
     assert (run.status, run.result, run.details["reason"]) == ("aborted", "error", "timed_out")
     assert run.status_history[-1].code == 4
     assert run.status_history[-1].message == "timed_out: command ran longer than the 0.5 s limit"
@@ -298,7 +301,7 @@ def test_a_worker_that_lost_its_run_stops_the_runner_and_keeps_the_reapers_verdi
         at=datetime.now(UTC),
         detail="stalled",
     )
-    worker.join(timeout=3)
+    worker.join(timeout=10)
 
     assert not worker.is_alive()
     assert results == [None]
