@@ -34,9 +34,10 @@ class ScheduleCron(StrictWire):
 class ScheduleRecurrenceRule(StrictWire):
     frequency: Frequency
     interval: int = Field(default=1, ge=1, le=MAX_INTERVAL)
-    byday: list[Weekday] | None = Field(
-        default=None, max_length=7, json_schema_extra={"uniqueItems": True}
-    )
+    byday: (
+        Annotated[list[Weekday], Field(max_length=7, json_schema_extra={"uniqueItems": True})]
+        | None
+    ) = None
     until: DateTime | None = Field(default=None, description="Not together with 'count'.")
     count: int | None = Field(
         default=None, ge=1, le=MAX_COUNT, description="Not together with 'until'."

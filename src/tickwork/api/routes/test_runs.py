@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from pydantic import Field
 
 from tickwork.api.deps import Caller, Context, JsonBody, ResourceId
 from tickwork.api.openapi import error_responses, json_request
@@ -45,6 +46,10 @@ class RunQuery:
     params: dict[str, str]  # as given, for @nextLink
 
 
+DateTimeText = Annotated[str, Field(json_schema_extra={"format": "date-time"})]
+"""Parsed by ``_instant``, not by pydantic, whose datetime also reads "1700000000" and dates."""
+
+
 def _instant(text: str | None, name: str) -> datetime | None:
     """An RFC 3339 date-time within the accepted range; one without an offset is UTC."""
     if text is None:
@@ -78,18 +83,12 @@ async def _run_query(
         ),
     ] = None,
     created_after: Annotated[
-        str | None,
-        Query(
-            description="Filter test runs created on or after this date and time (inclusive).",
-            json_schema_extra={"format": "date-time"},
-        ),
+        DateTimeText | None,
+        Query(description="Filter test runs created on or after this date and time (inclusive)."),
     ] = None,
     created_before: Annotated[
-        str | None,
-        Query(
-            description="Filter test runs created before this date and time (non-inclusive).",
-            json_schema_extra={"format": "date-time"},
-        ),
+        DateTimeText | None,
+        Query(description="Filter test runs created before this date and time (non-inclusive)."),
     ] = None,
 ) -> RunQuery:
     after = _instant(created_after, "created_after")
