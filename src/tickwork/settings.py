@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     queues: list[str] = Field(default_factory=lambda: ["tickwork"], min_length=1)
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     public_url: str | None = None  # base of absolute links (@nextLink) behind a proxy
+    # Run against a Redis whose maxmemory-policy may evict keys (every process then starts
+    # but is never ready, and logs why): exactly-once cannot hold there. Off: they refuse.
+    allow_evicting_redis: bool = False
     # Bounded growth: the leader removes finished runs older than this (0: kept by age)...
     run_retention_days: float = Field(default=30.0, ge=0.0, le=36_500.0)
     # ... and beyond this many of one load test (0: no count limit).

@@ -10,57 +10,14 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import socket
-import subprocess
-import tempfile
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from tickwork.cli import main
-from tickwork.embedded import find_server_binary
 from tickwork.worker.runners.k6 import find_k6
 
-
-@contextmanager
-def private_redis(*config: str) -> Iterator[str]:
-    """A redis-server of this test's own, started with ``config``; its URL."""
-    # Short: a Unix socket path is limited to about 100 bytes.
-    directory = Path(tempfile.mkdtemp(prefix="twdoc", dir="/tmp"))
-    path = directory / "redis.sock"
-    argv = [find_server_binary(), "--port", "0", "--unixsocket", str(path), "--dir", str(directory)]
-    process = subprocess.Popen(
-        [*argv, "--save", "", *config],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        stdin=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 10
-        while not _answers(path):
-            assert process.poll() is None, f"redis-server {config} exited"
-            assert time.monotonic() < deadline, "redis-server did not answer in 10 s"
-            time.sleep(0.02)
-        yield f"unix://{path}"
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-        shutil.rmtree(directory, ignore_errors=True)
-
-
-def _answers(path: Path) -> bool:
-    try:
-        with socket.socket(socket.AF_UNIX) as conn:
-            conn.settimeout(0.5)
-            conn.connect(str(path))
-            conn.sendall(b"PING\r\n")
-            return conn.recv(16).startswith(b"+PONG")
-    except OSError:
-        return False
+from .private_redis import private_redis
 
 
 @pytest.fixture
@@ -118,16 +75,18 @@ def test_doctor_passes_persistence_when_aof_is_on(doctor: Doctor) -> None:
 
 
 @pytest.mark.parametrize("policy", ["allkeys-lru", "volatile-ttl"])
-def test_doctor_warns_when_redis_may_evict_keys_and_says_noeviction(
+def test_doctor_fails_when_redis_may_evict_keys_and_says_noeviction(
     doctor: Doctor, policy: str
 ) -> None:
+    # An evicted lease, due-index entry or run record silently breaks exactly-once (issue 13).
     with private_redis("--appendonly", "yes", "--maxmemory-policy", policy) as url:
         status, lines = doctor(TICKWORK_REDIS_URL=url)
 
-    assert status == 0
+    assert status == 1
     finding = _line(lines, "eviction")
-    assert finding[0] == (
-        f"[warn] eviction: maxmemory-policy is {policy}: Redis may evict the lease or the due index"
+    assert finding[0].startswith(
+        f"[fail] eviction: maxmemory-policy is {policy}: Redis may evict the lease, due-index "
+        "entries or run records"
     ), lines
     assert finding[1].strip() == "fix: maxmemory-policy noeviction"
 
@@ -152,11 +111,6 @@ def test_doctor_names_the_k6_binary_it_found(doctor: Doctor, tmp_path: Path) -> 
     assert _line(configured[1], "k6") == [f"[ok] k6: k6 binary at {k6}"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect: doctor reports '[ok] k6' for any TICKWORK_K6_PATH: find_k6 returns the "
-    "configured path without checking it (src/tickwork/doctor.py, worker/runners/k6.py)",
-)
 @pytest.mark.parametrize("what", ["missing", "not_executable"])
 def test_doctor_flags_a_k6_path_that_is_not_an_executable(
     doctor: Doctor, tmp_path: Path, what: str

@@ -39,6 +39,7 @@ from tickwork.errors import (
     Forbidden,
     NotFound,
     Problem,
+    StoreOutOfMemory,
     StoreUnavailable,
     TickworkError,
     Unauthenticated,
@@ -116,8 +117,14 @@ async def on_tickwork_error(_: Request, exc: Exception) -> JSONResponse:
         return error_response(400, code, exc.message, problems=exc.problems)
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
     if status == 503:
-        log.warning("store_unavailable", extra={"error": str(exc)})
-        return error_response(503, exc.code, "The store is unavailable; retry later.")
+        log.warning("store_unavailable", extra={"error": str(exc), "code": exc.code})
+        # The driver's own text may name hosts; a full store's is ours and says what to do.
+        message = (
+            f"{exc}; retry later."
+            if isinstance(exc, StoreOutOfMemory)
+            else "The store is unavailable; retry later."
+        )
+        return error_response(503, exc.code, message, headers={"Retry-After": "5"})
     return error_response(status, exc.code, str(exc), headers=headers)
 
 

@@ -24,8 +24,13 @@ def api_token(spec: TokenSpec) -> ApiToken:
     return ApiToken.from_hex(spec.token_sha256, email=spec.email, stacks=spec.stacks)
 
 
+REDIS_TIMEOUT_S = 1.5
+"""How long a request waits on Redis: during an outage the API answers 503 within ~2 s,
+rather than after a client's patience (or its own 5 s) runs out."""
+
+
 def app_from_settings(settings: Settings) -> FastAPI:
-    store = Store(connect(settings.redis_url), settings.key_prefix)
+    store = Store(connect(settings.redis_url, timeout_s=REDIS_TIMEOUT_S), settings.key_prefix)
     return create_app(
         store,
         tokens=[api_token(spec) for spec in settings.tokens],

@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from tickwork.core.instants import format_instant
-from tickwork.errors import StoreUnavailable
 
 if TYPE_CHECKING:
     from tickwork.scheduler.loop import Scheduler
@@ -40,10 +39,9 @@ def serve_health(scheduler: Scheduler, store: Store, host: str, port: int) -> Th
                     },
                 )
             elif self.path == "/readyz":
-                try:
-                    store.ping()
-                except StoreUnavailable as exc:
-                    self._json(503, {"status": "unavailable", "error": str(exc)})
+                problem = scheduler.store_problem or store.readiness_problem()
+                if problem is not None:
+                    self._json(503, {"status": "unavailable", "error": problem})
                 else:
                     self._json(200, {"status": "ready", "role": scheduler.role})
             elif self.path == "/metrics":

@@ -27,6 +27,8 @@ log = logging.getLogger("tickwork.scheduler")
 
 LEASE_NAME = "scheduler"
 _BLOCK_SLACK_S = 0.15
+_BACKOFF_MIN_S = 0.5  # retries while Redis is down or full, doubling up to the max
+_BACKOFF_MAX_S = 5.0
 
 
 def _utcnow() -> datetime:
@@ -56,6 +58,7 @@ class Scheduler:
         self.lease: Lease | None = None
         self.last_loop_at: datetime | None = None
         self._renewed_at = 0.0
+        self._store_problem: str | None = None
 
     @property
     def role(self) -> str:
@@ -68,8 +71,14 @@ class Scheduler:
             with contextlib.suppress(StoreUnavailable):
                 self._store.due.wake()
 
+    @property
+    def store_problem(self) -> str | None:
+        """What kept the loop from Redis on its last attempt (None: it got through)."""
+        return self._store_problem
+
     def run(self) -> None:
         log.info("scheduler_started")
+        backoff_s = _BACKOFF_MIN_S
         try:
             while not self._stop.is_set():
                 self.last_loop_at = self._clock()
@@ -80,10 +89,27 @@ class Scheduler:
                     else:
                         self._lead()
                 except StoreUnavailable as exc:
-                    if self.lease is not None:
+                    lease = self.lease
+                    if lease is not None:
                         self._step_down(f"store unavailable: {exc}")
-                    log.warning("store_unavailable", extra={"error": str(exc)})
-                    self._stop.wait(1.0)
+                        # A full Redis still takes the release (DEL): then nobody, this process
+                        # included, leads again until it takes writes (a new term is a write).
+                        with contextlib.suppress(StoreUnavailable):
+                            self._store.leases.release(lease)
+                    if self._store_problem is None or type(exc).__name__ not in self._store_problem:
+                        # One line per change of state, not one per retry.
+                        log.warning(
+                            "store_unavailable",
+                            extra={"error": str(exc), "code": exc.code, "retry_s": backoff_s},
+                        )
+                    self._store_problem = f"{type(exc).__name__}: {exc}"
+                    self._stop.wait(backoff_s)
+                    backoff_s = min(backoff_s * 2, _BACKOFF_MAX_S)
+                    continue
+                if self._store_problem is not None:
+                    log.info("store_available", extra={"after": self._store_problem})
+                    self._store_problem = None
+                    backoff_s = _BACKOFF_MIN_S
         finally:
             self._release()
             log.info("scheduler_stopped")

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 import redis
 
 from tickwork.core.runs import RunRecord, StatusEntry
+from tickwork.errors import StoreUnavailable, StoreUnsafe
 from tickwork.store.connection import connect, translated
 from tickwork.store.due import DueIndex
 from tickwork.store.executions import Executions
@@ -21,6 +22,7 @@ from tickwork.store.retention import Retention
 from tickwork.store.run_requests import RunRequests
 from tickwork.store.runs import Runs
 from tickwork.store.schedules import ScheduleRecord, Schedules
+from tickwork.store.server import ServerFacts, eviction_problem, server_facts
 
 __all__ = [
     "DueIndex",
@@ -41,6 +43,7 @@ __all__ = [
     "Runs",
     "ScheduleRecord",
     "Schedules",
+    "ServerFacts",
     "StatusEntry",
     "Store",
     "TemplateRecord",
@@ -72,6 +75,35 @@ class Store:
     def ping(self) -> bool:
         with translated():
             return bool(self.client.ping())
+
+    def server_facts(self) -> ServerFacts:
+        return server_facts(self.client)
+
+    def readiness_problem(self) -> str | None:
+        """Why a process on this store should not take traffic, or None: Redis does not
+        answer, refuses writes for memory, or may evict keys."""
+        try:
+            facts = self.server_facts()
+        except StoreUnavailable as exc:
+            return str(exc)
+        if facts.out_of_memory:
+            return (
+                f"Redis is out of memory ({facts.used_memory} of {facts.maxmemory} bytes used): "
+                "writes are refused"
+            )
+        return eviction_problem(facts)
+
+    def refuse_if_unsafe(self, *, allow_evicting: bool) -> str | None:
+        """At a daemon's start: StoreUnsafe on a server that may evict keys, unless
+        ``allow_evicting`` (then the problem, for the caller to log loudly: it runs, never
+        ready). None when safe, or when Redis does not answer yet (readiness will say)."""
+        try:
+            problem = eviction_problem(self.server_facts())
+        except StoreUnavailable:
+            return None
+        if problem is not None and not allow_evicting:
+            raise StoreUnsafe(problem)
+        return problem
 
     def schedule_counts(self, stacks: Iterable[int]) -> tuple[int, int]:
         """(active, total): schedules in the due index, and all schedules of ``stacks`` (k6

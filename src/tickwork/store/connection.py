@@ -8,7 +8,7 @@ from urllib.parse import unquote, urlsplit
 
 import redis
 
-from tickwork.errors import StoreUnavailable
+from tickwork.errors import StoreOutOfMemory, StoreUnavailable
 
 
 def connect(url: str, *, timeout_s: float = 5.0) -> redis.Redis:
@@ -64,8 +64,17 @@ def _sentinel(url: str, timeout_s: float) -> redis.Redis:
 
 @contextmanager
 def translated() -> Iterator[None]:
-    """Map connection-level driver errors to StoreUnavailable."""
+    """Map the driver's errors of an unavailable store to ours: connection errors and
+    timeouts to StoreUnavailable; a write refused for memory (maxmemory under noeviction) to
+    StoreOutOfMemory; a read-only replica (after a failover) to StoreUnavailable."""
     try:
         yield
+    except redis.exceptions.OutOfMemoryError as exc:
+        raise StoreOutOfMemory(
+            "Redis is out of memory (maxmemory reached): writes are refused until memory is "
+            "freed or maxmemory raised"
+        ) from exc
+    except redis.exceptions.ReadOnlyError as exc:
+        raise StoreUnavailable(f"Redis is a read-only replica: {exc}") from exc
     except (redis.ConnectionError, redis.TimeoutError) as exc:
         raise StoreUnavailable(f"Redis is unavailable: {exc}") from exc

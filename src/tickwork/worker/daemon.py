@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -33,6 +34,7 @@ from rq.serializers import JSONSerializer
 
 from tickwork.errors import JobRefused, StoreUnavailable
 from tickwork.store import Executions, Store
+from tickwork.store.connection import translated
 from tickwork.worker import jobs
 from tickwork.worker.execution import WorkerConfig
 from tickwork.worker.metrics import WorkerMetrics
@@ -41,6 +43,8 @@ from tickwork.worker.queue import JOB_FUNCTION
 log = logging.getLogger("tickwork.worker")
 
 REAP_BATCH = 100
+_BACKOFF_MIN_S = 0.5  # retries while Redis is down or full, doubling up to the max
+_BACKOFF_MAX_S = 5.0
 
 
 class GuardedJob(Job):
@@ -65,8 +69,77 @@ class GuardedJob(Job):
         return None
 
 
-class QuietColdShutdownWorker(SimpleWorker):
-    """RQ's SimpleWorker, but its own cold shutdown is not logged as a failed job."""
+class TickworkWorker(SimpleWorker):
+    """RQ's SimpleWorker that rides out a Redis that is down or full, and whose own cold
+    shutdown is not logged as a failed job.
+
+    RQ retries a refused connection while it waits for a job, but quits its loop on anything
+    else Redis answers with, such as an out-of-memory refusal of its heartbeat or dequeue.
+    Here every step of the loop that talks to Redis waits and tries again instead (logging
+    once per change of state); a job dequeued but not claimed when Redis failed is left to
+    the leader's stranded-run check, which ends its run.
+    """
+
+    _store_problem: str | None = None
+    _backoff_s = _BACKOFF_MIN_S
+
+    def dequeue_job_and_maintain_ttl(self, *args: Any, **kwargs: Any) -> Any:
+        while True:
+            try:
+                with translated():
+                    result = super().dequeue_job_and_maintain_ttl(*args, **kwargs)
+            except StoreUnavailable as exc:
+                self._unavailable(exc)
+                if self._stop_requested:
+                    return None
+                continue
+            self._available()
+            return result
+
+    def heartbeat(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            with translated():
+                return super().heartbeat(*args, **kwargs)
+        except StoreUnavailable as exc:
+            self._unavailable(exc, wait=False)  # the next step that needs Redis waits
+            return None
+
+    def check_for_suspension(self, *args: Any, **kwargs: Any) -> None:
+        try:
+            with translated():
+                super().check_for_suspension(*args, **kwargs)
+        except StoreUnavailable as exc:
+            self._unavailable(exc)  # the next dequeue waits for Redis too
+
+    def run_maintenance_tasks(self) -> None:
+        try:
+            with translated():
+                super().run_maintenance_tasks()
+        except StoreUnavailable as exc:
+            self._unavailable(exc, wait=False)
+
+    def execute_job(self, job: Job, queue: Any) -> Any:
+        try:
+            with translated():
+                return super().execute_job(job, queue)
+        except StoreUnavailable as exc:
+            log.warning("job_not_executed", extra={"job_id": job.id, "error": str(exc)})
+            self._unavailable(exc)
+            return None
+
+    def _unavailable(self, exc: StoreUnavailable, *, wait: bool = True) -> None:
+        if self._store_problem is None:
+            log.warning("store_unavailable", extra={"error": str(exc), "code": exc.code})
+        self._store_problem = str(exc)
+        if wait:
+            time.sleep(self._backoff_s)
+            self._backoff_s = min(self._backoff_s * 2, _BACKOFF_MAX_S)
+
+    def _available(self) -> None:
+        if self._store_problem is not None:
+            log.info("store_available", extra={"after": self._store_problem})
+        self._store_problem = None
+        self._backoff_s = _BACKOFF_MIN_S
 
     def handle_exception(self, job: Job, *exc_info: Any) -> None:
         # A cold shutdown (a second SIGTERM or SIGINT) raises SystemExit inside the job, which
@@ -146,7 +219,7 @@ def serve(
     jobs.configure(config, metrics)
     store = Store(client, prefix)
     reaper = Reaper(store.executions, interval_s=config.heartbeat_s)
-    worker = QuietColdShutdownWorker(
+    worker = TickworkWorker(
         queue_names,  # names: the worker builds the queues with its job class and serializer
         connection=client,
         serializer=JSONSerializer,

@@ -26,14 +26,18 @@ async def healthz() -> HealthStatus:
 @router.get(
     "/readyz",
     response_model=HealthStatus,
-    summary="Redis answers: the API can serve requests.",
-    responses={503: {"model": ErrorResponseApiModel, "description": "Redis does not answer."}},
+    summary="Redis answers and takes writes: the API can serve requests.",
+    responses={
+        503: {
+            "model": ErrorResponseApiModel,
+            "description": "Redis does not answer, refuses writes for memory, or may evict keys.",
+        }
+    },
 )
 def readyz(context: Context) -> Response:
-    try:
-        context.store.ping()
-    except StoreUnavailable:
-        return error_response(503, StoreUnavailable.code, "Redis does not answer.")
+    problem = context.store.readiness_problem()
+    if problem is not None:
+        return error_response(503, StoreUnavailable.code, problem)
     return Response(HealthStatus(status="ready").model_dump_json(), media_type="application/json")
 
 

