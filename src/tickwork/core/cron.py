@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from functools import lru_cache
 from itertools import islice
 from typing import Final
@@ -60,6 +60,7 @@ _EXTENSION = re.compile(r"[LW#?H]")
 # A fold can make a fixed-time job's candidates fall before `after`, and a gap holds wall times
 # an elapsed-time job skips (cronsim walks wall-clock time); each is at most a day of minutes.
 _MAX_SKIPS: Final = 2000
+_ONE_MINUTE: Final = timedelta(minutes=1)
 
 
 def expand(expression: str) -> str:
@@ -235,3 +236,22 @@ def _instants(wall: datetime, tz: tzinfo) -> list[datetime]:
         if instant.astimezone(tz).replace(tzinfo=None) == wall and instant not in found:
             found.append(instant)
     return found
+
+
+def follows_wall_clock(cron: Cron) -> bool:
+    """Whether the job runs on local wall-clock time (minute and hour fixed), rather than
+    following elapsed time."""
+    return _follows_wall_clock(_for_cronsim(cron.expression.upper()))
+
+
+def wall_matches(cron: Cron, wall: datetime) -> bool:
+    """Whether the naive local wall time ``wall`` (to the minute) matches the expression."""
+    expression = _for_cronsim(cron.expression.upper())
+    minute = wall.replace(second=0, microsecond=0, tzinfo=None)
+    return bool(next(CronSim(expression, minute - _ONE_MINUTE), None) == minute)
+
+
+def wall_before(cron: Cron, wall: datetime) -> datetime | None:
+    """The latest naive wall time before ``wall`` that matches the expression."""
+    expression = _for_cronsim(cron.expression.upper())
+    return next(CronSim(expression, wall.replace(tzinfo=None), reverse=True), None)
