@@ -320,12 +320,11 @@ def _worker(args: argparse.Namespace) -> int:
         heartbeat_s=settings.run_heartbeat_seconds,
         work_dir=Path(settings.work_dir) if settings.work_dir else None,
     )
-    client = connect(settings.redis_url)
-    if _refuses_store(Store(client, settings.key_prefix), settings, "worker"):
+    store = Store(connect(settings.redis_url), settings.key_prefix)
+    if _refuses_store(store, settings, "worker"):
         return 1
     serve(
-        client,
-        settings.key_prefix,
+        store,
         queue_names=args.queues or settings.queues,
         config=config,
         burst=args.burst,

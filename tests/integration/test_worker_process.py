@@ -77,7 +77,7 @@ def test_burst_worker_executes_queued_runs_and_ignores_a_second_delivery(
         job_id=f"{run_job_id(first)}-again",
     )
 
-    assert serve(store.client, store.keys.prefix, queue_names=[QUEUE], config=CONFIG, burst=True)
+    assert serve(store, queue_names=[QUEUE], config=CONFIG, burst=True)
 
     assert sorted(marker.read_text().split()) == sorted([str(first), str(second)])
     for run_id in (first, second):
@@ -100,7 +100,7 @@ def test_jobs_naming_other_functions_or_pickled_data_never_run(
         "tickwork.worker.jobs.run_test", kwargs={"run_id": _Boom(pickled), "prefix": "x"}
     )
 
-    serve(store.client, store.keys.prefix, queue_names=[QUEUE], config=CONFIG, burst=True)
+    serve(store, queue_names=[QUEUE], config=CONFIG, burst=True)
 
     assert not named.exists()
     assert not pickled.exists()
@@ -238,8 +238,7 @@ def test_worker_metrics_count_the_runs_it_ended(store: Store) -> None:
     port = free_port()
 
     serve(
-        store.client,
-        store.keys.prefix,
+        store,
         queue_names=[QUEUE],
         config=CONFIG,
         burst=True,

@@ -54,7 +54,7 @@ class Firer:
         lookahead: timedelta = timedelta(0),
     ) -> None:
         self._store = store
-        self._jobs = JobShape(rq_queue, prefix=store.keys.prefix)
+        self._jobs = JobShape(rq_queue, prefix=store.prefix)
         self._planner = Planner(self._jobs, catch_up=catch_up)
         self._lookahead = Lookahead(store, self._planner, window=lookahead)
         self._clock = clock

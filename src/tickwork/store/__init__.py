@@ -72,6 +72,17 @@ class Store:
         self.executions = Executions(client, self.keys, self.runs)
         self.retention = Retention(client, self.keys)
 
+    @property
+    def prefix(self) -> str:
+        """The key prefix (RQ jobs carry it, so a worker finds the runs they name)."""
+        return self.keys.prefix
+
+    @property
+    def rq_connection(self) -> redis.Redis:
+        """The client RQ's queues and workers use: RQ is a Redis library, and its keys live
+        beside ours in the same database."""
+        return self.client
+
     def ping(self) -> bool:
         with translated():
             return bool(self.client.ping())

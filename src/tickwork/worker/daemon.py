@@ -26,7 +26,6 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-import redis
 from prometheus_client import start_http_server
 from rq import SimpleWorker
 from rq.job import Job
@@ -202,8 +201,7 @@ class Reaper:
 
 
 def serve(
-    client: redis.Redis,
-    prefix: str,
+    store: Store,
     *,
     queue_names: list[str],
     config: WorkerConfig,
@@ -217,11 +215,10 @@ def serve(
         host, port = metrics_address
         start_http_server(port, addr=host, registry=metrics.registry)
     jobs.configure(config, metrics)
-    store = Store(client, prefix)
     reaper = Reaper(store.executions, interval_s=config.heartbeat_s)
     worker = TickworkWorker(
         queue_names,  # names: the worker builds the queues with its job class and serializer
-        connection=client,
+        connection=store.rq_connection,
         serializer=JSONSerializer,
         job_class=GuardedJob,
     )
