@@ -93,7 +93,7 @@ class EmbeddedServer:
                 "--appendonly",
                 "yes",
                 "--appendfsync",
-                "everysec",
+                self.appendfsync,
                 "--save",
                 "",
                 "--protected-mode",

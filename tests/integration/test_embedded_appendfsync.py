@@ -34,11 +34,6 @@ def test_an_embedded_server_keeps_its_aof_with_appendfsync_everysec_by_default(
         server.stop()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect: EmbeddedServer.start passes '--appendfsync everysec' whatever its "
-    "appendfsync field says (src/tickwork/embedded.py)",
-)
 @pytest.mark.parametrize("appendfsync", ["always", "no"])
 def test_an_embedded_server_runs_with_the_appendfsync_it_was_given(
     tmp_path: Path, appendfsync: str

@@ -66,11 +66,15 @@ def _one_shots(store: Store, count: int, at: datetime, *, now: datetime) -> None
 
 
 def _capped_firer(store: Store, rq_queue: Queue, clock: Clock, cap: int) -> Firer:
-    """The leader's Firer with a look-ahead of ``cap`` entries at most. Firer takes no cap of
-    its own, so its look-ahead is replaced by one built the same way with a smaller cap."""
-    firer = Firer(store, rq_queue, clock=clock, catch_up=timedelta(minutes=5), lookahead=WINDOW)
-    firer._lookahead = Lookahead(store, firer._planner, window=WINDOW, cap=cap)
-    return firer
+    """The leader's Firer with a look-ahead of ``cap`` entries at most."""
+    return Firer(
+        store,
+        rq_queue,
+        clock=clock,
+        catch_up=timedelta(minutes=5),
+        lookahead=WINDOW,
+        lookahead_cap=cap,
+    )
 
 
 def _prepare_all(firer: Firer) -> int:
@@ -117,12 +121,6 @@ def test_fires_beyond_those_held_ahead_take_the_ordinary_path_and_each_fires_onc
     assert rq_queue.count == count
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect: Lookahead.prepare checks the cap only before a step, then encodes a whole "
-    "step (up to lookahead.STEP = 250 schedules), so it holds up to cap + 249 entries "
-    "(src/tickwork/scheduler/lookahead.py)",
-)
 def test_the_look_ahead_never_holds_more_fires_than_its_cap(store: Store, rq_queue: Queue) -> None:
     clock = Clock(T0)
     _one_shots(store, 5, T0 + timedelta(seconds=10), now=T0)

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from tickwork.core.egress import EgressPolicy
 from tickwork.core.lifecycle import Outcome
 from tickwork.core.runner_specs import CommandSpec, K6Spec, RunnerSpec, WebhookSpec
 from tickwork.worker.runners import RunInput, RunnerOptions, Verdict, runner_for
@@ -26,7 +27,13 @@ from tickwork.worker.runners.k6 import find_k6
 from tickwork.worker.runners.webhook import SIGNATURE_HEADER
 
 SECRET = "contract-secret-0123"
-OPTIONS = RunnerOptions(command_allowed=("sh",), webhook_secret=SECRET, stop_grace_s=2.0)
+OPTIONS = RunnerOptions(
+    command_allowed=("sh",),
+    webhook_secret=SECRET,
+    # The webhook receiver is on loopback, which the egress policy refuses unless allowed.
+    egress=EgressPolicy.from_settings(allow_private=False, allowed_cidrs=["127.0.0.0/8"]),
+    stop_grace_s=2.0,
+)
 
 K6_PASS = b"""
 import { sleep } from 'k6';
@@ -200,11 +207,15 @@ def test_k6_without_script_or_binary_is_an_error(tmp_path: Path) -> None:
     )
     verdict = runner_for(K6Spec(), broken).run(run, threading.Event())
     assert verdict.outcome is Outcome.ERROR
-    assert "could not start" in verdict.detail
+    assert verdict.detail == f"TICKWORK_K6_PATH ({tmp_path / 'no-k6'}) is not an executable file"
 
 
-def test_the_k6_wheel_binary_is_found() -> None:
+def test_the_k6_wheel_binary_is_found(tmp_path: Path) -> None:
     found = find_k6(None)
     assert found is not None
     assert Path(found).name == "k6"
-    assert find_k6("/opt/k6/bin/k6") == "/opt/k6/bin/k6"  # a configured path wins
+    configured = tmp_path / "k6"
+    configured.write_text("#!/bin/sh\n")
+    configured.chmod(0o755)
+    assert find_k6(str(configured)) == str(configured)  # a configured executable wins
+    assert find_k6(str(tmp_path / "missing")) is None  # and a configured path that is none

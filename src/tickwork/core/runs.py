@@ -104,7 +104,8 @@ class RunRecord:
         """The record of an occurrence a policy passed over, and why (``details``)."""
         message = f"occurrence skipped: {skip.reason}"
         if skip.more:
-            message += f" (and {skip.more} later occurrences, the last at {skip.last_at})"
+            last = format_instant(skip.last_at) if skip.last_at else "?"
+            message += f" (and {skip.more} later occurrences, the last at {last})"
         return cls(
             id=run_id,
             stack=stack,

@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 
 from rq import Queue
 
+from tickwork.scheduler.lookahead import CAP as LOOKAHEAD_CAP
 from tickwork.scheduler.lookahead import Lookahead
 from tickwork.scheduler.planning import Planner, runs_needed
 from tickwork.store import Lease, Store
@@ -52,11 +53,12 @@ class Firer:
         catch_up: timedelta,
         batch_size: int = 500,
         lookahead: timedelta = timedelta(0),
+        lookahead_cap: int = LOOKAHEAD_CAP,
     ) -> None:
         self._store = store
         self._jobs = JobShape(rq_queue, prefix=store.prefix)
         self._planner = Planner(self._jobs, catch_up=catch_up)
-        self._lookahead = Lookahead(store, self._planner, window=lookahead)
+        self._lookahead = Lookahead(store, self._planner, window=lookahead, cap=lookahead_cap)
         self._clock = clock
         self._batch_size = batch_size
 

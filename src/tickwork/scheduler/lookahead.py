@@ -83,7 +83,8 @@ class Lookahead:
         low, offset = self._cursor
         if low <= now_ms:
             low, offset = now_ms + 1, 0
-        rows = self._store.due.window(low, to_ms(now + self._window), offset=offset, limit=STEP)
+        room = min(STEP, self._cap - len(self._schedules))  # never past the cap
+        rows = self._store.due.window(low, to_ms(now + self._window), offset=offset, limit=room)
         for _, score in rows:
             low, offset = (low, offset + 1) if score == low else (score, 1)
         self._cursor = (low, offset)
