@@ -5,6 +5,7 @@ silent reinterpretation."""
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from fastapi import FastAPI
@@ -692,3 +693,26 @@ def test_no_hostile_form_makes_a_server_error(
 
     assert response.status_code == 400, response.text
     assert snapshot(store) == before
+
+
+# --- query integers ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("written", ["1_0", "+5", " 5", "5.0", "0x5", "\u0665"])
+@pytest.mark.parametrize(
+    ("path", "parameter"),
+    [
+        ("/cloud/v6/projects?$top={}", "$top"),
+        ("/cloud/v6/schedules?$skip={}", "$skip"),
+        ("/cloud/v6/test_runs?$top={}", "$top"),
+        ("/kragle/schedules?page={}", "page"),
+        ("/kragle/jobs?page={}", "page"),
+        ("/api/v1/reports/schedules?paginate=true&page_size=5&page={}", "page"),
+        ("/api/v1/reports/schedules?paginate=true&page=1&page_size={}", "page_size"),
+        ("/api/v1/reports/schedules?paginate=false&scheduled_at_start={}", "scheduled_at_start"),
+    ],
+)
+def test_a_query_integer_not_written_in_plain_digits_is_400_naming_it(
+    api: Api, path: str, parameter: str, written: str
+) -> None:
+    _refused(api.get(path.format(quote(written))), parameter)

@@ -80,6 +80,16 @@ def _canonical_id(value: object) -> object:
     return value
 
 
+def _plain_integer(value: object) -> object:
+    """A query integer as plain decimal digits: a lenient parser reads "1_0" as 10."""
+    if isinstance(value, str) and not _DECIMAL.fullmatch(value):
+        raise ValueError("an integer is written in plain decimal digits, such as 42")
+    return value
+
+
+PlainInt = BeforeValidator(_plain_integer)
+"""Metadata for an ``int`` query parameter: ``Annotated[int, PlainInt, Query(...)]``."""
+
 ResourceId = Annotated[
     int, BeforeValidator(_canonical_id), Path(json_schema_extra={"format": "int64"})
 ]

@@ -16,6 +16,8 @@ from urllib.parse import urlencode
 from fastapi import Depends, Query, Request, Response
 from pydantic import BaseModel
 
+from tickwork.api.deps import PlainInt
+
 MAX_TOP = 1000
 MAX_SKIP = 2**53 - 1  # keeps skip + top inside Redis's 64-bit range arguments
 
@@ -30,10 +32,12 @@ class PageQuery:
 async def _page_query(
     top: Annotated[
         int,
+        PlainInt,
         Query(alias="$top", ge=0, le=MAX_TOP, description="Number of results to return per page."),
     ] = MAX_TOP,
     skip: Annotated[
         int,
+        PlainInt,
         Query(
             alias="$skip",
             ge=0,

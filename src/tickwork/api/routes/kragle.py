@@ -20,6 +20,7 @@ from tickwork.api.deps import (
     Context,
     Credentials,
     JsonBody,
+    PlainInt,
     ResourceId,
 )
 from tickwork.api.openapi import error_responses, json_request
@@ -52,7 +53,9 @@ router = APIRouter(tags=["kragle"])
 ANONYMOUS_STACK = 1
 """The stack an anonymous read lists when it names none (the standalone mode's stack)."""
 
-Page = Annotated[int, Query(ge=1, le=MAX_PAGE, description="The page of results, from 1.")]
+Page = Annotated[
+    int, PlainInt, Query(ge=1, le=MAX_PAGE, description="The page of results, from 1.")
+]
 
 _ALWAYS = (400, 401, 403, 503)
 _WITH_BODY = (*_ALWAYS, 413, 415)

@@ -22,7 +22,7 @@ from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tickwork.api import errors_http
-from tickwork.api.deps import Caller, Context, JsonBody
+from tickwork.api.deps import Caller, Context, JsonBody, PlainInt
 from tickwork.api.errors_http import PayloadTooLarge, UnsupportedMediaType
 from tickwork.api.render import json_response
 from tickwork.core import Schedule
@@ -202,17 +202,19 @@ def list_report_schedules(  # one parameter per documented filter
     caller: Caller,
     context: Context,
     paginate: Annotated[bool, Query(description="Whether the result is paginated.")],
-    page: Annotated[int | None, Query(ge=1, le=MAX_PAGE, description="Page, from 1.")] = None,
-    page_size: Annotated[int | None, Query(ge=1, le=MAX_PAGE_SIZE)] = None,
+    page: Annotated[
+        int | None, PlainInt, Query(ge=1, le=MAX_PAGE, description="Page, from 1.")
+    ] = None,
+    page_size: Annotated[int | None, PlainInt, Query(ge=1, le=MAX_PAGE_SIZE)] = None,
     id: Annotated[str | None, Query(max_length=64)] = None,
     id_list: Annotated[list[str] | None, Query(max_length=MAX_UNPAGINATED)] = None,
     name: Annotated[str | None, Query(max_length=255)] = None,
     type: Annotated[str | None, Query(max_length=64)] = None,
     schedule: Annotated[Period | None, Query()] = None,
-    scheduled_at_start: Annotated[int | None, Query(ge=0, le=2**63 - 1)] = None,
-    scheduled_by_end: Annotated[int | None, Query(ge=0, le=2**63 - 1)] = None,
+    scheduled_at_start: Annotated[int | None, PlainInt, Query(ge=0, le=2**63 - 1)] = None,
+    scheduled_by_end: Annotated[int | None, PlainInt, Query(ge=0, le=2**63 - 1)] = None,
     scheduled_at_end: Annotated[
-        int | None, Query(ge=0, le=2**63 - 1, include_in_schema=False)
+        int | None, PlainInt, Query(ge=0, le=2**63 - 1, include_in_schema=False)
     ] = None,
     scheduled_by: Annotated[str | None, Query(max_length=320)] = None,
 ) -> Response:
