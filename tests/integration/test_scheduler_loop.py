@@ -69,8 +69,10 @@ def running(store: Store) -> Iterator[list[Scheduler]]:
 
 
 def _one_shot(store: Store, in_s: float) -> datetime:
-    """Load test 1 gets a one-shot schedule ``in_s`` seconds from now; its instant."""
+    """Load test 1 gets a one-shot schedule ``in_s`` seconds from now; its instant, in whole
+    milliseconds as the API takes them (the due index counts in them)."""
     at = datetime.now(UTC) + timedelta(seconds=in_s)
+    at = at.replace(microsecond=at.microsecond // 1000 * 1000)
     store.client.hset(store.keys.load_test(1), mapping={"stack": 1, "project_id": 1})
     store.schedules.put(
         stack=1,
