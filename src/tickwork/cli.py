@@ -130,6 +130,7 @@ def _parser() -> argparse.ArgumentParser:
         "runner (k6, command or webhook) and records each result. Reads TICKWORK_REDIS_URL, "
         "TICKWORK_KEY_PREFIX, TICKWORK_QUEUES, TICKWORK_RUN_TIMEOUT_SECONDS, "
         "TICKWORK_RUN_HEARTBEAT_SECONDS, TICKWORK_K6_PATH, TICKWORK_WEBHOOK_SECRET, "
+        "TICKWORK_EGRESS_ALLOW_PRIVATE, TICKWORK_EGRESS_ALLOWED_CIDRS, "
         "TICKWORK_COMMAND_ALLOWED, TICKWORK_WORK_DIR, and for reports TICKWORK_SMTP_URL (or "
         "TICKWORK_SMTP_HOST and TICKWORK_SMTP_PORT), TICKWORK_SMTP_FROM and "
         "TICKWORK_PUBLIC_URL. The first SIGTERM or SIGINT lets "
@@ -289,6 +290,7 @@ def _worker(args: argparse.Namespace) -> int:
     import logging
     from pathlib import Path
 
+    from tickwork.core.egress import EgressPolicy
     from tickwork.logs import configure_logging
     from tickwork.store import Store, connect
     from tickwork.worker.daemon import serve
@@ -313,6 +315,10 @@ def _worker(args: argparse.Namespace) -> int:
             k6_path=settings.k6_path,
             command_allowed=tuple(settings.command_allowed),
             webhook_secret=secret.get_secret_value() if secret is not None else None,
+            egress=EgressPolicy.from_settings(
+                allow_private=settings.egress_allow_private,
+                allowed_cidrs=settings.egress_allowed_cidrs,
+            ),
             smtp=smtp,
             public_url=settings.public_url,
         ),

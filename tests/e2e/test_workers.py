@@ -136,6 +136,8 @@ def cluster(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         "TICKWORK_LEASE_TTL_SECONDS": "2",
         "TICKWORK_RUN_HEARTBEAT_SECONDS": str(HEARTBEAT_S),
         "TICKWORK_WEBHOOK_SECRET": SECRET,
+        # The webhook receiver is on loopback, which egress refuses unless allowed.
+        "TICKWORK_EGRESS_ALLOWED_CIDRS": json.dumps(["127.0.0.0/8"]),
         "TICKWORK_TOKENS": json.dumps([{"token": TOKEN, "email": EMAIL, "stacks": [1]}]),
     }
     processes = Processes(env, tmp_path_factory.mktemp("workers-e2e"))

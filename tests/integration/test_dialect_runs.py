@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 from rq import Queue
 
+from tickwork.core.egress import EgressPolicy
 from tickwork.core.instants import format_instant
 from tickwork.scheduler.firing import Firer
 from tickwork.store import Lease, RunRecord, StatusEntry, Store
@@ -32,6 +33,7 @@ from .api_support import T0, Api, Clock
 
 Inbox = Any  # tests/conftest.py's smtp_server: host, port, and wait() for what arrived
 SECRET = "report-webhook-secret-0123"
+LOOPBACK = EgressPolicy.from_settings(allow_private=False, allowed_cidrs=["127.0.0.0/8"])
 MIDNIGHT_ROME = T0.replace(hour=23)  # 2026-11-24T00:00 in Europe/Rome (CET)
 
 
@@ -54,7 +56,8 @@ def lease(store: Store) -> Lease:
 
 def _config(**runners: Any) -> WorkerConfig:
     return WorkerConfig(
-        runners=RunnerOptions(command_allowed=("sh",), **runners),
+        # The webhook receivers are on loopback, which egress refuses unless allowed.
+        runners=RunnerOptions(command_allowed=("sh",), egress=LOOPBACK, **runners),
         heartbeat_s=0.2,
         abort_poll_s=0.05,
         name="worker-test",

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from tickwork.core.egress import EgressPolicy
 from tickwork.core.runner_specs import (
     CommandSpec,
     K6Spec,
@@ -61,6 +62,28 @@ def test_each_runner_type_parses() -> None:
         pytest.param({"type": "k6", "env": {"A": 1}}, ["invalid_type"], id="env_value_not_text"),
         pytest.param({"type": "webhook", "url": "ftp://x/"}, ["invalid_url"], id="not_http"),
         pytest.param({"type": "webhook"}, ["invalid_url"], id="missing_url"),
+        pytest.param({"type": "webhook", "url": "http://[::1/"}, ["invalid_url"], id="bad_ipv6"),
+        pytest.param({"type": "webhook", "url": "http://h:99999/"}, ["invalid_url"], id="bad_port"),
+        pytest.param(
+            {"type": "webhook", "url": "http://169.254.169.254/latest/meta-data/"},
+            ["egress_refused"],
+            id="metadata_address",
+        ),
+        pytest.param(
+            {"type": "webhook", "url": "http://[::ffff:a9fe:a9fe]/"},
+            ["egress_refused"],
+            id="metadata_address_ipv4_mapped",
+        ),
+        pytest.param(
+            {"type": "webhook", "url": "http://0xa9fea9fe/"},
+            ["egress_refused"],
+            id="metadata_address_hex",
+        ),
+        pytest.param(
+            {"type": "webhook", "url": "http://[fe80::1]:8080/"},
+            ["egress_refused"],
+            id="link_local_address",
+        ),
         pytest.param(
             {"type": "webhook", "url": "http://x/", "max_attempts": 0},
             ["invalid_attempts"],
@@ -82,6 +105,31 @@ def test_bad_runner_is_refused_with_a_problem_each(data: Any, codes: list[str]) 
     with pytest.raises(ValidationError) as caught:
         parse_runner_spec(data)
     assert [problem.code for problem in caught.value.problems] == codes
+
+
+def test_a_webhook_at_a_metadata_address_is_refused_naming_the_field_and_why() -> None:
+    with pytest.raises(ValidationError) as caught:
+        parse_runner_spec({"type": "webhook", "url": "http://169.254.169.254/"})
+    [problem] = caught.value.problems
+    assert problem.target == "runner.url"
+    assert problem.message == (
+        "runner.url: egress refused: 169.254.169.254 is a cloud metadata address, which "
+        "webhooks may never reach."
+    )
+
+
+def test_a_webhook_on_loopback_is_written_unless_the_policy_given_refuses_it() -> None:
+    data = {"type": "webhook", "url": "http://127.0.0.1:6379/"}
+    assert parse_runner_spec(data) == WebhookSpec(url="http://127.0.0.1:6379/")
+    with pytest.raises(ValidationError) as caught:
+        parse_runner_spec(data, egress=EgressPolicy())
+    assert [p.code for p in caught.value.problems] == ["egress_refused"]
+
+
+def test_a_stored_webhook_at_a_metadata_address_is_refused_when_the_worker_reads_it() -> None:
+    with pytest.raises(ValidationError) as caught:
+        runner_spec_from_json('{"type": "webhook", "url": "http://169.254.169.254/"}')
+    assert [p.code for p in caught.value.problems] == ["egress_refused"]
 
 
 def test_runner_that_is_not_json_is_refused() -> None:

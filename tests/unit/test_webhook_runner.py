@@ -1,4 +1,5 @@
-"""The webhook runner against a local receiver that checks the HMAC-SHA256 signature."""
+"""The webhook runner against a local receiver that checks the HMAC-SHA256 signature, and
+the egress policy it connects under (the receiver is on loopback, so the tests allow it)."""
 
 from __future__ import annotations
 
@@ -18,12 +19,15 @@ from typing import Any
 
 import pytest
 
+from tickwork import egress
+from tickwork.core.egress import EgressPolicy
 from tickwork.core.lifecycle import Outcome
 from tickwork.core.runner_specs import WebhookSpec
 from tickwork.worker.runners import RunInput, RunnerOptions, WebhookRunner
 from tickwork.worker.runners.webhook import SIGNATURE_HEADER
 
 SECRET = "s3cret-s3cret-s3cret"
+LOOPBACK = EgressPolicy.from_settings(allow_private=False, allowed_cidrs=["127.0.0.0/8"])
 
 
 @dataclass
@@ -105,9 +109,17 @@ def _input(tmp_path: Path, limit_s: float = 10.0) -> RunInput:
     )
 
 
-def _runner(url: str, *, attempts: int = 4, secret: str | None = SECRET) -> WebhookRunner:
+def _runner(
+    url: str,
+    *,
+    attempts: int = 4,
+    secret: str | None = SECRET,
+    policy: EgressPolicy = LOOPBACK,
+    resolve: egress.Resolver = egress.system_resolver,
+) -> WebhookRunner:
     spec = WebhookSpec(url=url, max_attempts=attempts, headers={"X-Team": "perf"})
-    return WebhookRunner(spec, RunnerOptions(webhook_secret=secret), backoff_first_s=0.1)
+    options = RunnerOptions(webhook_secret=secret, egress=policy)
+    return WebhookRunner(spec, options, backoff_first_s=0.1, resolve=resolve)
 
 
 def test_signed_post_answered_2xx_passes(tmp_path: Path, receivers: list[Receiver]) -> None:
@@ -251,3 +263,123 @@ def test_a_receiver_answering_garbage_is_an_error_not_a_crash(tmp_path: Path) ->
         listener.close()
     assert verdict.outcome is Outcome.ERROR
     assert "after 2 attempts" in verdict.detail
+
+
+def test_a_loopback_receiver_is_refused_by_default_and_gets_nothing(
+    tmp_path: Path, receivers: list[Receiver]
+) -> None:
+    receiver = _start(receivers)
+
+    verdict = _runner(receiver.url, policy=EgressPolicy()).run(_input(tmp_path), threading.Event())
+
+    assert verdict.outcome is Outcome.ERROR
+    assert verdict.detail == (
+        "egress refused: 127.0.0.1 is a loopback address; allow it with "
+        "TICKWORK_EGRESS_ALLOW_PRIVATE or TICKWORK_EGRESS_ALLOWED_CIDRS"
+    )
+    assert receiver.calls == []
+    [attempt] = verdict.details["attempts"]  # refused is final: no retry
+    assert attempt["refused"] is True
+
+
+def test_allow_private_lets_a_loopback_receiver_be_reached(
+    tmp_path: Path, receivers: list[Receiver]
+) -> None:
+    receiver = _start(receivers)
+    policy = EgressPolicy(allow_private=True)
+
+    verdict = _runner(receiver.url, policy=policy).run(_input(tmp_path), threading.Event())
+
+    assert verdict.outcome is Outcome.PASSED
+    assert len(receiver.calls) == 1
+
+
+def test_localhost_resolves_to_loopback_and_is_refused_by_default(
+    tmp_path: Path, receivers: list[Receiver]
+) -> None:
+    receiver = _start(receivers)
+    url = f"http://localhost:{receiver.port}/hook"
+
+    verdict = _runner(url, policy=EgressPolicy()).run(_input(tmp_path), threading.Event())
+
+    assert verdict.outcome is Outcome.ERROR
+    assert verdict.detail.startswith("egress refused: localhost resolved to ")
+    assert "a loopback address" in verdict.detail
+    assert receiver.calls == []
+
+
+class Rebinding:
+    """A name server whose answer changes between lookups, as a DNS-rebinding attacker's
+    does: each lookup gets the next answer (the last one repeats)."""
+
+    def __init__(self, *answers: list[str]) -> None:
+        self.answers = list(answers)
+        self.lookups: list[str] = []
+
+    def __call__(self, host: str, port: int) -> list[str]:
+        self.lookups.append(host)
+        return self.answers[min(len(self.lookups), len(self.answers)) - 1]
+
+
+# In these tests 127.0.0.1 (where the receiver is, and what the policy allows) stands for a
+# public address: a test cannot reach a real one.
+ONLY_RECEIVER = EgressPolicy.from_settings(allow_private=False, allowed_cidrs=["127.0.0.1/32"])
+
+
+def test_a_name_that_rebinds_to_a_private_address_is_refused_at_connect_time(
+    tmp_path: Path, receivers: list[Receiver]
+) -> None:
+    receiver = _start(receivers, statuses=[503, 200])
+    resolve = Rebinding(["127.0.0.1"], ["10.0.0.5"])
+    url = f"http://hooks.example:{receiver.port}/hook"
+
+    verdict = _runner(url, policy=ONLY_RECEIVER, resolve=resolve).run(
+        _input(tmp_path), threading.Event()
+    )
+
+    assert verdict.outcome is Outcome.ERROR
+    assert verdict.detail == (
+        "egress refused: hooks.example resolved to 10.0.0.5, a private address; allow it "
+        "with TICKWORK_EGRESS_ALLOW_PRIVATE or TICKWORK_EGRESS_ALLOWED_CIDRS"
+    )
+    # The first attempt reached the address it was checked at, under the name; the second
+    # never connected anywhere.
+    [(_, headers, _)] = receiver.calls
+    assert headers["Host"] == f"hooks.example:{receiver.port}"
+    assert resolve.lookups == ["hooks.example", "hooks.example"]  # once per attempt
+    assert [a.get("status") for a in verdict.details["attempts"]] == [503, None]
+
+
+def test_a_name_answering_an_allowed_and_a_metadata_address_is_refused_whole(
+    tmp_path: Path, receivers: list[Receiver]
+) -> None:
+    receiver = _start(receivers)
+    resolve = Rebinding(["127.0.0.1", "169.254.169.254"])
+    url = f"http://hooks.example:{receiver.port}/hook"
+
+    verdict = _runner(url, policy=EgressPolicy(allow_private=True), resolve=resolve).run(
+        _input(tmp_path), threading.Event()
+    )
+
+    assert verdict.outcome is Outcome.ERROR
+    assert verdict.detail == (
+        "egress refused: hooks.example resolved to 169.254.169.254, a cloud metadata "
+        "address, which webhooks may never reach"
+    )
+    assert receiver.calls == []
+
+
+def test_a_checked_name_is_reached_at_its_address_with_its_name_as_host(
+    tmp_path: Path, receivers: list[Receiver]
+) -> None:
+    receiver = _start(receivers)
+    resolve = Rebinding(["127.0.0.1"])
+    url = f"http://hooks.example:{receiver.port}/hook"
+
+    verdict = _runner(url, policy=ONLY_RECEIVER, resolve=resolve).run(
+        _input(tmp_path), threading.Event()
+    )
+
+    assert verdict.outcome is Outcome.PASSED
+    [(_, headers, _)] = receiver.calls
+    assert headers["Host"] == f"hooks.example:{receiver.port}"

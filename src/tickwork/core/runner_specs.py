@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
+from tickwork.core.egress import ALWAYS_REFUSING, EgressPolicy, url_problem
 from tickwork.errors import Problem, ValidationError
 
 PLACEHOLDERS = frozenset(
@@ -88,8 +89,12 @@ def runner_spec_from_json(text: str | None) -> RunnerSpec:
     return parse_runner_spec(data)
 
 
-def parse_runner_spec(data: object) -> RunnerSpec:
-    """The spec ``data`` describes, or ValidationError with one Problem per violation."""
+def parse_runner_spec(data: object, *, egress: EgressPolicy = ALWAYS_REFUSING) -> RunnerSpec:
+    """The spec ``data`` describes, or ValidationError with one Problem per violation.
+
+    A webhook ``url`` whose host is a literal address ``egress`` refuses is a violation (by
+    default only link-local and cloud metadata addresses, which no setting allows; names are
+    checked by the worker when it connects)."""
     if data is None:
         return K6Spec()
     found: list[Problem] = []
@@ -132,7 +137,7 @@ def parse_runner_spec(data: object) -> RunnerSpec:
         )
     else:
         spec = WebhookSpec(
-            url=_url(data.get("url"), found),
+            url=_url(data.get("url"), found, egress),
             headers=_strings(data.get("headers"), "runner.headers", found, _HEADER_NAME),
             timeout_s=timeout_s,
             max_attempts=_attempts(data.get("max_attempts", 4), found),
@@ -216,13 +221,21 @@ def _placeholders(text: str, target: str, found: list[Problem]) -> None:
             )
 
 
-def _url(value: Any, found: list[Problem]) -> str:
-    parts = urlsplit(value) if isinstance(value, str) else None
-    if parts is None or parts.scheme not in {"http", "https"} or not parts.hostname:
+def _url(value: Any, found: list[Problem], egress: EgressPolicy) -> str:
+    try:
+        parts = urlsplit(value) if isinstance(value, str) else None
+        host = parts.hostname if parts is not None else None
+        _ = parts.port if parts is not None else None  # out of range: ValueError
+    except ValueError:
+        parts = host = None
+    if parts is None or parts.scheme not in {"http", "https"} or not host:
         found.append(
             Problem("invalid_url", "runner.url", f"runner.url must be an http(s) URL: {value!r}.")
         )
         return ""
+    refused = url_problem(value, "runner.url", egress)
+    if refused is not None:
+        found.append(refused)
     return str(value)
 
 

@@ -3,7 +3,8 @@
 Each URL of ``send_to`` gets the same body, with ``X-Tickwork-Signature-256: sha256=<hex>``
 (HMAC-SHA256 of the body under TICKWORK_WEBHOOK_SECRET). A 2xx answer is delivered; another
 answer is refused; a connection error or a 5xx is retried (three attempts, backoff) within
-the time left. Redirects are not followed.
+the time left. Redirects are not followed. Only addresses the egress policy allows are
+reached (tickwork.egress): a refused URL is not retried, and its error says why.
 """
 
 from __future__ import annotations
@@ -11,17 +12,19 @@ from __future__ import annotations
 import http.client
 import threading
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
-from tickwork import __version__
+from tickwork import __version__, egress
+from tickwork.core.egress import EgressPolicy
 from tickwork.worker.runners.webhook import SIGNATURE_HEADER, signature
 
 ATTEMPTS = 3
 BACKOFF_FIRST_S = 0.5
 KEPT_BYTES = 1024
+# Until every caller passes the worker's policy (RunnerOptions.egress), what a call without
+# one gets: link-local and cloud metadata addresses refused, as under every policy.
+_TRANSITIONAL_POLICY = EgressPolicy(allow_private=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +32,7 @@ class Posted:
     url: str
     status: int | None  # the last answer's status; None when no answer came
     error: str | None = None
+    refused: bool = False  # the egress policy refused the address: nothing was sent
 
     @property
     def delivered(self) -> bool:
@@ -38,14 +42,6 @@ class Posted:
         return {"url": self.url, "status": self.status, "error": self.error}
 
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None
-
-
-_opener = urllib.request.build_opener(_NoRedirect)
-
-
 def post_all(
     urls: list[str],
     body: bytes,
@@ -53,7 +49,9 @@ def post_all(
     secret: str,
     deadline: float,
     cancel: threading.Event,
+    policy: EgressPolicy = _TRANSITIONAL_POLICY,
     backoff_first_s: float = BACKOFF_FIRST_S,
+    resolve: egress.Resolver = egress.system_resolver,
 ) -> list[Posted]:
     headers = {
         "Content-Type": "application/json",
@@ -61,7 +59,16 @@ def post_all(
         SIGNATURE_HEADER: signature(secret, body),
     }
     return [
-        _post(url, body, headers, deadline=deadline, cancel=cancel, backoff_s=backoff_first_s)
+        _post(
+            url,
+            body,
+            headers,
+            deadline=deadline,
+            cancel=cancel,
+            backoff_s=backoff_first_s,
+            policy=policy,
+            resolve=resolve,
+        )
         for url in urls
     ]
 
@@ -74,31 +81,44 @@ def _post(
     deadline: float,
     cancel: threading.Event,
     backoff_s: float,
+    policy: EgressPolicy,
+    resolve: egress.Resolver,
 ) -> Posted:
     last = Posted(url, None, "no time left to send")
     for attempt in range(ATTEMPTS):
         remaining = deadline - time.monotonic()
         if remaining <= 0 or cancel.is_set():
             break
-        last = _once(url, body, headers, remaining)
-        if last.delivered or (last.status is not None and last.status < 500):
+        last = _once(url, body, headers, remaining, policy=policy, resolve=resolve)
+        if last.delivered or last.refused or (last.status is not None and last.status < 500):
             break
         if attempt + 1 < ATTEMPTS and cancel.wait(backoff_s * 2**attempt):
             break
     return last
 
 
-def _once(url: str, body: bytes, headers: dict[str, str], timeout_s: float) -> Posted:
-    request = urllib.request.Request(  # noqa: S310  (the dialect admits http(s) URLs only)
-        url, data=body, headers=headers, method="POST"
-    )
+def _once(
+    url: str,
+    body: bytes,
+    headers: dict[str, str],
+    timeout_s: float,
+    *,
+    policy: EgressPolicy,
+    resolve: egress.Resolver,
+) -> Posted:
     try:
-        with _opener.open(request, timeout=timeout_s) as response:
-            response.read(KEPT_BYTES)
-            return Posted(url, int(response.status))
-    except urllib.error.HTTPError as exc:
-        return Posted(url, exc.code)
-    # HTTPException: a malformed answer or URL; ValueError: a URL urllib cannot parse
-    except (urllib.error.URLError, OSError, http.client.HTTPException, ValueError) as exc:
-        reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
-        return Posted(url, None, str(reason))
+        answer = egress.post(
+            url,
+            body,
+            headers,
+            timeout_s=timeout_s,
+            policy=policy,
+            resolve=resolve,
+            keep_bytes=KEPT_BYTES,
+        )
+    except egress.EgressRefused as exc:
+        return Posted(url, None, str(exc), refused=True)
+    # HTTPException: a malformed answer or URL; ValueError: a URL that cannot be parsed
+    except (OSError, http.client.HTTPException, ValueError) as exc:
+        return Posted(url, None, str(exc))
+    return Posted(url, answer.status)

@@ -13,6 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from tickwork.core.egress import EgressPolicy
 from tickwork.core.instants import format_instant
 from tickwork.core.lifecycle import Outcome
 from tickwork.worker.reports.mail import SmtpOptions
@@ -64,6 +65,8 @@ class RunnerOptions:
     k6_path: str | None = None
     command_allowed: tuple[str, ...] = ()
     webhook_secret: str | None = None
+    # Where webhooks may connect besides public addresses (default: nowhere else).
+    egress: EgressPolicy = field(default_factory=EgressPolicy)
     stop_grace_s: float = STOP_GRACE_S
     smtp: SmtpOptions | None = None  # where report e-mails go (None: none can be sent)
     public_url: str | None = None  # base of the links in reports (else paths)

@@ -5,7 +5,8 @@ body under the shared secret (TICKWORK_WEBHOOK_SECRET), as GitHub's webhooks do.
 is the same on every attempt (``X-Tickwork-Attempt`` says which one), so a receiver can
 de-duplicate on ``run_id``. 2xx is passed; another answer failed. Connection errors and 5xx
 answers are retried with exponential backoff and jitter, within the run's time limit.
-Redirects are not followed: a 3xx is an answer, and failed.
+Redirects are not followed: a 3xx is an answer, and failed. Only addresses the egress
+policy allows are reached (tickwork.egress); a refused one ends the run in error, at once.
 """
 
 from __future__ import annotations
@@ -17,11 +18,9 @@ import json
 import secrets
 import threading
 import time
-import urllib.error
-import urllib.request
 from typing import Any
 
-from tickwork import __version__
+from tickwork import __version__, egress
 from tickwork.core.instants import format_instant
 from tickwork.core.lifecycle import Outcome
 from tickwork.core.runner_specs import WebhookSpec
@@ -39,21 +38,19 @@ def signature(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None
-
-
-_opener = urllib.request.build_opener(_NoRedirect)
-
-
 class WebhookRunner:
     def __init__(
-        self, spec: WebhookSpec, options: RunnerOptions, *, backoff_first_s: float = BACKOFF_FIRST_S
+        self,
+        spec: WebhookSpec,
+        options: RunnerOptions,
+        *,
+        backoff_first_s: float = BACKOFF_FIRST_S,
+        resolve: egress.Resolver = egress.system_resolver,
     ) -> None:
         self._spec = spec
         self._options = options
         self._backoff_first_s = backoff_first_s
+        self._resolve = resolve
 
     def run(self, run: RunInput, cancel: threading.Event) -> Verdict:
         secret = self._options.webhook_secret
@@ -78,6 +75,10 @@ class WebhookRunner:
                 break
             answer = self._post(body, {**headers, "X-Tickwork-Attempt": str(attempt)}, remaining)
             attempts.append(answer)
+            if answer.get("refused"):
+                return Verdict(
+                    outcome=Outcome.ERROR, detail=answer["error"], details=_details(attempts)
+                )
             status = answer.get("status")
             if isinstance(status, int) and 200 <= status < 300:
                 return Verdict(outcome=Outcome.PASSED, details=_details(attempts))
@@ -102,24 +103,27 @@ class WebhookRunner:
         return _last_word(attempts, deadline, run.time_limit_s)
 
     def _post(self, body: bytes, headers: dict[str, str], timeout_s: float) -> dict[str, Any]:
-        request = urllib.request.Request(  # noqa: S310  (the spec allows http and https only)
-            self._spec.url, data=body, headers=headers, method="POST"
-        )
         started = time.monotonic()
         try:
-            with _opener.open(request, timeout=timeout_s) as response:
-                kept = response.read(RESPONSE_KEPT_BYTES)
-                status = int(response.status)
-        except urllib.error.HTTPError as exc:
-            kept = exc.read(RESPONSE_KEPT_BYTES) if exc.fp is not None else b""
-            status = exc.code
-        except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
+            answer = egress.post(
+                self._spec.url,
+                body,
+                headers,
+                timeout_s=timeout_s,
+                policy=self._options.egress,
+                resolve=self._resolve,
+                keep_bytes=RESPONSE_KEPT_BYTES,
+            )
+        except egress.EgressRefused as exc:
+            # Not retried: the same name gives the same answer, or one not to be trusted.
+            elapsed_s = round(time.monotonic() - started, 3)
+            return {"error": str(exc), "refused": True, "elapsed_s": elapsed_s}
+        except (OSError, http.client.HTTPException, ValueError) as exc:
             # HTTPException: an answer that is not HTTP; retried like a dropped connection.
-            reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
-            return {"error": str(reason), "elapsed_s": round(time.monotonic() - started, 3)}
+            return {"error": str(exc), "elapsed_s": round(time.monotonic() - started, 3)}
         return {
-            "status": status,
-            "response": kept.decode("utf-8", errors="replace"),
+            "status": answer.status,
+            "response": answer.body.decode("utf-8", errors="replace"),
             "elapsed_s": round(time.monotonic() - started, 3),
         }
 
