@@ -716,3 +716,13 @@ def test_a_query_integer_not_written_in_plain_digits_is_400_naming_it(
     api: Api, path: str, parameter: str, written: str
 ) -> None:
     _refused(api.get(path.format(quote(written))), parameter)
+
+
+def test_an_oversized_body_to_a_path_no_report_route_serves_keeps_the_k6_shape(api: Api) -> None:
+    response = api.post(
+        "/api/v1/reports/nothing",
+        content=b" " * (MAX_BODY + 1),
+        headers={"Content-Type": "application/json"},
+    )
+    assert response.status_code == 413
+    assert set(response.json()) == {"error"}

@@ -115,16 +115,19 @@ _BY_METHOD = {"POST": "create", "PUT": "update", "DELETE": "delete"}
 def enveloped(method: str, path: str, status: int, k6_body: dict[str, Any]) -> dict[str, Any]:
     """The error body of a request answered before any of its routes ran (a body over the
     limit, a method the path does not serve): in this API's envelope when ``path`` is one of
-    its, else ``k6_body`` as it is."""
-    if path != router.prefix and not path.startswith(router.prefix + "/"):
+    its routes', else ``k6_body`` as it is (as for a path no route serves)."""
+    routes = [
+        route
+        for route in router.routes
+        if isinstance(route, APIRoute) and route.path_regex.match(path)
+    ]
+    if not routes:
         return k6_body
     operation = next(
         (
             (route.operation_id or "").rsplit("_", 1)[-1]
-            for route in router.routes
-            if isinstance(route, APIRoute)
-            and method in (route.methods or ())
-            and route.path_regex.match(path)
+            for route in routes
+            if method in (route.methods or ())
         ),
         _BY_METHOD.get(method, "list"),
     )
