@@ -13,6 +13,7 @@
     │   └── StoreUnsafe        Redis may evict keys: exactly-once cannot hold
     ├── LeaseLost              this process no longer leads; stop committing
     ├── JobRefused             a queued job names a function workers do not run
+    ├── EgressRefused          an address the egress policy refuses (tickwork.egress)
     └── SettingsError          the configuration cannot be used
 
 Every layer raises from this tree; the HTTP edge translates it into the k6 error body and the

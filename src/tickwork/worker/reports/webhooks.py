@@ -22,9 +22,6 @@ from tickwork.worker.runners.webhook import SIGNATURE_HEADER, signature
 ATTEMPTS = 3
 BACKOFF_FIRST_S = 0.5
 KEPT_BYTES = 1024
-# Until every caller passes the worker's policy (RunnerOptions.egress), what a call without
-# one gets: link-local and cloud metadata addresses refused, as under every policy.
-_TRANSITIONAL_POLICY = EgressPolicy(allow_private=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +46,7 @@ def post_all(
     secret: str,
     deadline: float,
     cancel: threading.Event,
-    policy: EgressPolicy = _TRANSITIONAL_POLICY,
+    policy: EgressPolicy,
     backoff_first_s: float = BACKOFF_FIRST_S,
     resolve: egress.Resolver = egress.system_resolver,
 ) -> list[Posted]:

@@ -125,7 +125,12 @@ class ReportRunner:
             )
         body = json.dumps(digest.as_json(result, run_id=run_id), separators=(",", ":")).encode()
         posted = webhooks.post_all(
-            list(report.attrs["send_to"]), body, secret=secret, deadline=deadline, cancel=cancel
+            list(report.attrs["send_to"]),
+            body,
+            secret=secret,
+            deadline=deadline,
+            cancel=cancel,
+            policy=self._options.egress,
         )
         details = {"webhooks": [p.as_json() for p in posted]}
         if all(p.delivered for p in posted):
