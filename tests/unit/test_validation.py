@@ -13,7 +13,7 @@ import pytest
 
 from tickwork.core import CronSpec, Frequency, RuleSpec, Weekday, build_schedule, parse_instant
 from tickwork.core.model import Cron, Once, Rule
-from tickwork.dialects.k6 import parse_create_schedule
+from tickwork.dialects.k6 import parse_create_schedule, stored_request
 from tickwork.errors import Problem, ValidationError
 
 STARTS = "2026-01-01T00:00:00Z"
@@ -589,3 +589,23 @@ def test_what_a_schedule_read_answers_may_be_sent_back() -> None:
     request, schedule = parse_create_schedule(json.dumps(read))
     assert schedule.trigger == Rule(Frequency.DAILY)
     assert "deactivated" not in request.model_dump()
+
+
+def test_a_request_stored_before_todays_bounds_reads_back_as_stored() -> None:
+    # What the store kept for a schedule set before interval, count, byday and count-with-
+    # until were bounded: it must stay readable (GET, list), not become a 500.
+    stored = {
+        "starts": "1969-07-20T20:17:40Z",
+        "recurrence_rule": {
+            "frequency": "WEEKLY",
+            "interval": 10**12,
+            "byday": ["MO", "MO"],
+            "until": "2030-01-01T00:00:00Z",
+            "count": 10**9,
+        },
+        "cron": None,
+        "overlap": "skip",
+        "catch_up_seconds": None,
+    }
+    request = stored_request(json.dumps(stored))
+    assert json.loads(request.model_dump_json()) == stored
