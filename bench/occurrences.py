@@ -11,7 +11,7 @@ The machine is shared and noisy, so the implementations of a case run interleave
 rotated each round so none always runs first) and each figure is the median over rounds;
 a ratio is the median of the per-round ratios, each taken between runs a moment apart.
 
-    /work/venv/bin/python bench/occurrences.py [--seconds 1.0] [--rounds 7] [--quick]
+    .venv/bin/python bench/occurrences.py [--seconds 1.0] [--rounds 7] [--quick]
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ Everything runs against a private ``redis-server`` started here (the shared one 
 touched). Systems alternate, the order rotated each round; a figure is the median over
 ``--rounds`` and a ratio the median of per-round ratios (tickwork / plain RQ).
 
-    /work/venv/bin/python bench/workers.py [--runs 400] [--rounds 3] [--workers 1,2,4]
+    .venv/bin/python bench/workers.py [--runs 400] [--rounds 3] [--workers 1,2,4]
 """
 
 from __future__ import annotations
