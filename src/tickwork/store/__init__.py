@@ -15,6 +15,7 @@ from tickwork.store.fires import Fires
 from tickwork.store.keys import Keys
 from tickwork.store.kragle import KragleSchedules, TemplateRecord
 from tickwork.store.leases import Lease, Leases
+from tickwork.store.limits import Rate, RateLimits
 from tickwork.store.load_tests import LoadTestRecord, LoadTests
 from tickwork.store.projects import ProjectRecord, Projects
 from tickwork.store.reports import ReportRecord, Reports
@@ -35,6 +36,8 @@ __all__ = [
     "LoadTests",
     "ProjectRecord",
     "Projects",
+    "Rate",
+    "RateLimits",
     "ReportRecord",
     "Reports",
     "Retention",
@@ -71,6 +74,7 @@ class Store:
         self.run_requests = RunRequests(client, self.keys, self.runs)
         self.executions = Executions(client, self.keys, self.runs)
         self.retention = Retention(client, self.keys)
+        self.rate_limits = RateLimits(client, self.keys)
 
     @property
     def prefix(self) -> str:

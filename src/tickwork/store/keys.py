@@ -62,6 +62,13 @@
     {p}:lease:{name}                   STRING  leader lease: "{term}:{token}", PX = lease TTL
     {p}:lease:{name}:term              STRING  fencing number, INCR on every new term
     {p}:lease:{name}:released          LIST    pushed on graceful release: wakes a standby
+    {p}:rate:token:{sha256}            STRING  request rate limit of the API token whose
+                                               SHA-256 (hex) this is: the GCRA theoretical
+                                               arrival time (µs, Redis clock); PX until that
+                                               instant, so an idle caller has no key
+    {p}:rate:stack:{stack}             STRING  the same, for every request in the stack
+    {p}:rate:client:{address}          STRING  the same, for anonymous requests from one
+                                               client address
 
 RQ keeps its own keys (``rq:*``) in the same database; job ids are
 ``fire-{schedule_id}-{occurrence_ms}`` for scheduled runs and ``run-{run_id}`` otherwise
@@ -172,3 +179,12 @@ class Keys:
 
     def lease_term(self, name: str) -> str:
         return f"{self.prefix}:lease:{name}:term"
+
+    def rate_token(self, sha256_hex: str) -> str:
+        return f"{self.prefix}:rate:token:{sha256_hex}"
+
+    def rate_stack(self, stack: int) -> str:
+        return f"{self.prefix}:rate:stack:{stack}"
+
+    def rate_client(self, address: str) -> str:
+        return f"{self.prefix}:rate:client:{address}"
