@@ -57,6 +57,13 @@ def test_once_and_config_must_agree(timing: Timing, targets: set[str]) -> None:
 
 
 def test_parse_create_keeps_what_was_given() -> None:
-    name, timing = parse_create(json.dumps({"config": {"period": 5}, "unknown": 1}).encode())
+    name, timing = parse_create(json.dumps({"config": {"period": 5}}).encode())
 
     assert (name, timing) == (None, Timing(False, {"period": 5}))
+
+
+def test_parse_create_refuses_an_unknown_field_by_name() -> None:
+    with pytest.raises(ValidationError) as refused:
+        parse_create(json.dumps({"config": {"period": 5}, "unknown": 1}).encode())
+
+    assert [problem.target for problem in refused.value.problems] == ["unknown"]
