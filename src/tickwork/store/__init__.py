@@ -17,6 +17,7 @@ from tickwork.store.kragle import KragleSchedules, TemplateRecord
 from tickwork.store.leases import Lease, Leases
 from tickwork.store.limits import Rate, RateLimits
 from tickwork.store.load_tests import LoadTestRecord, LoadTests
+from tickwork.store.manual_runs import ManualRuns
 from tickwork.store.projects import ProjectRecord, Projects
 from tickwork.store.reports import ReportRecord, Reports
 from tickwork.store.retention import Retention
@@ -34,6 +35,7 @@ __all__ = [
     "Leases",
     "LoadTestRecord",
     "LoadTests",
+    "ManualRuns",
     "ProjectRecord",
     "Projects",
     "Rate",
@@ -72,6 +74,7 @@ class Store:
         self.reports = Reports(client, self.keys, self.schedules, self.load_tests)
         self.projects = Projects(client, self.keys, self.load_tests)
         self.run_requests = RunRequests(client, self.keys, self.runs)
+        self.manual_runs = ManualRuns(client, self.keys, self.runs)
         self.executions = Executions(client, self.keys, self.runs)
         self.retention = Retention(client, self.keys)
         self.rate_limits = RateLimits(client, self.keys)

@@ -13,7 +13,6 @@ from tickwork.api.deps import Caller, Context, JsonBody, ResourceId
 from tickwork.api.openapi import error_responses, json_request
 from tickwork.api.pagination import Paging, page_response
 from tickwork.api.render import json_response, run_fields, run_model
-from tickwork.api.starts import start_run
 from tickwork.core.instants import InstantError, format_instant, out_of_range, parse_instant
 from tickwork.dialects.k6_runs import (
     PatchTestRunApiModel,
@@ -243,10 +242,9 @@ def start_load_test(
 ) -> Response:
     test = context.store.load_tests.get(caller.stack, id)
     now = context.clock()
-    run = start_run(
-        context.store,
-        context.rq_queue,
-        load_test=test,
+    run = context.store.manual_runs.start(
+        test,
+        rq_queue=context.rq_queue,
         started_by=caller.email,
         now=now,
         idempotency_key=idempotency_key,
