@@ -46,6 +46,7 @@ import redis
 
 from tickwork.dialects.k6 import parse_create_schedule
 from tickwork.store import ScheduleRecord, Store
+from tickwork.store.schedules import K6Schedule
 
 TOKEN = "bench-token-0123456789abcdef"
 STACK = 1
@@ -117,7 +118,6 @@ def _seed_pool(store: Store) -> tuple[int, int]:
             load_test_id=test.id,
             schedule=schedule,
             request=request.model_dump_json(),
-            dialect="k6",
             created_by="bench@example.com",
             now=NOW,
         )
@@ -149,8 +149,7 @@ def _seed_schedules(store: Store, count: int) -> None:
                 stack=STACK,
                 load_test_id=load_test_id,
                 schedule=schedule,
-                request=request.model_dump_json(),
-                dialect="k6",
+                owner=K6Schedule(request_echo=request.model_dump_json()),
                 deactivated=False,
                 created_by="bench@example.com",
                 fired_through=NOW,

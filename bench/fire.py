@@ -87,6 +87,7 @@ from tickwork.core.instants import ONE_MICROSECOND
 from tickwork.embedded import EmbeddedServer, free_port
 from tickwork.store import ScheduleRecord, Store
 from tickwork.store.connection import text_of
+from tickwork.store.schedules import K6Schedule
 
 PREFIX = "bench"
 QUEUE = "bench-runs"
@@ -303,8 +304,7 @@ class Bench:
                 stack=STACK,
                 load_test_id=i,
                 schedule=schedule,
-                request=request,
-                dialect="k6",
+                owner=K6Schedule(request_echo=request),
                 deactivated=False,
                 created_by="bench@example.com",
                 fired_through=now - ONE_MICROSECOND,
@@ -318,7 +318,6 @@ class Bench:
             load_test_id=1,
             schedule=schedule,
             request=request,
-            dialect="k6",
             created_by="bench@example.com",
             now=now,
         )

@@ -124,7 +124,6 @@ def every_second(store: Store, count: int, *, lead_s: int) -> datetime:
             load_test_id=load_test_id,
             schedule=Schedule(start, Interval(timedelta(seconds=1))),
             request="{}",
-            dialect="k6",
             created_by=None,
             now=datetime.now(UTC),
             overlap="allow",

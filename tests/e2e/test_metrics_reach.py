@@ -108,7 +108,6 @@ def _put(
         load_test_id=load_test_id,
         schedule=schedule,
         request="{}",
-        dialect="k6",
         created_by=None,
         now=set_at,
         overlap=overlap,

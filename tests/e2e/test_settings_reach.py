@@ -96,7 +96,6 @@ def _once(store: Store, load_test_id: int, at: datetime, *, set_at: datetime) ->
         load_test_id=load_test_id,
         schedule=Schedule(at, Once()),
         request="{}",
-        dialect="k6",
         created_by=None,
         now=set_at,
     )

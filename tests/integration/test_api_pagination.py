@@ -32,7 +32,6 @@ def _seed(store: Store, count: int, *, stack: int = 1) -> list[int]:
             load_test_id=load_test_id,
             schedule=Schedule(T0.replace(month=12, day=1, hour=8), Once()),
             request=request,
-            dialect="k6",
             created_by="seed@example.com",
             now=T0,
         )

@@ -28,7 +28,6 @@ def test_a_fired_job_matches_rqs_own_enqueue_field_by_field(redis_client: redis.
         load_test_id=1,
         schedule=Schedule(T0, Once()),
         request="{}",
-        dialect="k6",
         created_by=None,
         now=T0 - timedelta(seconds=1),
     )

@@ -92,7 +92,6 @@ def _put(
         load_test_id=load_test_id,
         schedule=schedule,
         request="{}",
-        dialect="k6",
         created_by="a@example.com",
         now=now,
         overlap=overlap,

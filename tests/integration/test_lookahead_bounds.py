@@ -59,7 +59,6 @@ def _one_shots(store: Store, count: int, at: datetime, *, now: datetime) -> None
             load_test_id=load_test_id,
             schedule=Schedule(at, Once()),
             request="{}",
-            dialect="k6",
             created_by=None,
             now=now,
         )

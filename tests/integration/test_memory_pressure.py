@@ -133,7 +133,6 @@ def test_a_leader_rides_out_a_full_redis_and_settles_what_fell_due_meanwhile(
             load_test_id=1,
             schedule=Schedule(at, Once()),
             request="{}",
-            dialect="k6",
             created_by=None,
             now=datetime.now(UTC),
         )

@@ -21,8 +21,8 @@ from tickwork.core.instants import to_us
 from tickwork.scheduler.firing import Firer
 from tickwork.store import Lease, RunRecord, ScheduleRecord, Store
 from tickwork.store.fires import Advance
-from tickwork.store.schedules import retimed
 from tickwork.store.queue import JobShape, queue
+from tickwork.store.schedules import retimed
 
 T = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 MS = timedelta(milliseconds=1)
@@ -77,7 +77,6 @@ def _put(store: Store, schedule: Schedule, *, now: datetime, overlap: str = "ski
         load_test_id=1,
         schedule=schedule,
         request="{}",
-        dialect="k6",
         created_by="a@example.com",
         now=now,
         overlap=overlap,

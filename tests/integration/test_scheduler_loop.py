@@ -79,7 +79,6 @@ def _one_shot(store: Store, in_s: float) -> datetime:
         load_test_id=1,
         schedule=Schedule(at, Once()),
         request="{}",
-        dialect="k6",
         created_by=None,
         now=datetime.now(UTC),
     )

@@ -17,6 +17,7 @@ from tickwork.dialects.k6_runs import (
     TestRunApiModel,
 )
 from tickwork.store import LoadTestRecord, ProjectRecord, RunRecord, ScheduleRecord, StatusEntry
+from tickwork.store.schedules import K6Schedule
 
 
 def json_response(model: BaseModel, status_code: int = 200) -> Response:
@@ -28,10 +29,11 @@ def json_response(model: BaseModel, status_code: int = 200) -> Response:
 def schedule_model(record: ScheduleRecord, *, now: datetime) -> ScheduleApiModel:
     """The stored request echoed (``starts`` as given, omitted rule fields filled), with the
     engine's next occurrence."""
+    assert isinstance(record.owner, K6Schedule), record.owner  # the k6 API sees only its own
     return schedule_api_model(
         schedule_id=record.id,
         load_test_id=record.load_test_id,
-        request=stored_request(record.request),
+        request=stored_request(record.owner.request_echo),
         deactivated=record.deactivated,
         next_run=record.upcoming(now=now),
         created_by=record.created_by,

@@ -31,11 +31,11 @@ from tickwork.store.connection import text_of, translated
 from tickwork.store.keys import Keys
 from tickwork.store.load_tests import QueuedWrite
 from tickwork.store.load_tests import decode as decode_load_test
-from tickwork.store.schedules import ScheduleRecord, Schedules, retimed
+from tickwork.store.schedules import KragleJob, ScheduleRecord, Schedules, retimed
 from tickwork.store.schedules import decode as decode_schedule_record
 
 Pipeline = redis.client.Pipeline
-DIALECT = "kragle"
+DIALECT = KragleJob.dialect
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +88,8 @@ def _decode(fields: Mapping[Any, Any]) -> TemplateRecord:
 
 def template_of(job: ScheduleRecord) -> int:
     """The id of the template a job fires on."""
-    return int(json.loads(job.request)["kragle_schedule_id"])
+    assert isinstance(job.owner, KragleJob), job.owner
+    return job.owner.template_id
 
 
 class KragleSchedules:
@@ -232,8 +233,7 @@ class KragleSchedules:
                         stack=stack,
                         load_test_id=load_test_id,
                         schedule=template.schedule,
-                        request=json.dumps({"kragle_schedule_id": template_id}),
-                        dialect=DIALECT,
+                        owner=KragleJob(template_id=template_id),
                         deactivated=False,
                         created_by=created_by,
                         fired_through=fired_through,

@@ -25,10 +25,10 @@ from tickwork.errors import NotFound, StoreError
 from tickwork.store.connection import text_of, translated
 from tickwork.store.keys import Keys
 from tickwork.store.load_tests import LoadTestRecord, LoadTests
-from tickwork.store.schedules import ScheduleRecord, Schedules, retimed
+from tickwork.store.schedules import ReportSchedule, ScheduleRecord, Schedules, retimed
 
 Pipeline = redis.client.Pipeline
-DIALECT = "report"
+DIALECT = ReportSchedule.dialect
 KIND = "report"
 
 
@@ -119,8 +119,7 @@ class Reports:
                 stack=stack,
                 load_test_id=load_test_id,
                 schedule=schedule,
-                request=json.dumps({"report_id": report_id}),
-                dialect=DIALECT,
+                owner=ReportSchedule(report_id=report_id),
                 deactivated=False,
                 created_by=scheduled_by,
                 fired_through=fired_through,

@@ -20,20 +20,50 @@ Every write bumps ``version`` and nudges the scheduler.
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 import redis
 
 from tickwork.core import Schedule, next_after
 from tickwork.core.instants import ONE_MICROSECOND, from_us, to_ms, to_us
-from tickwork.errors import Conflict, NotFound
+from tickwork.errors import Conflict, NotFound, StoreError
 from tickwork.store.codec import decode_schedule, encode_schedule
 from tickwork.store.connection import text_of, translated
 from tickwork.store.keys import Keys
 from tickwork.store.paging import read_page
+
+
+@dataclass(frozen=True, slots=True)
+class K6Schedule:
+    """The load test's one k6 schedule; ``request_echo`` is its CreateScheduleRequest as
+    given, which the k6 dialect echoes back (``starts`` as written)."""
+
+    request_echo: str
+    dialect: ClassVar[str] = "k6"
+
+
+@dataclass(frozen=True, slots=True)
+class KragleJob:
+    """A Kragle job: the load test fired on the timing of Kragle template ``template_id``."""
+
+    template_id: int
+    dialect: ClassVar[str] = "kragle"
+
+
+@dataclass(frozen=True, slots=True)
+class ReportSchedule:
+    """The schedule of report ``report_id`` (its internal load test is the one fired)."""
+
+    report_id: str
+    dialect: ClassVar[str] = "report"
+
+
+Owner = K6Schedule | KragleJob | ReportSchedule
+"""Whose schedule a record is: it decides which API sees it and how it is rendered."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,8 +72,7 @@ class ScheduleRecord:
     stack: int
     load_test_id: int
     schedule: Schedule
-    request: str  # the wire document as given, echoed back by its dialect
-    dialect: str
+    owner: Owner
     deactivated: bool
     created_by: str | None
     fired_through: datetime
@@ -51,6 +80,10 @@ class ScheduleRecord:
     version: int
     overlap: str = "skip"
     catch_up_s: int | None = None  # None: the deployment's default window
+
+    @property
+    def dialect(self) -> str:
+        return self.owner.dialect
 
     def upcoming(self, *, now: datetime) -> datetime | None:
         """The next occurrence that can still fire: the due entry, or for a deactivated
@@ -74,8 +107,7 @@ def new_record(
     stack: int,
     load_test_id: int,
     schedule: Schedule,
-    request: str,
-    dialect: str,
+    owner: Owner,
     created_by: str | None,
     now: datetime,
     overlap: str = "skip",
@@ -88,8 +120,7 @@ def new_record(
         stack=stack,
         load_test_id=load_test_id,
         schedule=schedule,
-        request=request,
-        dialect=dialect,
+        owner=owner,
         deactivated=False,
         created_by=created_by,
         fired_through=fired_through,
@@ -141,8 +172,9 @@ def _encode(record: ScheduleRecord) -> dict[Any, Any]:
         "stack": str(record.stack),
         "load_test_id": str(record.load_test_id),
         "trigger": encode_schedule(record.schedule),
-        "request": record.request,
-        "dialect": record.dialect,
+        # Stored as two fields, as ever: the dialect, and its echo or its owner's id.
+        "request": _owner_text(record.owner),
+        "dialect": record.owner.dialect,
         "deactivated": "1" if record.deactivated else "0",
         "created_by": record.created_by or "",
         "fired_through_us": str(to_us(record.fired_through)),
@@ -151,6 +183,24 @@ def _encode(record: ScheduleRecord) -> dict[Any, Any]:
         "overlap": record.overlap,
         "catch_up_s": "" if record.catch_up_s is None else str(record.catch_up_s),
     }
+
+
+def _owner_text(owner: Owner) -> str:
+    if isinstance(owner, K6Schedule):
+        return owner.request_echo
+    if isinstance(owner, KragleJob):
+        return json.dumps({"kragle_schedule_id": owner.template_id})
+    return json.dumps({"report_id": owner.report_id})
+
+
+def _owner(dialect: str, text: str) -> Owner:
+    if dialect == K6Schedule.dialect:
+        return K6Schedule(request_echo=text)
+    if dialect == KragleJob.dialect:
+        return KragleJob(template_id=int(json.loads(text)["kragle_schedule_id"]))
+    if dialect == ReportSchedule.dialect:
+        return ReportSchedule(report_id=str(json.loads(text)["report_id"]))
+    raise StoreError(f"schedule of unknown dialect {dialect!r}")
 
 
 def decode(fields: Mapping[Any, Any]) -> ScheduleRecord:
@@ -162,8 +212,7 @@ def decode(fields: Mapping[Any, Any]) -> ScheduleRecord:
         stack=int(text["stack"]),
         load_test_id=int(text["load_test_id"]),
         schedule=decode_schedule(text["trigger"]),
-        request=text["request"],
-        dialect=text["dialect"],
+        owner=_owner(text["dialect"], text["request"]),
         deactivated=text["deactivated"] == "1",
         created_by=text["created_by"] or None,
         fired_through=from_us(fired_through_us),
@@ -227,15 +276,15 @@ class Schedules:
         load_test_id: int,
         schedule: Schedule,
         request: str,
-        dialect: str,
         created_by: str | None,
         now: datetime,
         overlap: str = "skip",
         catch_up_s: int | None = None,
     ) -> ScheduleRecord:
-        """Set the load test's schedule, keeping the id of the one it replaces and activating
-        it (the k6 API's re-POST re-activates). Occurrences before ``now`` never fire; an
-        overwrite with the same timing neither fires nor drops one (see ``retimed``)."""
+        """Set the load test's k6 schedule (``request``: its CreateScheduleRequest as given),
+        keeping the id of the one it replaces and activating it (the k6 API's re-POST
+        re-activates). Occurrences before ``now`` never fire; an overwrite with the same timing
+        neither fires nor drops one (see ``retimed``)."""
         pointer = self._keys.load_test_schedule(load_test_id)
         with translated(), self._client.pipeline() as pipe:
             while True:
@@ -253,8 +302,7 @@ class Schedules:
                             stack=stack,
                             load_test_id=load_test_id,
                             schedule=schedule,
-                            request=request,
-                            dialect=dialect,
+                            owner=K6Schedule(request_echo=request),
                             created_by=created_by,
                             now=now,
                             overlap=overlap,
@@ -265,7 +313,7 @@ class Schedules:
                             previous = reactivated(previous, now=now)
                         record = replace(
                             retimed(previous, schedule, now=now),
-                            request=request,
+                            owner=K6Schedule(request_echo=request),
                             overlap=overlap,
                             catch_up_s=catch_up_s,
                         )

@@ -54,7 +54,6 @@ def set_load_test_schedule(
         load_test_id=id,
         schedule=schedule,
         request=request.model_dump_json(),
-        dialect="k6",
         created_by=caller.email,
         now=now,
         overlap=request.overlap,
