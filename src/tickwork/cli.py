@@ -294,7 +294,7 @@ def _worker(args: argparse.Namespace) -> int:
     from tickwork.logs import configure_logging
     from tickwork.store import Store, connect
     from tickwork.worker.daemon import serve
-    from tickwork.worker.execution import WorkerConfig
+    from tickwork.worker.executor import WorkerConfig
     from tickwork.worker.reports.mail import SmtpOptions
     from tickwork.worker.runners import RunnerOptions
 

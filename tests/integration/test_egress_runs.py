@@ -14,7 +14,7 @@ import redis
 
 from tickwork.core.egress import EgressPolicy
 from tickwork.store import Store
-from tickwork.worker.execution import WorkerConfig, execute
+from tickwork.worker.executor import WorkerConfig, execute
 from tickwork.worker.runners import RunnerOptions
 
 from .seeding import created_run, load_test

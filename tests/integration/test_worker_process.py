@@ -23,7 +23,7 @@ from rq.serializers import JSONSerializer
 
 from tickwork.store import Store
 from tickwork.worker.daemon import serve
-from tickwork.worker.execution import WorkerConfig
+from tickwork.worker.executor import WorkerConfig
 from tickwork.worker.queue import queue, run_job_id
 from tickwork.worker.runners import RunnerOptions
 

@@ -15,7 +15,7 @@ import redis
 from tickwork.core.lifecycle import Outcome, ending_of
 from tickwork.store import RunRecord, Store
 from tickwork.store.executions import Executions
-from tickwork.worker.execution import WorkerConfig, execute
+from tickwork.worker.executor import WorkerConfig, execute
 from tickwork.worker.runners import RunnerOptions
 
 from .seeding import created_run, history, load_test, run_of

@@ -35,7 +35,7 @@ from tickwork.errors import JobRefused, StoreUnavailable
 from tickwork.store import Executions, Store
 from tickwork.store.connection import translated
 from tickwork.worker import jobs
-from tickwork.worker.execution import WorkerConfig
+from tickwork.worker.executor import WorkerConfig
 from tickwork.worker.metrics import WorkerMetrics
 from tickwork.worker.queue import JOB_FUNCTION
 

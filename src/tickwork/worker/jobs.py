@@ -13,7 +13,7 @@ from typing import Any
 from rq import get_current_job
 
 from tickwork.store import Store
-from tickwork.worker.execution import WorkerConfig, execute
+from tickwork.worker.executor import WorkerConfig, execute
 from tickwork.worker.metrics import WorkerMetrics
 
 _PREFIX = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")

@@ -4,6 +4,7 @@ Each implements ``Runner``."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from tickwork.core.runner_specs import CommandSpec, K6Spec, ReportSpec, RunnerSpec, WebhookSpec
@@ -35,8 +36,19 @@ REGISTRY: dict[type, Callable[[Any, RunnerOptions], Runner]] = {
 }
 
 
-def runner_for(spec: RunnerSpec, options: RunnerOptions, store: Store | None = None) -> Runner:
-    """The runner of ``spec``. A report runner reads the store, so it needs ``store``."""
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def runner_for(
+    spec: RunnerSpec,
+    options: RunnerOptions,
+    store: Store | None = None,
+    *,
+    clock: Callable[[], datetime] = _utcnow,
+) -> Runner:
+    """The runner of ``spec``. A report runner reads the store, so it needs ``store``, and
+    notes on its report when it ran, by ``clock``."""
     if isinstance(spec, ReportSpec):
         # Imported here: the report runner uses the webhook runner's signature, and this
         # package's import must not wait on it.
@@ -44,5 +56,5 @@ def runner_for(spec: RunnerSpec, options: RunnerOptions, store: Store | None = N
 
         if store is None:
             raise ValueError("a report runner needs the store")
-        return ReportRunner(spec, options, store)
+        return ReportRunner(spec, options, store, clock=clock)
     return REGISTRY[type(spec)](spec, options)

@@ -2,7 +2,9 @@
 
 A runner turns one run into a Verdict. It owns its process or request and must give up
 promptly when ``cancel`` is set (an abort, or the worker losing the run), and when
-``time_limit_s`` has passed. It never writes to Redis: the job records the verdict.
+``time_limit_s`` has passed. A runner never writes the run's record: the job records the
+verdict. The k6, command and webhook runners touch no store at all; the report runner reads
+the store and notes its execution on its report (see ``report.py``).
 """
 
 from __future__ import annotations

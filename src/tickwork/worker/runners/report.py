@@ -16,8 +16,9 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from tickwork.core.instants import format_instant
@@ -39,10 +40,18 @@ class _Delivery:
 
 
 class ReportRunner:
-    def __init__(self, spec: ReportSpec, options: RunnerOptions, store: Store) -> None:
+    def __init__(
+        self,
+        spec: ReportSpec,
+        options: RunnerOptions,
+        store: Store,
+        *,
+        clock: Callable[[], datetime],
+    ) -> None:
         self._spec = spec
         self._options = options
         self._store = store
+        self._clock = clock
 
     def run(self, run: RunInput, cancel: threading.Event) -> Verdict:
         deadline = time.monotonic() + run.time_limit_s
@@ -83,7 +92,7 @@ class ReportRunner:
             delivery = self._mail(report, result, deadline)
         else:
             delivery = self._post(report, result, run.run_id, deadline, cancel)
-        self._store.reports.record_run(report.id, at=datetime.now(UTC))
+        self._store.reports.record_run(report.id, at=self._clock())
         return Verdict(
             outcome=delivery.outcome,
             detail=delivery.detail,

@@ -146,7 +146,7 @@ class _Execution:
         time_limit_s = spec.timeout_s or self._config.default_time_limit_s
         work_root = self._config.work_dir
         with tempfile.TemporaryDirectory(prefix=f"tickwork-run-{run.id}-", dir=work_root) as d:
-            verdict = runner_for(spec, self._config.runners, self._store).run(
+            verdict = runner_for(spec, self._config.runners, self._store, clock=self._clock).run(
                 RunInput(
                     run_id=run.id,
                     load_test_id=run.load_test_id,
