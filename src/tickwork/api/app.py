@@ -21,6 +21,7 @@ from tickwork.api.routes import (
     load_tests,
     projects,
     reports,
+    run_results,
     schedules,
     test_runs,
 )
@@ -93,6 +94,7 @@ def create_app(
     errors_http.install(app)
     for module in (health, projects, load_tests, schedules, test_runs, reports):
         app.include_router(module.router)
+    app.include_router(run_results.router)
     app.include_router(kragle.router, prefix=kragle_prefix.rstrip("/"))
     # Last added runs first: metrics see every response, the 413s of the limit included.
     app.state.reshape_error = reports.enveloped

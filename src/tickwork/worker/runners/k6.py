@@ -1,7 +1,8 @@
 """The k6 runner: the load test's stored script, run by the real ``k6`` binary.
 
 Exit 0 is passed, 99 (thresholds crossed) failed, anything else an error. The end-of-test
-summary (``--summary-export``) and the tail of the output are kept with the run.
+summary (``--summary-export``), the tail of the output and the k6 version are kept with the
+run (``tickwork.core.k6_summary`` reads them).
 """
 
 from __future__ import annotations
@@ -9,8 +10,11 @@ from __future__ import annotations
 import importlib.metadata
 import json
 import os
+import re
 import shutil
+import subprocess
 import threading
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +26,12 @@ from tickwork.worker.runners.processes import child_env, supervise
 EXIT_THRESHOLDS_CROSSED = 99
 SUMMARY_MAX_BYTES = 512 * 1024
 """A larger summary (thousands of custom metrics) is not copied into the run record."""
+SUMMARY_TREND_STATS = "avg,min,med,max,p(90),p(95),p(99)"
+"""k6's default trend statistics plus p(99), which the run's key metrics report. It replaces
+a script's own ``summaryTrendStats`` (the command line wins over script options), unless the
+runner's ``env`` sets K6_SUMMARY_TREND_STATS."""
+VERSION_TIMEOUT_S = 10.0
+_VERSION = re.compile(r"\bv\d+\.\d+\.\d+\S*")
 
 
 def find_k6(configured: str | None) -> str | None:
@@ -65,8 +75,10 @@ class K6Runner:
             "--quiet",
             "--address=",  # no REST API port: two runs on one host would fight over :6565
             f"--summary-export={summary}",
-            str(script),
         ]
+        if "K6_SUMMARY_TREND_STATS" not in self._spec.env:
+            argv.append(f"--summary-trend-stats={SUMMARY_TREND_STATS}")
+        argv.append(str(script))
         env = child_env(run.work_dir, {"K6_NO_USAGE_REPORT": "true", **self._spec.env})
         try:
             ended = supervise(
@@ -83,6 +95,7 @@ class K6Runner:
         details: dict[str, Any] = {
             "runner": "k6",
             "exit_code": ended.exit_code,
+            "k6_version": k6_version(binary),
             "duration_s": round(ended.duration_s, 3),
             "output_tail": ended.output_tail,
             "summary": _summary(summary),
@@ -113,3 +126,31 @@ def _summary(path: Path) -> Any:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
+
+
+def k6_version(binary: str) -> str | None:
+    """The version ``binary`` reports ("v1.1.0"), None when it does not say; asked once per
+    binary file (a replaced binary is asked again)."""
+    try:
+        stat = os.stat(binary)
+    except OSError:
+        return None
+    return _version_of(binary, stat.st_mtime_ns, stat.st_size)
+
+
+@lru_cache(maxsize=8)
+def _version_of(binary: str, mtime_ns: int, size: int) -> str | None:
+    del mtime_ns, size  # the cache key: the same path rewritten is another binary
+    try:
+        answer = subprocess.run(  # noqa: S603  (the configured k6 binary)
+            [binary, "version"],
+            capture_output=True,
+            text=True,
+            timeout=VERSION_TIMEOUT_S,
+            check=False,
+            env={"K6_NO_USAGE_REPORT": "true", "PATH": os.environ.get("PATH", "")},
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    found = _VERSION.search(answer.stdout)
+    return found.group(0) if found else None
