@@ -51,7 +51,7 @@ from rq.serializers import JSONSerializer
 from tickwork.embedded import EmbeddedServer
 from tickwork.store import RunRecord, StatusEntry, Store
 from tickwork.store.connection import text_of
-from tickwork.worker.queue import JOB_TIMEOUT_S, enqueue_run, queue, run_job_id
+from tickwork.store.queue import JOB_TIMEOUT_S, enqueue_run, queue, run_job_id
 
 QUEUE = "bench"
 PREFIX = "bench"

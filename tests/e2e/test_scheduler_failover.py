@@ -26,7 +26,7 @@ import redis
 
 from tickwork.scheduler.loop import LEASE_NAME
 from tickwork.store import Store
-from tickwork.worker.queue import queue
+from tickwork.store.queue import queue
 
 from .processes import Process, Processes, every_second
 

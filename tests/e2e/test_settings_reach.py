@@ -41,7 +41,7 @@ from integration.seeding import created_run, load_test, run_of
 from tickwork.core import Once, Schedule
 from tickwork.embedded import free_port
 from tickwork.store import RunRecord, Store
-from tickwork.worker.queue import queue
+from tickwork.store.queue import queue
 
 from .processes import Process, Processes
 

@@ -21,7 +21,7 @@ import redis
 
 from integration.seeding import created_run, load_test, run_of
 from tickwork.store import Store
-from tickwork.worker.queue import queue
+from tickwork.store.queue import queue
 
 from .processes import Processes
 

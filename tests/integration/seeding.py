@@ -9,7 +9,7 @@ from typing import Any
 from rq import Queue
 
 from tickwork.store import RunRecord, StatusEntry, Store
-from tickwork.worker.queue import enqueue_run, run_job_id
+from tickwork.store.queue import enqueue_run, run_job_id
 
 
 def load_test(

@@ -9,7 +9,7 @@ import pytest
 from rq.job import Job
 
 from tickwork.store import RunRecord, StatusEntry, Store
-from tickwork.worker.queue import queue, run_job_id
+from tickwork.store.queue import queue, run_job_id
 
 from .api_support import T0, Api, Clock
 from .seeding import created_run

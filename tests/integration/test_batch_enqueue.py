@@ -12,7 +12,7 @@ from rq.serializers import JSONSerializer
 from tickwork.core import Once, Schedule
 from tickwork.scheduler.firing import Firer
 from tickwork.store import Store
-from tickwork.worker.queue import enqueue_run, fire_job_id, queue
+from tickwork.store.queue import enqueue_run, fire_job_id, queue
 
 # Instants RQ stamps at the moment it builds a job; every other field must be identical.
 STAMPS = {b"created_at", b"enqueued_at"}

@@ -24,8 +24,8 @@ from tickwork.core.egress import EgressPolicy
 from tickwork.core.instants import format_instant
 from tickwork.scheduler.firing import Firer
 from tickwork.store import Lease, RunRecord, StatusEntry, Store
+from tickwork.store.queue import fire_job_id, queue
 from tickwork.worker.executor import WorkerConfig, execute
-from tickwork.worker.queue import fire_job_id, queue
 from tickwork.worker.reports.mail import SmtpOptions
 from tickwork.worker.runners import RunnerOptions
 

@@ -21,7 +21,7 @@ from tickwork.embedded import EmbeddedServer
 from tickwork.errors import LeaseLost
 from tickwork.scheduler.firing import Firer
 from tickwork.store import Lease, RunRecord, Store
-from tickwork.worker.queue import fire_job_id, queue
+from tickwork.store.queue import fire_job_id, queue
 
 T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 TTL_MS = 60_000

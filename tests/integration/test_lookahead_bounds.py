@@ -26,7 +26,7 @@ from tickwork.scheduler.firing import Firer
 from tickwork.scheduler.lookahead import Lookahead
 from tickwork.scheduler.loop import LEASE_NAME, Scheduler
 from tickwork.store import Lease, Store
-from tickwork.worker.queue import queue
+from tickwork.store.queue import queue
 
 T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 WINDOW = timedelta(seconds=30)

@@ -21,7 +21,7 @@ from tickwork.core.instants import format_instant, parse_instant
 from tickwork.scheduler.firing import BatchResult, Firer
 from tickwork.scheduler.loop import LEASE_NAME
 from tickwork.store import Lease, Store
-from tickwork.worker.queue import queue
+from tickwork.store.queue import queue
 
 from .api_support import T0, Api, Clock
 

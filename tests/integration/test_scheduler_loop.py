@@ -16,7 +16,7 @@ from tickwork.core import Once, Schedule
 from tickwork.scheduler.firing import Firer
 from tickwork.scheduler.loop import Scheduler
 from tickwork.store import Store
-from tickwork.worker.queue import queue
+from tickwork.store.queue import queue
 
 from .seeding import created_run, load_test
 

@@ -22,9 +22,9 @@ from rq.registry import FailedJobRegistry
 from rq.serializers import JSONSerializer
 
 from tickwork.store import Store
+from tickwork.store.queue import queue, run_job_id
 from tickwork.worker.daemon import serve
 from tickwork.worker.executor import WorkerConfig
-from tickwork.worker.queue import queue, run_job_id
 from tickwork.worker.runners import RunnerOptions
 
 from .seeding import created_run, history, load_test, run_of

@@ -26,7 +26,7 @@ from tickwork.api.routes import (
     test_runs,
 )
 from tickwork.store import Store
-from tickwork.worker.queue import DEFAULT_QUEUE, queue
+from tickwork.store.queue import DEFAULT_QUEUE, queue
 
 DEFAULT_MAX_BODY_BYTES = 1_048_576
 """Largest request body accepted (a k6 script or archive included); larger ones get 413."""
@@ -84,7 +84,7 @@ def create_app(
     app.state.context = ApiContext(
         store=store,
         tokens=TokenBook(token_list),
-        rq_queue=queue(store.client, queue_name),
+        rq_queue=queue(store.rq_connection, queue_name),
         public_url=public_url.rstrip("/") if public_url else None,
         clock=clock,
     )

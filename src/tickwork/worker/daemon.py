@@ -34,10 +34,10 @@ from rq.serializers import JSONSerializer
 from tickwork.errors import JobRefused, StoreUnavailable
 from tickwork.store import Executions, Store
 from tickwork.store.connection import translated
+from tickwork.store.queue import JOB_FUNCTION
 from tickwork.worker import jobs
 from tickwork.worker.executor import WorkerConfig
 from tickwork.worker.metrics import WorkerMetrics
-from tickwork.worker.queue import JOB_FUNCTION
 
 log = logging.getLogger("tickwork.worker")
 
