@@ -56,6 +56,13 @@ class Settings(BaseSettings):
     fire_lookahead_seconds: float = Field(default=30.0, ge=0.0, le=300.0)
     queues: list[str] = Field(default_factory=lambda: ["tickwork"], min_length=1)
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    # API request rates, shared by every API process through Redis (0: no limit): each
+    # token's (and each anonymous client address's), and each stack's over all its tokens.
+    # The burst is how many requests may come at once after a pause.
+    rate_limit_per_second: float = Field(default=50.0, ge=0.0, le=1_000_000.0)
+    rate_limit_burst: int = Field(default=200, ge=1, le=1_000_000)
+    stack_rate_limit_per_second: float = Field(default=100.0, ge=0.0, le=1_000_000.0)
+    stack_rate_limit_burst: int = Field(default=400, ge=1, le=1_000_000)
     public_url: str | None = None  # base of absolute links (@nextLink) behind a proxy
     # Run against a Redis whose maxmemory-policy may evict keys (every process then starts
     # but is never ready, and logs why): exactly-once cannot hold there. Off: they refuse.
@@ -103,6 +110,13 @@ class Settings(BaseSettings):
     def _long_secret(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and len(value.get_secret_value()) < 16:
             raise ValueError("must be at least 16 characters: it keys the webhook signatures")
+        return value
+
+    @field_validator("rate_limit_per_second", "stack_rate_limit_per_second")
+    @classmethod
+    def _rate_or_off(cls, value: float) -> float:
+        if 0 < value < 0.01:
+            raise ValueError("must be 0 (no limit) or at least 0.01 (one request per 100 s)")
         return value
 
     @field_validator("egress_allowed_cidrs")

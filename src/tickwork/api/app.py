@@ -15,6 +15,7 @@ from tickwork.api.auth import ApiToken, TokenBook
 from tickwork.api.deps import ApiContext, Clock
 from tickwork.api.limits import BodyLimit
 from tickwork.api.metrics import ApiMetrics, MetricsMiddleware
+from tickwork.api.rate_limits import RateLimit
 from tickwork.api.routes import (
     health,
     kragle,
@@ -25,7 +26,7 @@ from tickwork.api.routes import (
     schedules,
     test_runs,
 )
-from tickwork.store import Store
+from tickwork.store import Rate, Store
 from tickwork.store.queue import DEFAULT_QUEUE, queue
 
 DEFAULT_MAX_BODY_BYTES = 1_048_576
@@ -66,13 +67,18 @@ def create_app(
     clock: Clock = _utc_now,
     kragle_prefix: str = DEFAULT_KRAGLE_PREFIX,
     kragle_public_listing: bool = False,
+    rate_limit: Rate | None = None,
+    stack_rate_limit: Rate | None = None,
 ) -> FastAPI:
     """The API over ``store``. ``tokens`` are the accepted bearer tokens; ``queue_name`` the
     RQ queue that receives started runs; ``public_url`` the base of absolute links (else
     each request's own); ``clock`` gives "now" (tests pass their own); ``kragle_prefix``
     where the Kragle-style API is mounted ("" for the root), and ``kragle_public_listing``
-    whether its schedule reads answer without a token."""
+    whether its schedule reads answer without a token. ``rate_limit`` is each token's (and
+    each anonymous client address's) request rate, ``stack_rate_limit`` each stack's, shared
+    by every process on the store; None: not limited."""
     token_list = tuple(tokens)
+    token_book = TokenBook(token_list)
     app = _App(
         title="tickwork — k6 Cloud REST API v6",
         version=__version__,
@@ -83,7 +89,7 @@ def create_app(
     )
     app.state.context = ApiContext(
         store=store,
-        tokens=TokenBook(token_list),
+        tokens=token_book,
         rq_queue=queue(store.rq_connection, queue_name),
         public_url=public_url.rstrip("/") if public_url else None,
         clock=clock,
@@ -96,8 +102,19 @@ def create_app(
         app.include_router(module.router)
     app.include_router(run_results.router)
     app.include_router(kragle.router, prefix=kragle_prefix.rstrip("/"))
-    # Last added runs first: metrics see every response, the 413s of the limit included.
+    # Last added runs first: metrics see every response, the 429s and 413s included; a
+    # limited request is refused before its body is read.
     app.state.reshape_error = reports.enveloped
     app.add_middleware(BodyLimit, max_body_bytes=max_body_bytes, reshape=reports.enveloped)
+    if rate_limit is not None or stack_rate_limit is not None:
+        app.add_middleware(
+            RateLimit,
+            limits=store.rate_limits,
+            tokens=token_book,
+            per_token=rate_limit,
+            per_stack=stack_rate_limit,
+            reshape=reports.enveloped,
+            registry=metrics.registry,
+        )
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app

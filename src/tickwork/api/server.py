@@ -10,7 +10,7 @@ from fastapi import FastAPI
 
 from tickwork.api.app import create_app
 from tickwork.api.auth import ApiToken
-from tickwork.store import Store, connect
+from tickwork.store import Rate, Store, connect
 
 if TYPE_CHECKING:
     from tickwork.settings import Settings, TokenSpec
@@ -39,7 +39,16 @@ def app_from_settings(settings: Settings) -> FastAPI:
         public_url=settings.public_url,
         kragle_prefix=settings.kragle_prefix,
         kragle_public_listing=settings.kragle_public_listing,
+        rate_limit=_rate(settings.rate_limit_per_second, settings.rate_limit_burst),
+        stack_rate_limit=_rate(
+            settings.stack_rate_limit_per_second, settings.stack_rate_limit_burst
+        ),
     )
+
+
+def _rate(per_second: float, burst: int) -> Rate | None:
+    """A rate setting as create_app takes it: 0 requests per second is no limit."""
+    return Rate(per_second, burst) if per_second > 0 else None
 
 
 def app_from_environment() -> FastAPI:
