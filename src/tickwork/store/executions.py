@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import redis
+from redis.client import Pipeline
 
 from tickwork.core.instants import to_us
 from tickwork.core.lifecycle import (
@@ -44,6 +45,7 @@ from tickwork.store.queue import (
     intermediate_key,
 )
 from tickwork.store.runs import Runs, decode
+from tickwork.store.transactions import transact
 
 EXECUTED_TTL_S = 30 * 86_400
 """How long the at-most-once marker outlives the claim: far beyond any redelivery RQ makes
@@ -79,32 +81,29 @@ class Executions:
 
     def claim(self, run_id: int, *, worker: str, at: datetime, lapse_ms: int) -> Claim:
         run_key, executed = self._keys.run(run_id), self._keys.run_executed(run_id)
-        with translated(), self._client.pipeline() as pipe:
-            while True:
-                try:
-                    pipe.watch(run_key, executed)
-                    fields = pipe.hgetall(run_key)
-                    if not fields:
-                        return Claim(None, "run_missing")
-                    if pipe.exists(executed):
-                        return Claim(None, "already_executed")
-                    run = decode(fields)
-                    if not allowed(run.status, Status.INITIALIZING):
-                        return Claim(None, f"status_{run.status}")
-                    deadline_ms = self._server_ms(pipe) + lapse_ms
-                    claimed = replace(
-                        run.moved_to(Status.INITIALIZING, at=at),
-                        details={**run.details, "worker": worker},
-                    )
-                    pipe.multi()
-                    pipe.set(executed, worker, ex=EXECUTED_TTL_S)
-                    self._runs.queue_update(pipe, claimed)
-                    pipe.zrem(self._keys.unclaimed, str(run_id))
-                    pipe.zadd(self._keys.running, {str(run_id): deadline_ms})
-                    pipe.execute()
-                    return Claim(claimed)
-                except redis.WatchError:
-                    continue
+
+        def attempt(pipe: Pipeline) -> Claim:
+            fields = pipe.hgetall(run_key)
+            if not fields:
+                return Claim(None, "run_missing")
+            if pipe.exists(executed):
+                return Claim(None, "already_executed")
+            run = decode(fields)
+            if not allowed(run.status, Status.INITIALIZING):
+                return Claim(None, f"status_{run.status}")
+            deadline_ms = self._server_ms(pipe) + lapse_ms
+            claimed = replace(
+                run.moved_to(Status.INITIALIZING, at=at),
+                details={**run.details, "worker": worker},
+            )
+            pipe.multi()
+            pipe.set(executed, worker, ex=EXECUTED_TTL_S)
+            self._runs.queue_update(pipe, claimed)
+            pipe.zrem(self._keys.unclaimed, str(run_id))
+            pipe.zadd(self._keys.running, {str(run_id): deadline_ms})
+            return Claim(claimed)
+
+        return transact(self._client, attempt, run_key, executed)
 
     def heartbeat(self, run_id: int, *, lapse_ms: int) -> bool:
         """Move the run's deadline ``lapse_ms`` past now; False once it is not ours to keep."""
@@ -128,29 +127,26 @@ class Executions:
         record, or None when someone else moved the run meanwhile. A terminal result also
         takes the run out of ``running``."""
         run_key = self._keys.run(run_id)
-        with translated(), self._client.pipeline() as pipe:
-            while True:
-                try:
-                    pipe.watch(run_key)
-                    fields = pipe.hgetall(run_key)
-                    if not fields:
-                        return None
-                    current = decode(fields)
-                    if current.status != expect:
-                        return None
-                    try:
-                        updated = change(current)
-                    except Conflict:
-                        return None  # the lifecycle forbids it (moved_to)
-                    pipe.multi()
-                    self._runs.queue_update(pipe, updated)
-                    if is_terminal(updated.status):
-                        pipe.zrem(self._keys.running, str(run_id))
-                        pipe.zrem(self._keys.unclaimed, str(run_id))
-                    pipe.execute()
-                    return updated
-                except redis.WatchError:
-                    continue
+
+        def attempt(pipe: Pipeline) -> RunRecord | None:
+            fields = pipe.hgetall(run_key)
+            if not fields:
+                return None
+            current = decode(fields)
+            if current.status != expect:
+                return None
+            try:
+                updated = change(current)
+            except Conflict:
+                return None  # the lifecycle forbids it (moved_to)
+            pipe.multi()
+            self._runs.queue_update(pipe, updated)
+            if is_terminal(updated.status):
+                pipe.zrem(self._keys.running, str(run_id))
+                pipe.zrem(self._keys.unclaimed, str(run_id))
+            return updated
+
+        return transact(self._client, attempt, run_key)
 
     def finish(
         self,

@@ -25,6 +25,7 @@ from tickwork.store.connection import text_of, translated
 from tickwork.store.keys import Keys
 from tickwork.store.paging import read_page
 from tickwork.store.schedules import Schedules
+from tickwork.store.transactions import transact
 
 DEFAULT_RUNNER: dict[str, Any] = {"type": "k6"}
 
@@ -216,35 +217,32 @@ class LoadTests:
         Conflict when the project already has a test of that name."""
         project_key = self._keys.project(project_id)
         names = self._keys.project_load_test_names(project_id)
-        with translated(), self._client.pipeline() as pipe:
-            while True:
-                try:
-                    pipe.watch(project_key, names)
-                    owner = pipe.hget(project_key, "stack")
-                    if owner is None or int(text_of(owner)) != stack:
-                        raise NotFound(f"Project {project_id} not found.")
-                    if pipe.hexists(names, name):
-                        raise Conflict(f"A load test named {name!r} already exists.")
-                    test_id = int(self._client.incr(self._keys.ids("load_test")))
-                    test = LoadTestRecord(
-                        id=test_id,
-                        stack=stack,
-                        project_id=project_id,
-                        name=name,
-                        created=now,
-                        updated=now,
-                        k6_version=k6_version,
-                        runner=runner if runner is not None else dict(DEFAULT_RUNNER),
-                    )
-                    pipe.multi()
-                    pipe.hset(self._keys.load_test(test_id), mapping=_encode(test))
-                    if script is not None:
-                        pipe.set(self._keys.load_test_script(test_id), script)
-                    self._queue_index(pipe, test)
-                    pipe.execute()
-                    return test
-                except redis.WatchError:
-                    continue
+
+        def attempt(pipe: Pipeline) -> LoadTestRecord:
+            owner = pipe.hget(project_key, "stack")
+            if owner is None or int(text_of(owner)) != stack:
+                raise NotFound(f"Project {project_id} not found.")
+            if pipe.hexists(names, name):
+                raise Conflict(f"A load test named {name!r} already exists.")
+            test_id = int(self._client.incr(self._keys.ids("load_test")))
+            test = LoadTestRecord(
+                id=test_id,
+                stack=stack,
+                project_id=project_id,
+                name=name,
+                created=now,
+                updated=now,
+                k6_version=k6_version,
+                runner=runner if runner is not None else dict(DEFAULT_RUNNER),
+            )
+            pipe.multi()
+            pipe.hset(self._keys.load_test(test_id), mapping=_encode(test))
+            if script is not None:
+                pipe.set(self._keys.load_test_script(test_id), script)
+            self._queue_index(pipe, test)
+            return test
+
+        return transact(self._client, attempt, project_key, names)
 
     def update(
         self,
@@ -254,27 +252,24 @@ class LoadTests:
     ) -> LoadTestRecord:
         """Apply ``change`` to the record; Conflict when a new name is already taken."""
         key = self._keys.load_test(load_test_id)
-        with translated(), self._client.pipeline() as pipe:
-            while True:
-                try:
-                    pipe.watch(key)
-                    current = self.get(stack, load_test_id)
-                    updated = change(current)
-                    names = self._keys.project_load_test_names(current.project_id)
-                    renamed = updated.name != current.name
-                    if renamed:
-                        pipe.watch(names)
-                        if pipe.hexists(names, updated.name):
-                            raise Conflict(f"A load test named {updated.name!r} already exists.")
-                    pipe.multi()
-                    pipe.hset(key, mapping=_encode(updated))
-                    if renamed:
-                        self._queue_unindex(pipe, current)
-                        self._queue_index(pipe, updated)
-                    pipe.execute()
-                    return updated
-                except redis.WatchError:
-                    continue
+
+        def attempt(pipe: Pipeline) -> LoadTestRecord:
+            current = self.get(stack, load_test_id)
+            updated = change(current)
+            names = self._keys.project_load_test_names(current.project_id)
+            renamed = updated.name != current.name
+            if renamed:
+                pipe.watch(names)
+                if pipe.hexists(names, updated.name):
+                    raise Conflict(f"A load test named {updated.name!r} already exists.")
+            pipe.multi()
+            pipe.hset(key, mapping=_encode(updated))
+            if renamed:
+                self._queue_unindex(pipe, current)
+                self._queue_index(pipe, updated)
+            return updated
+
+        return transact(self._client, attempt, key)
 
     def script(self, stack: int, load_test_id: int) -> bytes | None:
         """The stored script (None when the test was created without one)."""
@@ -285,32 +280,25 @@ class LoadTests:
 
     def set_script(self, stack: int, load_test_id: int, script: bytes, *, now: datetime) -> None:
         key = self._keys.load_test(load_test_id)
-        with translated(), self._client.pipeline() as pipe:
-            while True:
-                try:
-                    pipe.watch(key)
-                    self.get(stack, load_test_id)
-                    pipe.multi()
-                    pipe.set(self._keys.load_test_script(load_test_id), script)
-                    pipe.hset(key, "updated", format_instant(now))
-                    pipe.execute()
-                    return
-                except redis.WatchError:
-                    continue
+
+        def attempt(pipe: Pipeline) -> None:
+            self.get(stack, load_test_id)
+            pipe.multi()
+            pipe.set(self._keys.load_test_script(load_test_id), script)
+            pipe.hset(key, "updated", format_instant(now))
+
+        transact(self._client, attempt, key)
 
     def delete(self, stack: int, load_test_id: int) -> None:
         """Delete the load test, its script and its schedule in one transaction. Conflict
         while its latest run has not finished. Its test runs stay readable by id."""
-        with translated(), self._client.pipeline() as pipe:
-            while True:
-                try:
-                    removal = self.prepare_delete(pipe, stack, load_test_id)
-                    pipe.multi()
-                    removal(pipe)
-                    pipe.execute()
-                    return
-                except redis.WatchError:
-                    continue
+
+        def attempt(pipe: Pipeline) -> None:
+            removal = self.prepare_delete(pipe, stack, load_test_id)
+            pipe.multi()
+            removal(pipe)
+
+        transact(self._client, attempt)
 
     def prepare_delete(self, pipe: Pipeline, stack: int, load_test_id: int) -> QueuedWrite:
         """WATCH what the deletion depends on, check it may go ahead, and return the

@@ -13,6 +13,7 @@ from __future__ import annotations
 from datetime import datetime
 
 import redis
+from redis.client import Pipeline
 from rq import Queue
 
 from tickwork.core.runs import RunRecord
@@ -22,6 +23,7 @@ from tickwork.store.keys import Keys
 from tickwork.store.load_tests import LoadTestRecord
 from tickwork.store.queue import enqueue_run, run_job_id
 from tickwork.store.runs import Runs
+from tickwork.store.transactions import transact
 
 IDEMPOTENCY_TTL_S = 600
 
@@ -51,36 +53,31 @@ class ManualRuns:
             else None
         )
         watched = [test_key] if remembered is None else [test_key, remembered]
-        with translated(), self._client.pipeline() as pipe:
+        with translated():
             rq_queue.get_redis_server_version()  # RQ reads it lazily; not inside MULTI
-            while True:
-                try:
-                    pipe.watch(*watched)
-                    if not pipe.exists(test_key):
-                        raise NotFound(f"Load test {load_test.id} not found.")
-                    if remembered is not None:
-                        earlier = pipe.get(remembered)
-                        if earlier is not None:
-                            pipe.unwatch()
-                            return self._runs.get(load_test.stack, int(text_of(earlier)))
-                    run_id = self._runs.new_id()
-                    run = RunRecord.started(
-                        run_id=run_id,
-                        stack=load_test.stack,
-                        load_test_id=load_test.id,
-                        project_id=load_test.project_id,
-                        started_by=started_by,
-                        job_id=run_job_id(run_id),
-                        now=now,
-                    )
-                    pipe.multi()
-                    if remembered is not None:
-                        pipe.set(remembered, run_id, nx=True, ex=IDEMPOTENCY_TTL_S)
-                    self._runs.queue_create(pipe, run)
-                    enqueue_run(
-                        pipe, rq_queue, run_id=run_id, prefix=keys.prefix, job_id=run.job_id or ""
-                    )
-                    pipe.execute()
-                    return run
-                except redis.WatchError:
-                    continue
+
+        def attempt(pipe: Pipeline) -> RunRecord:
+            if not pipe.exists(test_key):
+                raise NotFound(f"Load test {load_test.id} not found.")
+            if remembered is not None:
+                earlier = pipe.get(remembered)
+                if earlier is not None:
+                    return self._runs.get(load_test.stack, int(text_of(earlier)))
+            run_id = self._runs.new_id()
+            run = RunRecord.started(
+                run_id=run_id,
+                stack=load_test.stack,
+                load_test_id=load_test.id,
+                project_id=load_test.project_id,
+                started_by=started_by,
+                job_id=run_job_id(run_id),
+                now=now,
+            )
+            pipe.multi()
+            if remembered is not None:
+                pipe.set(remembered, run_id, nx=True, ex=IDEMPOTENCY_TTL_S)
+            self._runs.queue_create(pipe, run)
+            enqueue_run(pipe, rq_queue, run_id=run_id, prefix=keys.prefix, job_id=run.job_id or "")
+            return run
+
+        return transact(self._client, attempt, *watched)

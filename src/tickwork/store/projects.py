@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 import redis
+from redis.client import Pipeline
 
 from tickwork.core.instants import format_instant, parse_instant
 from tickwork.errors import Conflict, NotFound
@@ -19,6 +20,7 @@ from tickwork.store.connection import text_of, translated
 from tickwork.store.keys import Keys
 from tickwork.store.load_tests import LoadTests
 from tickwork.store.paging import read_page
+from tickwork.store.transactions import transact
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,67 +100,53 @@ class Projects:
     def create(self, stack: int, *, name: str, now: datetime) -> ProjectRecord:
         """A new project; Conflict when the stack already has one of that name."""
         names = self._keys.project_names(stack)
-        with translated(), self._client.pipeline() as pipe:
-            while True:
-                try:
-                    pipe.watch(names)
-                    if pipe.hexists(names, name):
-                        raise Conflict(f"A project named {name!r} already exists.")
-                    project_id = int(self._client.incr(self._keys.ids("project")))
-                    project = ProjectRecord(project_id, stack, name, now, now)
-                    pipe.multi()
-                    pipe.hset(self._keys.project(project_id), mapping=_encode(project))
-                    pipe.hset(names, name, project_id)
-                    pipe.zadd(
-                        self._keys.stack_index(stack, "projects"), {str(project_id): project_id}
-                    )
-                    pipe.execute()
-                    return project
-                except redis.WatchError:
-                    continue
+
+        def attempt(pipe: Pipeline) -> ProjectRecord:
+            if pipe.hexists(names, name):
+                raise Conflict(f"A project named {name!r} already exists.")
+            project_id = int(self._client.incr(self._keys.ids("project")))
+            project = ProjectRecord(project_id, stack, name, now, now)
+            pipe.multi()
+            pipe.hset(self._keys.project(project_id), mapping=_encode(project))
+            pipe.hset(names, name, project_id)
+            pipe.zadd(self._keys.stack_index(stack, "projects"), {str(project_id): project_id})
+            return project
+
+        return transact(self._client, attempt, names)
 
     def rename(self, stack: int, project_id: int, *, name: str, now: datetime) -> ProjectRecord:
         names = self._keys.project_names(stack)
         key = self._keys.project(project_id)
-        with translated(), self._client.pipeline() as pipe:
-            while True:
-                try:
-                    pipe.watch(names, key)
-                    project = self.get(stack, project_id)
-                    holder = pipe.hget(names, name)
-                    if holder is not None and int(text_of(holder)) != project_id:
-                        raise Conflict(f"A project named {name!r} already exists.")
-                    renamed = replace(project, name=name, updated=now)
-                    pipe.multi()
-                    pipe.hdel(names, project.name)
-                    pipe.hset(names, name, project_id)
-                    pipe.hset(key, mapping=_encode(renamed))
-                    pipe.execute()
-                    return renamed
-                except redis.WatchError:
-                    continue
+
+        def attempt(pipe: Pipeline) -> ProjectRecord:
+            project = self.get(stack, project_id)
+            holder = pipe.hget(names, name)
+            if holder is not None and int(text_of(holder)) != project_id:
+                raise Conflict(f"A project named {name!r} already exists.")
+            renamed = replace(project, name=name, updated=now)
+            pipe.multi()
+            pipe.hdel(names, project.name)
+            pipe.hset(names, name, project_id)
+            pipe.hset(key, mapping=_encode(renamed))
+            return renamed
+
+        return transact(self._client, attempt, names, key)
 
     def delete(self, stack: int, project_id: int) -> None:
         """Delete the project with its load tests and their schedules, in one transaction.
         Conflict while one of its load tests has a run that has not finished."""
         key = self._keys.project(project_id)
         index = self._keys.project_load_tests(project_id)
-        with translated(), self._client.pipeline() as pipe:
-            while True:
-                try:
-                    pipe.watch(key, index)
-                    project = self.get(stack, project_id)
-                    load_test_ids = [int(text_of(raw)) for raw in pipe.zrange(index, 0, -1)]
-                    removals = [
-                        self._load_tests.prepare_delete(pipe, stack, lt) for lt in load_test_ids
-                    ]
-                    pipe.multi()
-                    for removal in removals:
-                        removal(pipe)
-                    pipe.delete(key, index, self._keys.project_load_test_names(project_id))
-                    pipe.hdel(self._keys.project_names(stack), project.name)
-                    pipe.zrem(self._keys.stack_index(stack, "projects"), str(project_id))
-                    pipe.execute()
-                    return
-                except redis.WatchError:
-                    continue
+
+        def attempt(pipe: Pipeline) -> None:
+            project = self.get(stack, project_id)
+            load_test_ids = [int(text_of(raw)) for raw in pipe.zrange(index, 0, -1)]
+            removals = [self._load_tests.prepare_delete(pipe, stack, lt) for lt in load_test_ids]
+            pipe.multi()
+            for removal in removals:
+                removal(pipe)
+            pipe.delete(key, index, self._keys.project_load_test_names(project_id))
+            pipe.hdel(self._keys.project_names(stack), project.name)
+            pipe.zrem(self._keys.stack_index(stack, "projects"), str(project_id))
+
+        transact(self._client, attempt, key, index)

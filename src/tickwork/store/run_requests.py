@@ -17,9 +17,9 @@ from redis.client import Pipeline
 from tickwork.core.lifecycle import NOT_STARTED, Outcome, ending_of
 from tickwork.core.runs import RunRecord
 from tickwork.errors import Conflict
-from tickwork.store.connection import translated
 from tickwork.store.keys import Keys
 from tickwork.store.runs import Runs
+from tickwork.store.transactions import transact
 
 ABORT_FLAG_TTL_S = 7 * 86_400
 """How long an abort request waits for a worker: longer than any run may be queued or last."""
@@ -85,12 +85,4 @@ class RunRequests:
     def _on_run(self, run_id: int, attempt: Callable[[Pipeline], RunRecord]) -> RunRecord:
         """``attempt`` in a transaction WATCHing the run's hash, again until nothing moved
         the run between its read and its EXEC; what ``attempt`` returned."""
-        with translated(), self._client.pipeline() as pipe:
-            while True:
-                try:
-                    pipe.watch(self._keys.run(run_id))
-                    run = attempt(pipe)
-                    pipe.execute()
-                    return run
-                except redis.WatchError:
-                    continue
+        return transact(self._client, attempt, self._keys.run(run_id))

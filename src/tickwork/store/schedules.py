@@ -27,6 +27,7 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 import redis
+from redis.client import Pipeline
 
 from tickwork.core import Schedule, next_after
 from tickwork.core.instants import ONE_MICROSECOND, from_us, to_ms, to_us
@@ -35,6 +36,7 @@ from tickwork.store.codec import decode_schedule, encode_schedule
 from tickwork.store.connection import text_of, translated
 from tickwork.store.keys import Keys
 from tickwork.store.paging import read_page
+from tickwork.store.transactions import transact
 
 
 @dataclass(frozen=True, slots=True)
@@ -286,47 +288,42 @@ class Schedules:
         re-activates). Occurrences before ``now`` never fire; an overwrite with the same timing
         neither fires nor drops one (see ``retimed``)."""
         pointer = self._keys.load_test_schedule(load_test_id)
-        with translated(), self._client.pipeline() as pipe:
-            while True:
-                try:
-                    pipe.watch(pointer)
-                    existing_id = pipe.get(pointer)
-                    previous = None
-                    if existing_id is not None:
-                        # Serialised with the fire commit, which writes this hash.
-                        pipe.watch(self._keys.schedule(int(text_of(existing_id))))
-                        previous = self.get_any(int(text_of(existing_id)))
-                    if previous is None:
-                        record = new_record(
-                            schedule_id=int(self._client.incr(self._keys.ids("schedule"))),
-                            stack=stack,
-                            load_test_id=load_test_id,
-                            schedule=schedule,
-                            owner=K6Schedule(request_echo=request),
-                            created_by=created_by,
-                            now=now,
-                            overlap=overlap,
-                            catch_up_s=catch_up_s,
-                        )
-                    else:
-                        if previous.deactivated:
-                            previous = reactivated(previous, now=now)
-                        record = replace(
-                            retimed(previous, schedule, now=now),
-                            owner=K6Schedule(request_echo=request),
-                            overlap=overlap,
-                            catch_up_s=catch_up_s,
-                        )
-                    pipe.multi()
-                    pipe.set(pointer, record.id)
-                    pipe.zadd(
-                        self._keys.stack_index(stack, "schedules"), {str(record.id): record.id}
-                    )
-                    self.write(pipe, record)
-                    pipe.execute()
-                    return record
-                except redis.WatchError:
-                    continue
+
+        def attempt(pipe: Pipeline) -> ScheduleRecord:
+            existing_id = pipe.get(pointer)
+            previous = None
+            if existing_id is not None:
+                # Serialised with the fire commit, which writes this hash.
+                pipe.watch(self._keys.schedule(int(text_of(existing_id))))
+                previous = self.get_any(int(text_of(existing_id)))
+            if previous is None:
+                record = new_record(
+                    schedule_id=int(self._client.incr(self._keys.ids("schedule"))),
+                    stack=stack,
+                    load_test_id=load_test_id,
+                    schedule=schedule,
+                    owner=K6Schedule(request_echo=request),
+                    created_by=created_by,
+                    now=now,
+                    overlap=overlap,
+                    catch_up_s=catch_up_s,
+                )
+            else:
+                if previous.deactivated:
+                    previous = reactivated(previous, now=now)
+                record = replace(
+                    retimed(previous, schedule, now=now),
+                    owner=K6Schedule(request_echo=request),
+                    overlap=overlap,
+                    catch_up_s=catch_up_s,
+                )
+            pipe.multi()
+            pipe.set(pointer, record.id)
+            pipe.zadd(self._keys.stack_index(stack, "schedules"), {str(record.id): record.id})
+            self.write(pipe, record)
+            return record
+
+        return transact(self._client, attempt, pointer)
 
     def write(self, pipe: redis.client.Pipeline, record: ScheduleRecord) -> None:
         """Queue the record and its due-index entry on a MULTI pipeline, and nudge. Fields
@@ -364,22 +361,15 @@ class Schedules:
     def _update(
         self, stack: int, schedule_id: int, change: ChangeFn, *, dialect: str = "k6"
     ) -> ScheduleRecord:
-        key = self._keys.schedule(schedule_id)
-        with translated(), self._client.pipeline() as pipe:
-            while True:
-                try:
-                    pipe.watch(key)
-                    current = self.get(stack, schedule_id, dialect=dialect)
-                    updated = change(current)
-                    if updated is current:
-                        pipe.unwatch()
-                        return current
-                    pipe.multi()
-                    self.write(pipe, updated)
-                    pipe.execute()
-                    return updated
-                except redis.WatchError:
-                    continue
+        def attempt(pipe: Pipeline) -> ScheduleRecord:
+            current = self.get(stack, schedule_id, dialect=dialect)
+            updated = change(current)
+            if updated is not current:
+                pipe.multi()
+                self.write(pipe, updated)
+            return updated
+
+        return transact(self._client, attempt, self._keys.schedule(schedule_id))
 
     def activate(self, stack: int, schedule_id: int, *, now: datetime) -> ScheduleRecord:
         """Activate; Conflict when no occurrence remains. Passed occurrences never fire."""
@@ -405,18 +395,12 @@ class Schedules:
         return self._update(stack, schedule_id, change)
 
     def delete(self, stack: int, schedule_id: int) -> None:
-        key = self._keys.schedule(schedule_id)
-        with translated(), self._client.pipeline() as pipe:
-            while True:
-                try:
-                    pipe.watch(key)
-                    record = self.get(stack, schedule_id)
-                    pipe.multi()
-                    self.queue_delete(pipe, record)
-                    pipe.execute()
-                    return
-                except redis.WatchError:
-                    continue
+        def attempt(pipe: Pipeline) -> None:
+            record = self.get(stack, schedule_id)
+            pipe.multi()
+            self.queue_delete(pipe, record)
+
+        transact(self._client, attempt, self._keys.schedule(schedule_id))
 
     def queue_unschedule(self, pipe: redis.client.Pipeline, record: ScheduleRecord) -> None:
         """Queue the removal of a schedule that is not its load test's one schedule (a Kragle
