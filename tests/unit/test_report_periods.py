@@ -1,4 +1,5 @@
-"""When report schedules fire and which window each report covers: the pure core."""
+"""When report schedules fire and which window each report covers: the pure core, and the
+report dialect's update of a schedule's timing."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import pytest
 
 from tickwork.core import occurrences_after
 from tickwork.core.reports import report_schedule, report_window
+from tickwork.dialects.reports import apply_update
 from tickwork.errors import ValidationError
 
 
@@ -107,3 +109,37 @@ def test_each_occurrence_closes_the_window_that_the_next_one_opens(period: str, 
 
     for start, end in pairwise(boundaries):
         assert report_window(period, zone, at=end) == (start, end)
+
+
+ATTRS = {
+    "name": "Nightly",
+    "schedule": "daily",
+    "send_via": "email",
+    "send_to": ["ops@example.com"],
+    "timezone": "UTC",
+    "type": "generic",
+    "hosts": ["shop.example.com"],
+    "services": None,
+}
+UPDATED_AT = _utc(2026, 11, 23, 12)
+
+
+def test_a_new_zone_gives_the_report_the_new_zones_boundaries() -> None:
+    attrs, trigger = apply_update(ATTRS, {"timezone": "Asia/Tokyo"}, now=UPDATED_AT)
+
+    assert attrs == ATTRS | {"timezone": "Asia/Tokyo"}
+    assert trigger is not None
+    assert occurrences_after(trigger, UPDATED_AT, 1) == [_utc(2026, 11, 23, 15)]  # Tokyo 00:00
+
+
+def test_a_change_outside_the_timing_keeps_the_trigger() -> None:
+    attrs, trigger = apply_update(ATTRS, {"name": "Renamed", "schedule": "daily"}, now=UPDATED_AT)
+
+    assert (attrs["name"], trigger) == ("Renamed", None)
+
+
+def test_an_update_is_checked_as_merged() -> None:
+    with pytest.raises(ValidationError) as refused:
+        apply_update(ATTRS, {"send_via": "webhook"}, now=UPDATED_AT)
+
+    assert [problem.target for problem in refused.value.problems] == ["attrs.send_to.0"]

@@ -17,12 +17,17 @@ Codes are stable and documented here:
                                 this answer; it keeps such requests out of the 500s and logs)
     500 internal_error          a bug: logged with its traceback, never caused by input alone
     503 store_unavailable       Redis does not answer
+
+``error_answer`` decides an answer's status, headers and parts (code, message, details) once,
+for every dialect; the k6 handlers here render the parts with ``k6.render_error``, the report
+routes with ``reports.error_envelope``.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+from dataclasses import dataclass, field
 from http import HTTPStatus
 
 from fastapi import FastAPI, Request
@@ -33,7 +38,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.routing import compile_path
 
-from tickwork.dialects.k6 import error_body
+from tickwork.dialects.k6 import error_body, render_error
+from tickwork.dialects.wire import ErrorParts
 from tickwork.errors import (
     Conflict,
     Forbidden,
@@ -87,6 +93,15 @@ _HTTP_CODES = {
 }
 
 
+@dataclass(frozen=True, slots=True)
+class ErrorAnswer:
+    """What answers an exception, before a dialect shapes its body."""
+
+    status: int
+    parts: ErrorParts
+    headers: dict[str, str] = field(default_factory=dict)
+
+
 def error_response(
     status: int,
     code: str,
@@ -98,15 +113,38 @@ def error_response(
     return JSONResponse(error_body(code, message, problems=problems), status, headers=headers)
 
 
+def k6_response(answer: ErrorAnswer) -> JSONResponse:
+    return JSONResponse(render_error(answer.parts), answer.status, headers=answer.headers)
+
+
 def _problem_code(pydantic_type: str) -> str:
     return "invalid_json" if pydantic_type.startswith("json_") else "invalid_value"
 
 
-async def on_tickwork_error(_: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, TickworkError)
+def error_answer(request: Request, exc: Exception) -> ErrorAnswer:
+    """The status, headers and parts of the answer to ``exc``, whichever dialect renders it.
+    Anything but a TickworkError of a known kind, a request the framework refused and a
+    client gone is a bug: logged with its traceback, answered 500."""
+    if isinstance(exc, RequestValidationError):
+        return _request_validation(exc)
+    if isinstance(exc, StarletteHTTPException):
+        return _http_exception(request, exc)
+    if isinstance(exc, ClientDisconnect):
+        return ErrorAnswer(
+            499, ErrorParts("client_disconnected", "The client closed the connection.")
+        )
     status = next((status for kind, status in _STATUS if isinstance(exc, kind)), None)
-    if status is None:
-        return await on_unexpected(_, exc)
+    if isinstance(exc, TickworkError) and status is not None:
+        return _tickwork_error(exc, status)
+    return _unexpected(exc)
+
+
+def _unexpected(exc: Exception) -> ErrorAnswer:
+    log.error("request_failed", exc_info=exc)
+    return ErrorAnswer(500, ErrorParts("internal_error", "Unexpected error."))
+
+
+def _tickwork_error(exc: TickworkError, status: int) -> ErrorAnswer:
     if isinstance(exc, ValidationError):
         # a body that is not JSON at all (no target) gets its own code; a field that holds
         # bad JSON text is an ordinary validation problem
@@ -114,8 +152,7 @@ async def on_tickwork_error(_: Request, exc: Exception) -> JSONResponse:
             p.code == "invalid_json" and p.target is None for p in exc.problems
         )
         code = "invalid_json" if invalid_json else exc.code
-        return error_response(400, code, exc.message, problems=exc.problems)
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        return ErrorAnswer(400, ErrorParts(code, exc.message, tuple(exc.problems)))
     if status == 503:
         log.warning("store_unavailable", extra={"error": str(exc), "code": exc.code})
         # The driver's own text may name hosts; a full store's is ours and says what to do.
@@ -124,12 +161,12 @@ async def on_tickwork_error(_: Request, exc: Exception) -> JSONResponse:
             if isinstance(exc, StoreOutOfMemory)
             else "The store is unavailable; retry later."
         )
-        return error_response(503, exc.code, message, headers={"Retry-After": "5"})
-    return error_response(status, exc.code, str(exc), headers=headers)
+        return ErrorAnswer(503, ErrorParts(exc.code, message), {"Retry-After": "5"})
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else {}
+    return ErrorAnswer(status, ErrorParts(exc.code, str(exc)), headers)
 
 
-async def on_request_validation(_: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, RequestValidationError)
+def _request_validation(exc: RequestValidationError) -> ErrorAnswer:
     problems = []
     for error in exc.errors():
         location = [str(part) for part in error.get("loc", ())]
@@ -138,7 +175,36 @@ async def on_request_validation(_: Request, exc: Exception) -> JSONResponse:
         # pydantic prefixes a validator's own message with "Value error, "
         message = str(error["msg"]).removeprefix("Value error, ")
         problems.append(Problem(_problem_code(str(error.get("type", ""))), target, message))
-    return error_response(400, "validation_error", "The request is not valid.", problems=problems)
+    parts = ErrorParts("validation_error", "The request is not valid.", tuple(problems))
+    return ErrorAnswer(400, parts)
+
+
+def _http_exception(request: Request, exc: StarletteHTTPException) -> ErrorAnswer:
+    status = exc.status_code
+    code = _HTTP_CODES.get(status, f"http_{status}")
+    try:
+        phrase = HTTPStatus(status).phrase
+    except ValueError:
+        phrase = "Error"
+    message = exc.detail if isinstance(exc.detail, str) and exc.detail != phrase else None
+    if message is None:
+        message = {404: "No such route.", 405: "Method not allowed on this route."}.get(
+            status, phrase
+        )
+    headers = dict(exc.headers or {})
+    if status == 405:
+        headers["Allow"] = ", ".join(allowed_methods(request)) or headers.get("Allow", "")
+    return ErrorAnswer(status, ErrorParts(code, message), headers)
+
+
+async def on_tickwork_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, TickworkError)
+    return k6_response(error_answer(request, exc))
+
+
+async def on_request_validation(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    return k6_response(error_answer(request, exc))
 
 
 def allowed_methods(request: Request) -> list[str]:
@@ -163,36 +229,24 @@ def allowed_methods(request: Request) -> list[str]:
 
 async def on_http_exception(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    status = exc.status_code
-    code = _HTTP_CODES.get(status, f"http_{status}")
-    try:
-        phrase = HTTPStatus(status).phrase
-    except ValueError:
-        phrase = "Error"
-    message = exc.detail if isinstance(exc.detail, str) and exc.detail != phrase else None
-    if message is None:
-        message = {404: "No such route.", 405: "Method not allowed on this route."}.get(
-            status, phrase
-        )
-    headers = dict(exc.headers or {})
-    if status != 405:
-        return error_response(status, code, message, headers=headers)
-    headers["Allow"] = ", ".join(allowed_methods(request)) or headers.get("Allow", "")
+    answer = error_answer(request, exc)
+    if answer.status != 405:
+        return k6_response(answer)
     # No route ran: the path's dialect shapes the body (the report API's envelope).
     reshape = getattr(request.app.state, "reshape_error", None)
-    body = error_body(code, message)
+    body = render_error(answer.parts)
     if reshape is not None:
-        body = reshape(request.method, request.url.path, status, body)
-    return JSONResponse(body, status, headers=headers)
+        body = reshape(request.method, request.url.path, answer.status, body)
+    return JSONResponse(body, answer.status, headers=answer.headers)
 
 
-async def on_client_disconnect(_: Request, exc: Exception) -> JSONResponse:
-    return error_response(499, "client_disconnected", "The client closed the connection.")
+async def on_client_disconnect(request: Request, exc: Exception) -> JSONResponse:
+    return k6_response(error_answer(request, exc))
 
 
 async def on_unexpected(_: Request, exc: Exception) -> JSONResponse:
-    log.error("request_failed", exc_info=exc)
-    return error_response(500, "internal_error", "Unexpected error.")
+    # whatever it is: an exception that reached this handler escaped the others
+    return k6_response(_unexpected(exc))
 
 
 def install(app: FastAPI) -> None:

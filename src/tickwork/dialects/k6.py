@@ -1,7 +1,9 @@
-"""The k6 Cloud REST API v6 schedule shapes, exactly as its OpenAPI description names them.
+"""The k6 Cloud REST API v6 schedule shapes, exactly as its OpenAPI description names them,
+and the dialect's error body.
 
 ``parse_create_schedule`` turns request JSON into the wire model and a core Schedule, with
-one Problem per violation; ``schedule_api_model`` renders the stored wire model back.
+one Problem per violation; ``schedule_api_model`` renders the stored wire model back;
+``render_error`` gives an error's parts (``wire.ErrorParts``) this dialect's shape.
 """
 
 from __future__ import annotations
@@ -16,10 +18,8 @@ from pydantic import ValidationError as PydanticValidationError
 from tickwork.core import CronSpec, Frequency, RuleSpec, Schedule, Weekday, build_schedule
 from tickwork.core.instants import format_instant
 from tickwork.core.validation import MAX_COUNT, MAX_INTERVAL
-from tickwork.dialects.strict import StrictWire
+from tickwork.dialects.wire import DateTime, ErrorParts, StrictWire, from_json
 from tickwork.errors import Problem, ValidationError
-
-DateTime = Annotated[str, Field(json_schema_extra={"format": "date-time"})]
 
 
 class ScheduleCron(StrictWire):
@@ -108,40 +108,9 @@ class ErrorResponseApiModel(BaseModel):
     error: ErrorApiModel
 
 
-_PYDANTIC_CODES = {
-    "missing": "required",
-    "extra_forbidden": "unknown_field",
-    "too_long": "too_long",
-    "too_short": "too_short",
-    "greater_than_equal": "too_small",
-    "less_than_equal": "too_large",
-    "string_too_long": "too_long",
-    "enum": "invalid_choice",
-    "json_invalid": "invalid_json",
-    "json_type": "invalid_json",
-}
-
-
-def problems_from_pydantic(exc: PydanticValidationError, prefix: str = "") -> list[Problem]:
-    """One Problem per pydantic error, with stable codes and dotted targets."""
-    found = []
-    for error in exc.errors(include_url=False):
-        path = [str(part) for part in error["loc"]]
-        target = ".".join([prefix, *path] if prefix else path) or None
-        code = _PYDANTIC_CODES.get(error["type"], "invalid_type")
-        message = str(error["msg"])
-        if code == "unknown_field":
-            message = f"{path[-1]!r} is not a property of this object."
-        found.append(Problem(code, target, message))
-    return found
-
-
 def parse_create_schedule(body: str | bytes) -> tuple[CreateScheduleRequest, Schedule]:
     """Validate a CreateScheduleRequest JSON document; ValidationError lists every problem."""
-    try:
-        request = CreateScheduleRequest.model_validate_json(body)
-    except PydanticValidationError as exc:
-        raise ValidationError(problems_from_pydantic(exc), "The schedule is not valid.") from exc
+    request = from_json(CreateScheduleRequest, body, "The schedule is not valid.")
     return request, to_core(request)
 
 
@@ -257,16 +226,36 @@ def schedule_api_model(
     )
 
 
+def error_model(parts: ErrorParts) -> ErrorApiModel:
+    """The error object of this dialect's body (the report envelope carries it too)."""
+    details = [
+        ErrorDetailsApiModel(message=p.message, code=p.code, target=p.target) for p in parts.details
+    ]
+    return ErrorApiModel(
+        message=parts.message, code=parts.code, target=parts.target, details=details or None
+    )
+
+
+def render_error(parts: ErrorParts) -> dict[str, Any]:
+    """An ErrorResponseApiModel as a plain dict, ready for JSON."""
+    return ErrorResponseApiModel(error=error_model(parts)).model_dump(mode="json")
+
+
 def error_body(
     code: str, message: str, *, target: str | None = None, problems: list[Problem] | None = None
 ) -> dict[str, Any]:
-    """An ErrorResponseApiModel as a plain dict, ready for JSON."""
-    details = (
-        [ErrorDetailsApiModel(message=p.message, code=p.code, target=p.target) for p in problems]
-        if problems
-        else None
+    """``render_error`` of the parts given one by one."""
+    return render_error(ErrorParts(code, message, tuple(problems or ()), target))
+
+
+def read_error(body: dict[str, Any]) -> ErrorParts:
+    """The parts of a body ``render_error`` made: for an answer given in this shape by code
+    that speaks no other dialect (the body-size and rate-limit middlewares), which another
+    dialect reshapes."""
+    error = ErrorApiModel.model_validate(body["error"])
+    return ErrorParts(
+        code=error.code,
+        message=error.message,
+        details=tuple(Problem(d.code, d.target, d.message) for d in error.details or ()),
+        target=error.target,
     )
-    model = ErrorResponseApiModel(
-        error=ErrorApiModel(message=message, code=code, target=target, details=details)
-    )
-    return model.model_dump(mode="json")

@@ -1,4 +1,5 @@
-"""The k6 Cloud v6 shapes of projects and load tests, and the parsers of their requests.
+"""The k6 Cloud v6 shapes of projects and load tests, the parsers of their requests, and
+their renderers (from the fields of a stored record, ``ProjectFields`` and ``LoadTestFields``).
 
 Field names, bounds and nullability follow the official OpenAPI description. One tickwork
 extension: a load test's ``runner`` (``{"type": "k6" | "command" | "webhook", ...}``) tells
@@ -10,15 +11,16 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal, TypeVar
+from datetime import datetime
+from typing import Annotated, Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic import ValidationError as PydanticValidationError
 from pydantic.json_schema import SkipJsonSchema
 
+from tickwork.core.instants import format_instant
 from tickwork.core.runner_specs import parse_runner_spec
-from tickwork.dialects.k6 import DateTime, problems_from_pydantic
-from tickwork.dialects.strict import StrictWire
+from tickwork.dialects.wire import Closed, DateTime, StrictWire, from_json, problems_from_pydantic
 from tickwork.errors import Problem, ValidationError
 
 ProjectName = Annotated[str, Field(min_length=1, max_length=255, description="Project name.")]
@@ -28,20 +30,15 @@ LoadTestName = Annotated[
 ]
 
 
-M = TypeVar("M", bound=BaseModel)
-
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 Int64 = Annotated[int, Field(ge=INT64_MIN, le=INT64_MAX)]
 """An integer the spec's clients hold in 64 bits (Go's int64)."""
 Id = Annotated[int, Field(ge=1, le=INT64_MAX, json_schema_extra={"format": "int64"})]
 
 
-class _Closed(BaseModel):
-    # The spec's Patch* models say additionalProperties: false, and read-only fields too.
-    model_config = ConfigDict(strict=True, extra="forbid")
+class PagedList(BaseModel):
+    """A k6 collection: its ``value`` (in each subclass), ``@count`` and ``@nextLink``."""
 
-
-class _Page(BaseModel):
     model_config = ConfigDict(populate_by_name=True)
 
     count: int | SkipJsonSchema[None] = Field(
@@ -71,7 +68,7 @@ class CreateProjectApiModel(StrictWire):
     name: ProjectName
 
 
-class PatchProjectApiModel(_Closed):
+class PatchProjectApiModel(Closed):
     name: ProjectName
 
 
@@ -85,7 +82,7 @@ class ProjectApiModel(BaseModel):
     labels: dict[str, str] = Field(default_factory=dict)
 
 
-class ProjectListResponse(_Page):
+class ProjectListResponse(PagedList):
     value: list[ProjectApiModel]
 
 
@@ -137,7 +134,7 @@ class CreateLoadTestJsonModel(StrictWire):
     runner: RunnerConfig | None = Field(default=None, description=RUNNER_DESCRIPTION)
 
 
-class PatchLoadTestApiModel(_Closed):
+class PatchLoadTestApiModel(Closed):
     name: LoadTestName | SkipJsonSchema[None] = None
     baseline_test_run_id: Id | None = Field(default=None, json_schema_extra={"deprecated": True})
     k6_version: Int64 | None = None
@@ -155,7 +152,7 @@ class LoadTestApiModel(BaseModel):
     runner: dict[str, Any] = Field(description=RUNNER_DESCRIPTION)
 
 
-class LoadTestListResponse(_Page):
+class LoadTestListResponse(PagedList):
     value: list[LoadTestApiModel]
 
 
@@ -184,19 +181,12 @@ def _invalid(problems: list[Problem], what: str) -> ValidationError:
     return ValidationError(problems, f"The {what} is not valid.")
 
 
-def _validate_json(model: type[M], body: bytes, what: str) -> M:
-    try:
-        return model.model_validate_json(body)
-    except PydanticValidationError as exc:
-        raise _invalid(problems_from_pydantic(exc), what) from exc
-
-
 def parse_create_project(body: bytes) -> CreateProjectApiModel:
-    return _validate_json(CreateProjectApiModel, body, "project")
+    return from_json(CreateProjectApiModel, body, "The project is not valid.")
 
 
 def parse_patch_project(body: bytes) -> PatchProjectApiModel:
-    return _validate_json(PatchProjectApiModel, body, "project")
+    return from_json(PatchProjectApiModel, body, "The project is not valid.")
 
 
 def _runner_dict(runner: RunnerConfig | None) -> dict[str, Any] | None:
@@ -210,7 +200,7 @@ def _runner_dict(runner: RunnerConfig | None) -> dict[str, Any] | None:
 
 
 def parse_create_load_test_json(body: bytes) -> NewLoadTest:
-    model = _validate_json(CreateLoadTestJsonModel, body, "load test")
+    model = from_json(CreateLoadTestJsonModel, body, "The load test is not valid.")
     return NewLoadTest(
         name=model.name,
         script=model.script.encode() if model.script is not None else None,
@@ -275,7 +265,7 @@ def _form_integer(text: str, key: str, problems: list[Problem]) -> int | None:
 
 
 def parse_patch_load_test(body: bytes) -> LoadTestPatch:
-    model = _validate_json(PatchLoadTestApiModel, body, "load test")
+    model = from_json(PatchLoadTestApiModel, body, "The load test is not valid.")
     if "name" in model.model_fields_set and model.name is None:
         raise _invalid([Problem("invalid_type", "name", "name may not be null.")], "load test")
     return LoadTestPatch(
@@ -284,4 +274,57 @@ def parse_patch_load_test(body: bytes) -> LoadTestPatch:
         baseline_test_run_id=model.baseline_test_run_id,
         k6_version=model.k6_version,
         runner=_runner_dict(model.runner),
+    )
+
+
+# Rendering
+
+
+class ProjectFields(Protocol):
+    """What ``project_model`` reads of a stored project."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def created(self) -> datetime: ...
+    @property
+    def updated(self) -> datetime: ...
+
+
+def project_model(project: ProjectFields) -> ProjectApiModel:
+    return ProjectApiModel(
+        id=project.id,
+        name=project.name,
+        is_default=False,
+        grafana_folder_uid=None,
+        created=format_instant(project.created),
+        updated=format_instant(project.updated),
+    )
+
+
+class LoadTestFields(ProjectFields, Protocol):
+    """What ``load_test_model`` reads of a stored load test."""
+
+    @property
+    def project_id(self) -> int: ...
+    @property
+    def baseline_test_run_id(self) -> int | None: ...
+    @property
+    def k6_version(self) -> int | None: ...
+    @property
+    def runner(self) -> dict[str, Any]: ...
+
+
+def load_test_model(test: LoadTestFields) -> LoadTestApiModel:
+    return LoadTestApiModel(
+        id=test.id,
+        project_id=test.project_id,
+        name=test.name,
+        baseline_test_run_id=test.baseline_test_run_id,
+        k6_version=test.k6_version,
+        created=format_instant(test.created),
+        updated=format_instant(test.updated),
+        runner=test.runner,
     )

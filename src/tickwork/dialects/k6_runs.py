@@ -1,4 +1,4 @@
-"""The k6 Cloud v6 shapes of test runs.
+"""The k6 Cloud v6 shapes of test runs, and their rendering from the core's run record.
 
 Every key the spec's TestRunApiModel requires is present. Fields with no meaning for a
 self-hosted runner (cost, distribution, options, VU counts, k6 versions) carry their null or
@@ -7,14 +7,15 @@ empty value. Two tickwork extensions say which schedule occurrence a run comes f
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
-from pydantic import ValidationError as PydanticValidationError
+from pydantic import BaseModel, Field
 
-from tickwork.dialects.k6 import DateTime, problems_from_pydantic
-from tickwork.dialects.k6_resources import _Page
-from tickwork.errors import ValidationError
+from tickwork.core.instants import format_instant
+from tickwork.core.runs import RunRecord, StatusEntry
+from tickwork.dialects.k6_resources import PagedList
+from tickwork.dialects.wire import Closed, DateTime, from_json
 
 
 class StatusExtraApiModel(BaseModel):
@@ -76,20 +77,85 @@ class StartLoadTestResponse(TestRunApiModel):
     test_run_details_page_url: str
 
 
-class TestRunListResponse(_Page):
+class TestRunListResponse(PagedList):
     __test__ = False
 
     value: list[TestRunApiModel]
 
 
-class PatchTestRunApiModel(BaseModel):
-    model_config = ConfigDict(strict=True, extra="forbid")
-
+class PatchTestRunApiModel(Closed):
     note: str = Field(description="User-defined note for the test run.")
 
 
 def parse_patch_test_run(body: bytes) -> PatchTestRunApiModel:
-    try:
-        return PatchTestRunApiModel.model_validate_json(body)
-    except PydanticValidationError as exc:
-        raise ValidationError(problems_from_pydantic(exc), "The test run is not valid.") from exc
+    return from_json(PatchTestRunApiModel, body, "The test run is not valid.")
+
+
+# Rendering
+
+
+def _status(entry: StatusEntry) -> StatusApiModel:
+    has_extra = entry.message is not None or entry.by_user is not None or entry.code is not None
+    return StatusApiModel(
+        type=entry.type,
+        entered=format_instant(entry.entered),
+        extra=StatusExtraApiModel(by_user=entry.by_user, message=entry.message, code=entry.code)
+        if has_extra
+        else None,
+    )
+
+
+def _execution_seconds(run: RunRecord, now: datetime) -> int:
+    """Seconds since the run entered ``running``, until it ended (0 if it never ran)."""
+    started = next((e.entered for e in run.status_history if e.type == "running"), None)
+    if started is None:
+        return 0
+    return max(int(((run.ended or now) - started).total_seconds()), 0)
+
+
+def _reason(run: RunRecord) -> str | None:
+    reason = run.details.get("reason")
+    return reason if isinstance(reason, str) else None
+
+
+def run_fields(run: RunRecord, *, now: datetime) -> dict[str, object]:
+    """Every key of TestRunApiModel; what has no meaning here is null or empty."""
+    history = [_status(entry) for entry in run.status_history]
+    current = (
+        history[-1]
+        if history
+        else StatusApiModel(type=run.status, entered=format_instant(run.created))
+    )
+    return {
+        "id": run.id,
+        "test_id": run.load_test_id,
+        "project_id": run.project_id,
+        "started_by": run.started_by,
+        "created": format_instant(run.created),
+        "ended": format_instant(run.ended) if run.ended else None,
+        "note": run.note,
+        "retention_expiry": None,
+        "cost": None,
+        "status": run.status,
+        "status_details": current,
+        "status_history": history,
+        "distribution": None,
+        "result": run.result,
+        "result_details": ResultDetailsApiModel(type=run.result, message=_reason(run))
+        if run.result
+        else None,
+        "options": None,
+        "k6_dependencies": {},
+        "k6_versions": {},
+        "max_vus": None,
+        "max_browser_vus": None,
+        "estimated_duration": None,
+        "execution_duration": _execution_seconds(run, now),
+        "is_starred": False,
+        "schedule_id": run.schedule_id,
+        "scheduled_for": format_instant(run.scheduled_for) if run.scheduled_for else None,
+    }
+
+
+def run_model(run: RunRecord, *, now: datetime) -> TestRunApiModel:
+    return TestRunApiModel.model_validate(run_fields(run, now=now))

@@ -10,30 +10,28 @@ it to a load test (tickwork's jobs, below). How its fields become a core trigger
     false {period, timestamp}      Interval(period), first at ``timestamp`` (tickwork extension)
 
 The anchor is the instant the template's timing was last set (created, or a PUT that changed
-``once`` or ``config``), to the second, so every job of a template fires in step.
+``once`` or ``config``), to the second, so every job of a template fires in step
+(``updated``). Templates and jobs are rendered from the fields of their stored records
+(``TemplateFields``, ``JobFields``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Annotated, TypeVar
+from typing import Annotated, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
-from pydantic import ValidationError as PydanticValidationError
 
 from tickwork.core import Interval, Once, Schedule
-from tickwork.core.instants import EPOCH, LATEST
-from tickwork.dialects.k6 import DateTime, problems_from_pydantic
-from tickwork.dialects.strict import StrictWire
+from tickwork.core.instants import EPOCH, LATEST, format_instant
+from tickwork.dialects.wire import DateTime, StrictWire, from_json
 from tickwork.errors import Problem, ValidationError
 
 PAGE_SIZE = 10
 MAX_PERIOD_S = 10 * 366 * 86_400  # ten years: beyond it a "period" is a typo
 MAX_TIMESTAMP = (LATEST - EPOCH) // timedelta(seconds=1)  # 9999-12-30T23:59:59Z, as everywhere
 MAX_PAGE = (2**53 - 1) // PAGE_SIZE  # keeps the offset inside Redis's range arguments
-
-M = TypeVar("M", bound=BaseModel)
 
 Name = Annotated[str | None, Field(max_length=255, description="A human-readable name.")]
 
@@ -137,26 +135,19 @@ class TemplatePatch:
     config: dict[str, int] | None
 
 
-def _validate(model: type[M], body: bytes, what: str) -> M:
-    try:
-        return model.model_validate_json(body)
-    except PydanticValidationError as exc:
-        raise ValidationError(problems_from_pydantic(exc), f"The {what} is not valid.") from exc
-
-
 def _given(config: KragleConfig) -> dict[str, int]:
     return config.model_dump(exclude_none=True)
 
 
 def parse_create(body: bytes) -> tuple[str | None, Timing]:
-    request = _validate(CreateKragleSchedule, body, "schedule")
+    request = from_json(CreateKragleSchedule, body, "The schedule is not valid.")
     timing = Timing(request.once, _given(request.config))
     check_timing(timing)
     return request.name, timing
 
 
 def parse_update(body: bytes) -> TemplatePatch:
-    request = _validate(UpdateKragleSchedule, body, "schedule")
+    request = from_json(UpdateKragleSchedule, body, "The schedule is not valid.")
     given = frozenset(request.model_fields_set - {"id"})
     if "once" in given and request.once is None:
         problem = Problem("invalid_type", "once", "once must be a boolean, not null.")
@@ -174,7 +165,7 @@ def parse_update(body: bytes) -> TemplatePatch:
 
 
 def parse_job(body: bytes) -> CreateKragleJob:
-    return _validate(CreateKragleJob, body, "job")
+    return from_json(CreateKragleJob, body, "The job is not valid.")
 
 
 def check_timing(timing: Timing) -> None:
@@ -220,3 +211,81 @@ def to_core(timing: Timing, *, anchor: datetime) -> Schedule:
 def anchor_of(now: datetime) -> datetime:
     """Timing set at ``now`` counts from the whole second: Kragle speaks in seconds."""
     return now.replace(microsecond=0)
+
+
+class TemplateFields(Protocol):
+    """What this dialect reads of a stored template."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def name(self) -> str | None: ...
+    @property
+    def once(self) -> bool: ...
+    @property
+    def config(self) -> dict[str, int]: ...
+    @property
+    def anchor(self) -> datetime: ...
+    @property
+    def schedule(self) -> Schedule: ...
+
+
+@dataclass(frozen=True, slots=True)
+class TemplateUpdate:
+    """A template after a PUT. ``moved``: its timing changed, so it counts from a new
+    ``anchor`` and its jobs move to the new ``schedule``; else both are as they were."""
+
+    name: str | None
+    once: bool
+    config: dict[str, int]
+    anchor: datetime
+    schedule: Schedule
+    moved: bool
+
+
+def apply_update(current: TemplateFields, patch: TemplatePatch, *, now: datetime) -> TemplateUpdate:
+    """``current`` with ``patch`` applied at ``now``; ValidationError when the timing it
+    makes is not one (``check_timing``). A timing given as it was is no change."""
+    name = patch.name if "name" in patch.given else current.name
+    timing = Timing(
+        once=patch.once if patch.once is not None else current.once,
+        config=patch.config if patch.config is not None else current.config,
+    )
+    if timing == Timing(current.once, current.config):
+        return TemplateUpdate(
+            name, current.once, current.config, current.anchor, current.schedule, moved=False
+        )
+    check_timing(timing)
+    anchor = anchor_of(now)
+    return TemplateUpdate(
+        name, timing.once, timing.config, anchor, to_core(timing, anchor=anchor), moved=True
+    )
+
+
+def template_model(template: TemplateFields) -> KragleSchedule:
+    return KragleSchedule(
+        id=template.id, name=template.name, once=template.once, config=dict(template.config)
+    )
+
+
+class JobFields(Protocol):
+    """What this dialect reads of a stored job (a schedule record), beside its template."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def load_test_id(self) -> int: ...
+    @property
+    def next_at(self) -> datetime | None: ...
+    @property
+    def created_by(self) -> str | None: ...
+
+
+def job_model(job: JobFields, *, template_id: int) -> KragleJob:
+    return KragleJob(
+        id=job.id,
+        schedule_id=template_id,
+        load_test_id=job.load_test_id,
+        next_run=format_instant(job.next_at) if job.next_at is not None else None,
+        created_by=job.created_by,
+    )

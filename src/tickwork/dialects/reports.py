@@ -7,21 +7,27 @@ address in ``send_to``. Ids are UUIDs; instants are integer microseconds since t
 
 Where the document contradicts itself the examples win: ``schedule`` is the period's name
 ("daily", not an integer) and ``send_to`` a list of addresses (not one string).
+
+Reports are rendered from the fields of their stored records (``ReportFields``); an error is
+the k6 error object (``k6.error_model``) in this API's envelope (``error_envelope``).
 """
 
 from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from datetime import datetime
+from typing import Annotated, Any, Literal, Protocol
 
 from pydantic import BaseModel, Field
-from pydantic import ValidationError as PydanticValidationError
 
-from tickwork.core.instants import is_time_zone_name
-from tickwork.dialects.k6 import ErrorApiModel, problems_from_pydantic
-from tickwork.dialects.strict import StrictWire
+from tickwork.core import Schedule
+from tickwork.core.instants import is_time_zone_name, to_us
+from tickwork.core.reports import report_schedule
+from tickwork.dialects.k6 import ErrorApiModel, error_model
+from tickwork.dialects.wire import ErrorParts, StrictWire, from_data, from_json
 from tickwork.errors import Problem, ValidationError
 
 MAX_RECIPIENTS = 20
@@ -191,6 +197,18 @@ class Filters:
             return list(self.id_list or [])
         return [self.id] if self.id_list is None or self.id in self.id_list else []
 
+    def indexed(self) -> bool:
+        """Whether the store's index answers every filter given (none, or only the
+        scheduled_at range), so that a list reads only its page. The ids name records to
+        read; name, type, schedule and scheduled_by are read from each record."""
+        return (
+            self.ids() is None
+            and self.name is None
+            and self.type is None
+            and self.schedule is None
+            and self.scheduled_by is None
+        )
+
     def matches(self, attrs: dict[str, Any], scheduled_by: str | None) -> bool:
         """The filters not answered by the store (ids and the range are)."""
         if self.name is not None and self.name.casefold() not in str(attrs["name"]).casefold():
@@ -202,8 +220,11 @@ class Filters:
         return self.scheduled_by is None or scheduled_by == self.scheduled_by
 
 
+INVALID = "The report schedule is not valid."
+
+
 def _invalid(problems: list[Problem]) -> ValidationError:
-    return ValidationError(problems, "The report schedule is not valid.")
+    return ValidationError(problems, INVALID)
 
 
 def parse_id(text: str, target: str = "schedule_id") -> str:
@@ -221,19 +242,13 @@ def parse_ids(values: list[str], target: str) -> list[str]:
 
 
 def _attrs_of(body: bytes) -> dict[str, Any]:
-    try:
-        envelope = _Envelope.model_validate_json(body)
-    except PydanticValidationError as exc:
-        raise _invalid(problems_from_pydantic(exc)) from exc
+    envelope = from_json(_Envelope, body, INVALID)
     return {k: v for k, v in envelope.attrs.items() if k not in READ_ONLY}
 
 
 def parse_create(body: bytes) -> dict[str, Any]:
     """The attrs of a new schedule, validated, with defaults filled."""
-    try:
-        attrs = NewReportAttrs.model_validate(_attrs_of(body))
-    except PydanticValidationError as exc:
-        raise _invalid(problems_from_pydantic(exc, "attrs")) from exc
+    attrs = from_data(NewReportAttrs, _attrs_of(body), INVALID, prefix="attrs")
     result = attrs.model_dump(mode="json")
     check(result)
     return result
@@ -242,10 +257,7 @@ def parse_create(body: bytes) -> dict[str, Any]:
 def parse_patch(body: bytes) -> dict[str, Any]:
     """The attrs a PUT changes (absent ones keep their value); checked once merged."""
     given = _attrs_of(body)
-    try:
-        patch = ReportAttrsPatch.model_validate(given)
-    except PydanticValidationError as exc:
-        raise _invalid(problems_from_pydantic(exc, "attrs")) from exc
+    patch = from_data(ReportAttrsPatch, given, INVALID, prefix="attrs")
     changed = patch.model_dump(mode="json", include=set(given))
     nullable = {"hosts", "services"}
     refused = [
@@ -259,10 +271,7 @@ def parse_patch(body: bytes) -> dict[str, Any]:
 
 
 def parse_delete(body: bytes) -> list[str]:
-    try:
-        request = DeleteReportSchedulesRequest.model_validate_json(body)
-    except PydanticValidationError as exc:
-        raise _invalid(problems_from_pydantic(exc)) from exc
+    request = from_json(DeleteReportSchedulesRequest, body, INVALID)
     return [parse_id(text, "schedules_ids") for text in request.schedules_ids]
 
 
@@ -314,37 +323,89 @@ def check(attrs: dict[str, Any]) -> None:
         raise _invalid(found)
 
 
-def schedule_model(
-    *,
-    report_id: str,
-    attrs: dict[str, Any],
-    scheduled_at_us: int,
-    scheduled_by: str | None,
-    first_run_us: int | None,
-    last_run_us: int | None,
-) -> ReportSchedule:
+def trigger(attrs: dict[str, Any], *, now: datetime) -> Schedule:
+    """The core trigger of checked ``attrs`` set at ``now``: the end of each whole period
+    after now, in the report's zone."""
+    return report_schedule(attrs["schedule"], attrs["timezone"], now=now)
+
+
+_TIMING = ("schedule", "timezone")
+
+
+def apply_update(
+    current: dict[str, Any], changed: dict[str, Any], *, now: datetime
+) -> tuple[dict[str, Any], Schedule | None]:
+    """The attrs of a report after an update at ``now`` (``current`` merged with the
+    ``changed`` that ``parse_patch`` read, then checked), and its new trigger when its timing
+    (period or zone) changed, else None."""
+    merged = {**current, **changed}
+    check(merged)
+    moved = any(merged[key] != current[key] for key in _TIMING)
+    return merged, trigger(merged, now=now) if moved else None
+
+
+# Rendering
+
+
+class ReportFields(Protocol):
+    """What this dialect reads of a stored report."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def attrs(self) -> dict[str, Any]: ...
+    @property
+    def scheduled_at(self) -> datetime: ...
+    @property
+    def scheduled_by(self) -> str | None: ...
+    @property
+    def first_run_at(self) -> datetime | None: ...
+    @property
+    def last_run_at(self) -> datetime | None: ...
+
+
+def schedule_model(report: ReportFields) -> ReportSchedule:
     """The document's thirteen keys."""
+    attrs = report.attrs
     return ReportSchedule(
-        end_timestamp=last_run_us,
+        end_timestamp=to_us(report.last_run_at) if report.last_run_at else None,
         hosts=attrs.get("hosts"),
-        id=report_id,
+        id=report.id,
         name=attrs["name"],
         schedule=attrs["schedule"],
-        scheduled_at=scheduled_at_us,
-        scheduled_by=scheduled_by,
+        scheduled_at=to_us(report.scheduled_at),
+        scheduled_by=report.scheduled_by,
         send_to=list(attrs["send_to"]),
         send_via=attrs["send_via"],
         services=attrs.get("services"),
-        start_timestamp=first_run_us,
+        start_timestamp=to_us(report.first_run_at) if report.first_run_at else None,
         timezone=attrs["timezone"],
         type=attrs["type"],
     )
 
 
-def error_envelope(operation: str, status: int, k6_body: dict[str, Any]) -> dict[str, Any]:
-    """An error body in this dialect's envelope, keeping the k6 error (code, details):
+def schedule_envelope(report: ReportFields, operation: str) -> ReportScheduleEnvelope:
+    """One schedule, answering ``operation`` (get, create, update)."""
+    return ReportScheduleEnvelope(
+        data=ScheduleData(schedule=schedule_model(report)), message=MESSAGES[operation], status="ok"
+    )
+
+
+def list_envelope(reports: Iterable[ReportFields]) -> ReportScheduleListEnvelope:
+    return ReportScheduleListEnvelope(
+        data=RegistriesData(registries=[schedule_model(report) for report in reports]),
+        message=MESSAGES["list"],
+        status="ok",
+    )
+
+
+def deleted_envelope() -> MessageEnvelope:
+    return MessageEnvelope(message=MESSAGES["delete"], status="ok")
+
+
+def error_envelope(operation: str, status: int, parts: ErrorParts) -> dict[str, Any]:
+    """An error body in this dialect's envelope, with the k6 error object (code, details):
     401, 403, 404 and 405 say so; any other 4xx carries the operation's documented message."""
-    error = k6_body.get("error") or {}
     message = {
         401: "Unauthorized",
         403: "Forbidden",
@@ -352,7 +413,7 @@ def error_envelope(operation: str, status: int, k6_body: dict[str, Any]) -> dict
         405: "Method not allowed",
     }.get(status)
     if message is None:  # the request could not be carried out: the operation's own message
-        message = ERROR_MESSAGES[operation] if status < 500 else str(error.get("message"))
+        message = ERROR_MESSAGES[operation] if status < 500 else parts.message
     return ReportErrorEnvelope(
-        message=message, status="error", error=ErrorApiModel.model_validate(error)
+        message=message, status="error", error=error_model(parts)
     ).model_dump(mode="json")

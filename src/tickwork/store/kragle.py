@@ -31,6 +31,7 @@ from tickwork.store.connection import text_of, translated
 from tickwork.store.keys import Keys
 from tickwork.store.load_tests import QueuedWrite
 from tickwork.store.load_tests import decode as decode_load_test
+from tickwork.store.paging import read_page
 from tickwork.store.schedules import KragleJob, ScheduleRecord, Schedules, retimed
 from tickwork.store.schedules import decode as decode_schedule_record
 
@@ -141,8 +142,12 @@ class KragleSchedules:
 
     def page(self, stack: int, *, skip: int, top: int) -> tuple[list[TemplateRecord], int]:
         """One page of the stack's templates by id, and how many there are in all."""
-        rows, total = self._page(
-            self._keys.stack_index(stack, "kragle_schedules"), self._keys.kragle_schedule, skip, top
+        rows, total = read_page(
+            self._client,
+            self._keys.stack_index(stack, "kragle_schedules"),
+            self._keys.kragle_schedule,
+            skip=skip,
+            top=top,
         )
         return [_decode(row) for row in rows], total
 
@@ -259,8 +264,12 @@ class KragleSchedules:
             raise NotFound(f"Job {job_id} not found.") from None
 
     def jobs_page(self, stack: int, *, skip: int, top: int) -> tuple[list[ScheduleRecord], int]:
-        rows, total = self._page(
-            self._keys.stack_index(stack, "kragle_jobs"), self._keys.schedule, skip, top
+        rows, total = read_page(
+            self._client,
+            self._keys.stack_index(stack, "kragle_jobs"),
+            self._keys.schedule,
+            skip=skip,
+            top=top,
         )
         return [decode_schedule_record(row) for row in rows], total
 
@@ -328,17 +337,3 @@ class KragleSchedules:
             pipe.hdel(self._keys.kragle_schedule_jobs(template_id), str(job.load_test_id))
         pipe.zrem(self._keys.stack_index(job.stack, "kragle_jobs"), str(job.id))
         pipe.hdel(self._keys.load_test_kragle_jobs(job.load_test_id), str(job.id))
-
-    def _page(
-        self, index: str, key_of: Callable[[int], str], skip: int, top: int
-    ) -> tuple[list[Mapping[Any, Any]], int]:
-        with translated():
-            total = int(self._client.zcard(index))
-            if top <= 0 or skip >= total:
-                return [], total
-            ids = self._client.zrange(index, skip, skip + top - 1)
-            pipe = self._client.pipeline(transaction=False)
-            for raw in ids:
-                pipe.hgetall(key_of(int(text_of(raw))))
-            rows = pipe.execute()
-        return [row for row in rows if row], total

@@ -25,6 +25,7 @@ from tickwork.errors import NotFound, StoreError
 from tickwork.store.connection import text_of, translated
 from tickwork.store.keys import Keys
 from tickwork.store.load_tests import LoadTestRecord, LoadTests
+from tickwork.store.paging import read_text_page
 from tickwork.store.schedules import ReportSchedule, ScheduleRecord, Schedules, retimed
 
 Pipeline = redis.client.Pipeline
@@ -184,7 +185,45 @@ class Reports:
             rows = pipe.execute()
         found = [_decode(row) for row in rows if row]
         found = [r for r in found if r.stack == stack and _within(r, since_us, until_us)]
-        return sorted(found, key=lambda r: (r.scheduled_at, r.load_test_id))  # creation order
+        return sorted(found, key=_creation)
+
+    def page(
+        self,
+        stack: int,
+        *,
+        skip: int,
+        top: int,
+        since_us: int | None = None,
+        until_us: int | None = None,
+    ) -> tuple[list[ReportRecord], int]:
+        """The stack's reports ``skip`` .. ``skip + top - 1`` in ``select``'s order, among
+        those scheduled within [since_us, until_us] when given, and how many there are:
+        O(page), whatever the total.
+
+        The index orders reports of one instant by id, ``select`` by creation: when more
+        reports share the page's first or last instant than the page holds, the page is cut
+        again from every report of its instants."""
+        index = self._keys.stack_index(stack, "reports")
+        below = None if until_us is None else until_us + 1  # the index's range is half-open
+        rows, total = read_text_page(
+            self._client, index, self._keys.report, skip=skip, top=top, low=since_us, below=below
+        )
+        page = sorted((_decode(row) for row in rows), key=_creation)
+        if not page:
+            return [], total
+        first, last = to_us(page[0].scheduled_at), to_us(page[-1].scheduled_at)
+        with translated():
+            pipe = self._client.pipeline(transaction=False)
+            pipe.zcount(index, first, last)
+            pipe.zcount(index, "-inf" if since_us is None else since_us, f"({first}")
+            span, before = (int(count) for count in pipe.execute())
+        if span > min(top, total - skip):  # some of those instants' reports are off the page
+            rows, _ = read_text_page(
+                self._client, index, self._keys.report, skip=0, top=span, low=first, below=last + 1
+            )
+            everyone = sorted((_decode(row) for row in rows), key=_creation)
+            page = everyone[skip - before : skip - before + top]
+        return page, total
 
     def update(
         self, stack: int, report_id: str, change: ReportChange, *, now: datetime
@@ -279,6 +318,11 @@ class Reports:
             self._schedules.queue_delete(pipe, schedule)  # its record, due entry and pointer
         else:
             pipe.delete(keys.load_test_schedule(report.load_test_id))
+
+
+def _creation(report: ReportRecord) -> tuple[datetime, int]:
+    """Oldest first; reports of one instant in the order they were created."""
+    return report.scheduled_at, report.load_test_id
 
 
 def _within(report: ReportRecord, since_us: int | None, until_us: int | None) -> bool:

@@ -25,7 +25,6 @@ from tickwork.api.deps import (
 )
 from tickwork.api.openapi import error_responses, json_request
 from tickwork.api.render import json_response
-from tickwork.core.instants import format_instant
 from tickwork.dialects.kragle import (
     MAX_PAGE,
     PAGE_SIZE,
@@ -36,13 +35,14 @@ from tickwork.dialects.kragle import (
     KragleJobList,
     KragleSchedule,
     KragleScheduleList,
-    Timing,
     UpdateKragleSchedule,
     anchor_of,
-    check_timing,
+    apply_update,
+    job_model,
     parse_create,
     parse_job,
     parse_update,
+    template_model,
     to_core,
 )
 from tickwork.store import ScheduleRecord, TemplateRecord
@@ -73,20 +73,8 @@ async def _reader_stack(request: Request, credentials: Credentials) -> int:
 ReaderStack = Annotated[int, Depends(_reader_stack)]
 
 
-def _template_model(template: TemplateRecord) -> KragleSchedule:
-    return KragleSchedule(
-        id=template.id, name=template.name, once=template.once, config=dict(template.config)
-    )
-
-
 def _job_model(job: ScheduleRecord) -> KragleJob:
-    return KragleJob(
-        id=job.id,
-        schedule_id=template_of(job),
-        load_test_id=job.load_test_id,
-        next_run=format_instant(job.next_at) if job.next_at is not None else None,
-        created_by=job.created_by,
-    )
+    return job_model(job, template_id=template_of(job))
 
 
 # Schedules: timing templates
@@ -106,7 +94,7 @@ def list_schedules(stack: ReaderStack, context: Context, page: Page = 1) -> Resp
         count=total,
         pagesize=PAGE_SIZE,
         page=page,
-        schedules=[_template_model(template) for template in templates],
+        schedules=[template_model(template) for template in templates],
     )
     return json_response(body)
 
@@ -120,7 +108,7 @@ def list_schedules(stack: ReaderStack, context: Context, page: Page = 1) -> Resp
     responses=error_responses(*_ALWAYS, 404),
 )
 def get_schedule(id: ResourceId, stack: ReaderStack, context: Context) -> Response:
-    return json_response(_template_model(context.store.kragle.get(stack, id)))
+    return json_response(template_model(context.store.kragle.get(stack, id)))
 
 
 @router.post(
@@ -176,27 +164,19 @@ def update_schedule(caller: Caller, context: Context, body: JsonBody) -> Respons
     now = context.clock()
 
     def change(template: TemplateRecord) -> TemplateRecord:
-        name = patch.name if "name" in patch.given else template.name
-        timing = Timing(
-            once=patch.once if patch.once is not None else template.once,
-            config=patch.config if patch.config is not None else template.config,
-        )
-        if timing == Timing(template.once, template.config):
-            return replace(template, name=name, version=template.version + 1)
-        check_timing(timing)
-        anchor = anchor_of(now)
+        new = apply_update(template, patch, now=now)
         return replace(
             template,
-            name=name,
-            once=timing.once,
-            config=timing.config,
-            anchor=anchor,
-            schedule=to_core(timing, anchor=anchor),
+            name=new.name,
+            once=new.once,
+            config=new.config,
+            anchor=new.anchor,
+            schedule=new.schedule,
             version=template.version + 1,
         )
 
     updated = context.store.kragle.update(caller.stack, patch.id, change, now=now)
-    return json_response(_template_model(updated))
+    return json_response(template_model(updated))
 
 
 @router.delete(

@@ -5,12 +5,18 @@ Auth, tenancy and error codes are the k6 API's. Errors keep the document's envel
 operation's documented message, ``"status": "error"``, and tickwork's ``error`` object (code,
 details) beside them, also for a body refused for its size before the app reads it and a
 method the path does not serve (``enveloped``). A path that matches no route answers the k6
-error body: it names no operation of this API.
+error body: it names no operation of this API. What an error says (status, code, message,
+details) is decided once for every dialect (``errors_http.error_answer``); this API only
+shapes it (``reports.error_envelope``).
+
+A list reads one page of the stack's index when the index answers its filters (none, or the
+scheduled_at range): O(page), whatever the stack holds. The other filters are not indexed: the
+ids name the records to read, and name, type, schedule and scheduled_by are tested on every
+record of the range, then the matches are paged.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Coroutine
 from dataclasses import replace
 from typing import Annotated, Any
@@ -21,37 +27,34 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from tickwork.api import errors_http
-from tickwork.api.deps import Caller, Context, JsonBody, PlainInt
-from tickwork.api.errors_http import PayloadTooLarge, UnsupportedMediaType
+from tickwork.api.deps import ApiContext, Caller, Context, JsonBody, PlainInt
+from tickwork.api.errors_http import PayloadTooLarge, UnsupportedMediaType, error_answer
 from tickwork.api.render import json_response
 from tickwork.core import Schedule
-from tickwork.core.instants import to_us
-from tickwork.core.reports import report_schedule
+from tickwork.dialects.k6 import read_error
 from tickwork.dialects.reports import (
     MAX_PAGE_SIZE,
     MAX_UNPAGINATED,
-    MESSAGES,
     CreateReportScheduleRequest,
     DeleteReportSchedulesRequest,
     Filters,
     MessageEnvelope,
     Period,
-    RegistriesData,
     ReportErrorEnvelope,
-    ReportSchedule,
     ReportScheduleEnvelope,
     ReportScheduleListEnvelope,
-    ScheduleData,
     UpdateReportScheduleRequest,
-    check,
+    apply_update,
+    deleted_envelope,
     error_envelope,
+    list_envelope,
     parse_create,
     parse_delete,
     parse_id,
     parse_ids,
     parse_patch,
-    schedule_model,
+    schedule_envelope,
+    trigger,
 )
 from tickwork.errors import (
     AuthError,
@@ -80,14 +83,6 @@ _ANSWERED = (
 """What the app's error handlers answer (anything else is a bug: the app's 500 handler)."""
 
 
-async def _k6_error(request: Request, exc: Exception) -> Response:
-    if isinstance(exc, RequestValidationError):
-        return await errors_http.on_request_validation(request, exc)
-    if isinstance(exc, StarletteHTTPException):
-        return await errors_http.on_http_exception(request, exc)
-    return await errors_http.on_tickwork_error(request, exc)
-
-
 class ReportRoute(APIRoute):
     """A route whose errors come in the report envelope, with the operation's message."""
 
@@ -99,10 +94,9 @@ class ReportRoute(APIRoute):
             try:
                 return await handler(request)
             except _ANSWERED as exc:
-                plain = await _k6_error(request, exc)
-                body = error_envelope(operation, plain.status_code, json.loads(bytes(plain.body)))
-                headers = {k: v for k, v in plain.headers.items() if k.lower() != "content-length"}
-                return JSONResponse(body, plain.status_code, headers=headers)
+                answer = error_answer(request, exc)
+                body = error_envelope(operation, answer.status, answer.parts)
+                return JSONResponse(body, answer.status, headers=answer.headers)
 
         return enveloped
 
@@ -114,8 +108,10 @@ _BY_METHOD = {"POST": "create", "PUT": "update", "DELETE": "delete"}
 
 def enveloped(method: str, path: str, status: int, k6_body: dict[str, Any]) -> dict[str, Any]:
     """The error body of a request answered before any of its routes ran (a body over the
-    limit, a method the path does not serve): in this API's envelope when ``path`` is one of
-    its routes', else ``k6_body`` as it is (as for a path no route serves)."""
+    limit, a method the path does not serve, a rate limit): in this API's envelope when
+    ``path`` is one of its routes', else ``k6_body`` as it is (as for a path no route
+    serves). The middlewares that answer these speak only k6: their body is read back into
+    its parts (``k6.read_error``)."""
     routes = [
         route
         for route in router.routes
@@ -131,7 +127,7 @@ def enveloped(method: str, path: str, status: int, k6_body: dict[str, Any]) -> d
         ),
         _BY_METHOD.get(method, "list"),
     )
-    return error_envelope(operation, status, k6_body)
+    return error_envelope(operation, status, read_error(k6_body))
 
 
 ScheduleId = Annotated[str, Path(pattern=UUID_PATTERN, description="The schedule's id (a UUID).")]
@@ -166,22 +162,8 @@ def _extra(body: type | None = None) -> dict[str, Any]:
     return extra
 
 
-def _model(report: ReportRecord) -> ReportSchedule:
-    return schedule_model(
-        report_id=report.id,
-        attrs=report.attrs,
-        scheduled_at_us=to_us(report.scheduled_at),
-        scheduled_by=report.scheduled_by,
-        first_run_us=to_us(report.first_run_at) if report.first_run_at else None,
-        last_run_us=to_us(report.last_run_at) if report.last_run_at else None,
-    )
-
-
 def _one(report: ReportRecord, operation: str) -> Response:
-    envelope = ReportScheduleEnvelope(
-        data=ScheduleData(schedule=_model(report)), message=MESSAGES[operation], status="ok"
-    )
-    return json_response(envelope)
+    return json_response(schedule_envelope(report, operation))
 
 
 def _pagination_problem(target: str, message: str) -> ValidationError:
@@ -236,30 +218,44 @@ def list_report_schedules(  # one parameter per documented filter
         scheduled_at_end=scheduled_by_end if scheduled_by_end is not None else scheduled_at_end,
         scheduled_by=scheduled_by,
     )
-    reports = [
+    if paginate and page is not None and page_size is not None:
+        skip, top = (page - 1) * page_size, page_size
+    else:  # all of them, unless there are too many
+        skip, top = 0, MAX_UNPAGINATED
+    reports, total = _select(context, caller.stack, filters, skip=skip, top=top)
+    if not paginate and total > MAX_UNPAGINATED:
+        raise _pagination_problem(
+            "paginate",
+            f"{total} schedules match, over the {MAX_UNPAGINATED} an unpaginated list "
+            "holds; set paginate=true.",
+        )
+    return json_response(list_envelope(reports))
+
+
+def _select(
+    context: ApiContext, stack: int, filters: Filters, *, skip: int, top: int
+) -> tuple[list[ReportRecord], int]:
+    """The reports ``skip`` .. ``skip + top - 1`` of those the filters match, oldest first,
+    and how many match."""
+    if filters.indexed():
+        return context.store.reports.page(
+            stack,
+            skip=skip,
+            top=top,
+            since_us=filters.scheduled_at_start,
+            until_us=filters.scheduled_at_end,
+        )
+    matching = [
         report
         for report in context.store.reports.select(
-            caller.stack,
+            stack,
             ids=filters.ids(),
             since_us=filters.scheduled_at_start,
             until_us=filters.scheduled_at_end,
         )
         if filters.matches(report.attrs, report.scheduled_by)
     ]
-    if page is not None and page_size is not None and paginate:
-        reports = reports[(page - 1) * page_size : page * page_size]
-    elif len(reports) > MAX_UNPAGINATED:
-        raise _pagination_problem(
-            "paginate",
-            f"{len(reports)} schedules match, over the {MAX_UNPAGINATED} an unpaginated list "
-            "holds; set paginate=true.",
-        )
-    envelope = ReportScheduleListEnvelope(
-        data=RegistriesData(registries=[_model(report) for report in reports]),
-        message=MESSAGES["list"],
-        status="ok",
-    )
-    return json_response(envelope)
+    return matching[skip : skip + top], len(matching)
 
 
 @router.get(
@@ -290,7 +286,7 @@ def create_report_schedule(caller: Caller, context: Context, body: JsonBody) -> 
     report = context.store.reports.create(
         caller.stack,
         attrs=attrs,
-        schedule=report_schedule(attrs["schedule"], attrs["timezone"], now=now),
+        schedule=trigger(attrs, now=now),
         now=now,
         scheduled_by=caller.email,
     )
@@ -316,12 +312,8 @@ def update_report_schedule(
     now = context.clock()
 
     def change(report: ReportRecord) -> tuple[ReportRecord, Schedule | None]:
-        merged = {**report.attrs, **changed}
-        check(merged)
-        timing = ("schedule", "timezone")
-        moved = any(merged[key] != report.attrs[key] for key in timing)
-        trigger = report_schedule(merged["schedule"], merged["timezone"], now=now)
-        return replace(report, attrs=merged), trigger if moved else None
+        attrs, new_trigger = apply_update(report.attrs, changed, now=now)
+        return replace(report, attrs=attrs), new_trigger
 
     updated = context.store.reports.update(caller.stack, report_id, change, now=now)
     return _one(updated, "update")
@@ -339,4 +331,4 @@ def update_report_schedule(
 )
 def delete_report_schedules(caller: Caller, context: Context, body: JsonBody) -> Response:
     context.store.reports.delete_many(caller.stack, parse_delete(body))
-    return json_response(MessageEnvelope(message=MESSAGES["delete"], status="ok"))
+    return json_response(deleted_envelope())
