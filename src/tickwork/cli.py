@@ -12,9 +12,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tickwork.core import format_instant, occurrences_after, parse_instant
+from tickwork.core import format_instant, occurrences_after
 from tickwork.core.instants import InstantError
-from tickwork.errors import SettingsError, ValidationError
+from tickwork.errors import Problem, SettingsError, ValidationError
 
 if TYPE_CHECKING:
     from tickwork.settings import Settings
@@ -35,11 +35,15 @@ def _parser() -> argparse.ArgumentParser:
         help="print the next occurrences of a schedule",
         description="Print the next occurrences of a schedule, one ISO-8601 UTC instant a "
         "line. BODY is a k6 CreateScheduleRequest JSON document ('-' reads standard input). "
-        "An invalid BODY prints the API's error body on stderr and exits with status 2.",
+        "An invalid BODY or option prints what is wrong on stderr, one line per field (with "
+        "--json, the API's error body), and exits with status 2.",
     )
     preview.add_argument("body", metavar="BODY", help="CreateScheduleRequest JSON, or '-'")
     preview.add_argument(
-        "--after", metavar="ISO", help="list occurrences strictly after this instant (default: now)"
+        "--after",
+        metavar="ISO",
+        help="list occurrences strictly after this instant: a date-time (UTC without an "
+        "offset) or a date (its midnight, UTC); default: now",
     )
     preview.add_argument(
         "--limit",
@@ -47,6 +51,11 @@ def _parser() -> argparse.ArgumentParser:
         default=10,
         metavar="N",
         help="how many occurrences to print (default: 10)",
+    )
+    preview.add_argument(
+        "--json",
+        action="store_true",
+        help="print the occurrences as a JSON array, and errors as the API's error body",
     )
     preview.set_defaults(handler=_preview)
 
@@ -72,8 +81,8 @@ def _parser() -> argparse.ArgumentParser:
         description="Run the API, one scheduler and one worker in one command. Without "
         "TICKWORK_REDIS_URL it starts a private, persistent Redis-compatible server with its "
         "data under the data directory; without TICKWORK_TOKENS it makes a token and prints "
-        "it, with a curl line that schedules the example load test. SIGTERM or Ctrl-C stops "
-        "every part.",
+        "it, with the export line that points the tickwork CLI at it and the commands (CLI "
+        "and curl) that schedule the example load test. SIGTERM or Ctrl-C stops every part.",
     )
     standalone.add_argument(
         "--host",
@@ -164,7 +173,10 @@ def _parser() -> argparse.ArgumentParser:
         help="check the configuration and the services it points at",
         description="Check the settings, Redis (reachable, version, AOF persistence, "
         "eviction policy), the k6 binary and this machine's clock against Redis's, and say "
-        "what to fix. Exits 1 when a check fails, 0 otherwise (warnings included).",
+        "what to fix. When a tickwork standalone runs from the data directory "
+        "(TICKWORK_DATA_DIR or the default) and TICKWORK_REDIS_URL names no other, the Redis "
+        "it started is the one checked. Exits 1 when a check fails, 0 otherwise (warnings "
+        "included).",
     )
     doctor.set_defaults(handler=_doctor)
 
@@ -352,31 +364,43 @@ def _utcnow() -> datetime:
 
 
 def _preview(args: argparse.Namespace) -> int:
-    from tickwork.dialects.k6 import error_body, parse_create_schedule
+    from tickwork.client import instant_argument
+    from tickwork.dialects.k6 import parse_create_schedule
 
     body = sys.stdin.read() if args.body == "-" else args.body
     try:
-        after = parse_instant(args.after) if args.after else datetime.now(UTC)
+        after = instant_argument(args.after) if args.after else datetime.now(UTC)
     except InstantError as exc:
-        print(json.dumps(error_body(exc.code, str(exc), target="--after")), file=sys.stderr)
-        return EXIT_USAGE
+        problem = Problem(exc.code, "--after", str(exc))
+        return _preview_error(args, "--after is not valid.", [problem])
     if args.limit < 0:
-        print(
-            json.dumps(error_body("too_small", "--limit must be at least 0.", target="--limit")),
-            file=sys.stderr,
-        )
-        return EXIT_USAGE
+        problem = Problem("too_small", "--limit", "--limit must be at least 0.")
+        return _preview_error(args, "--limit is not valid.", [problem])
     try:
         _, schedule = parse_create_schedule(body)
     except ValidationError as exc:
-        print(
-            json.dumps(error_body("validation_error", exc.message, problems=exc.problems)),
-            file=sys.stderr,
-        )
-        return EXIT_USAGE
-    for instant in occurrences_after(schedule, after, args.limit):
-        print(format_instant(instant))
+        return _preview_error(args, exc.message, exc.problems)
+    instants = [format_instant(i) for i in occurrences_after(schedule, after, args.limit)]
+    if args.json:
+        print(json.dumps(instants))
+    else:
+        for instant in instants:
+            print(instant)
     return 0
+
+
+def _preview_error(args: argparse.Namespace, message: str, problems: Sequence[Problem]) -> int:
+    """What is wrong, as the client commands print it (one line per field), or with --json
+    the API's error body."""
+    from tickwork.client import problem_lines
+    from tickwork.dialects.k6 import error_body
+
+    if args.json:
+        body = error_body("validation_error", message, problems=list(problems))
+        print(json.dumps(body), file=sys.stderr)
+    else:
+        print(f"tickwork: {problem_lines(message, problems)}", file=sys.stderr)
+    return EXIT_USAGE
 
 
 def main(argv: Sequence[str] | None = None) -> int:

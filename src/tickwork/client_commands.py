@@ -1,7 +1,10 @@
-"""The ``schedules`` and ``runs`` subcommands: a small client of the API.
+"""The API client commands: ``projects``, ``load-tests``, ``schedules`` and ``runs``.
 
-Tables for people; ``--json`` prints the API's own JSON for scripts. Where to connect comes
-from TICKWORK_API_URL, TICKWORK_API_TOKEN and TICKWORK_STACK_ID, or the flags.
+Written for people (tables, ``key: value`` lines, sentences saying what was done);
+``--json`` prints the API's own JSON for scripts. Where to connect comes from
+TICKWORK_API_URL, TICKWORK_API_TOKEN and TICKWORK_STACK_ID, or the flags. An API error is one
+line, then one per field at fault; the exit status is then 1 (2 for a command following a
+run, whose 1 means the run failed).
 """
 
 from __future__ import annotations
@@ -9,43 +12,77 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
-from tickwork.client import ApiError, Client, table
+from tickwork.client import ApiError, Client, Shown, fields, short_instant, table
+from tickwork.client_runs import EXIT_OTHER, LoadTestNames, add_run_actions
 
-SCHEDULE_COLUMNS = (
-    "id",
-    "load_test_id",
-    "deactivated",
-    "starts",
-    "cron",
-    "recurrence_rule",
-    "next_run",
+Action = Callable[[Client, argparse.Namespace], Shown]
+_RECENT = 1000
+"""Runs read at once to find each schedule's last run."""
+CONNECTION = (
+    "Connects to TICKWORK_API_URL with TICKWORK_API_TOKEN in stack TICKWORK_STACK_ID (or "
+    "--api-url, --token, --stack); --json prints the API's JSON."
 )
-RUN_COLUMNS = (
-    "id",
-    "test_id",
-    "status",
-    "result",
-    "created",
-    "ended",
-    "scheduled_for",
-    "started_by",
-)
-
-Action = Callable[[Client, argparse.Namespace], Any]
 
 
 def add_parsers(commands: Any, settings_loader: Callable[[], Any]) -> None:
+    groups = []
+
+    projects = commands.add_parser(
+        "projects",
+        help="create and list projects (which hold load tests) through the API",
+        description="A client of the API's projects. " + CONNECTION,
+    )
+    actions = projects.add_subparsers(dest="action", required=True, metavar="ACTION")
+    create = _action(actions, "create", "create a project", _project_create)
+    create.add_argument("--name", required=True, metavar="NAME")
+    _action(actions, "list", "list the stack's projects", _projects_list)
+    groups.append(projects)
+
+    load_tests = commands.add_parser(
+        "load-tests",
+        help="create, update, list, show and delete load tests through the API",
+        description="A client of the API's load tests: a k6 script (or another runner) in a "
+        "project. " + CONNECTION,
+    )
+    actions = load_tests.add_subparsers(dest="action", required=True, metavar="ACTION")
+    create = _action(actions, "create", "create a load test from a k6 script", _test_create)
+    create.add_argument("--project", required=True, metavar="P", help="project id or name")
+    create.add_argument("--name", required=True, metavar="NAME")
+    create.add_argument(
+        "--script", required=True, type=Path, metavar="FILE", help="k6 script (.js) or archive"
+    )
+    create.add_argument("--runner", metavar="JSON", help='runner settings (default {"type":"k6"})')
+    update = _action(
+        actions, "update", "change a load test's name, script or runner", _test_update, ("id",)
+    )
+    update.add_argument("--name", metavar="NAME")
+    update.add_argument("--script", type=Path, metavar="FILE")
+    update.add_argument("--runner", metavar="JSON")
+    listing = _action(actions, "list", "list load tests", _tests_list)
+    listing.add_argument("--project", metavar="P", help="only this project's (id or name)")
+    _action(actions, "show", "show a load test", _test_show, ("id",))
+    _action(
+        actions,
+        "delete",
+        "delete a load test, its script and its schedule (its runs stay)",
+        _test_delete,
+        ("id",),
+    )
+    groups.append(load_tests)
+
     schedules = commands.add_parser(
         "schedules",
         help="list, show, set, activate, deactivate and delete schedules through the API",
-        description="A client of the API's schedules. Connects to TICKWORK_API_URL with "
-        "TICKWORK_API_TOKEN in stack TICKWORK_STACK_ID (or --api-url, --token, --stack).",
+        description="A client of the API's schedules. " + CONNECTION,
     )
     actions = schedules.add_subparsers(dest="action", required=True, metavar="ACTION")
-    _action(actions, "list", "list the stack's schedules", _schedules_list)
+    _action(actions, "list", "list the stack's schedules, with their last run", _schedules_list)
     _action(actions, "show", "show one schedule", _schedule_show, ("schedule_id",))
     set_ = _action(
         actions,
@@ -59,28 +96,18 @@ def add_parsers(commands: Any, settings_loader: Callable[[], Any]) -> None:
     _action(actions, "activate", "activate a schedule", _schedule_activate, ("schedule_id",))
     _action(actions, "deactivate", "deactivate a schedule", _schedule_deactivate, ("schedule_id",))
     _action(actions, "delete", "delete a schedule", _schedule_delete, ("schedule_id",))
+    groups.append(schedules)
 
     runs = commands.add_parser(
         "runs",
-        help="list, show, start and abort test runs through the API",
-        description="A client of the API's test runs (same connection settings as "
-        "`tickwork schedules`).",
+        help="list, show, follow, start, abort test runs and their trend through the API",
+        description="A client of the API's test runs. " + CONNECTION,
     )
     actions = runs.add_subparsers(dest="action", required=True, metavar="ACTION")
-    listing = _action(actions, "list", "list test runs, newest last", _runs_list)
-    listing.add_argument(
-        "--load-test", type=int, metavar="ID", help="only the runs of this load test"
-    )
-    _action(actions, "show", "show one test run", _run_show, ("run_id",))
-    start = _action(actions, "start", "start a load test now", _run_start, ("load_test_id",))
-    start.add_argument(
-        "--idempotency-key",
-        metavar="KEY",
-        help="K6-Idempotency-Key: the same key within 10 minutes gives the same test run",
-    )
-    _action(actions, "abort", "abort a test run", _run_abort, ("run_id",))
+    add_run_actions(actions, _action)
+    groups.append(runs)
 
-    for parser in (schedules, runs):
+    for parser in groups:
         parser.set_defaults(handler=lambda args: _dispatch(args, settings_loader))
 
 
@@ -110,74 +137,234 @@ def _dispatch(args: argparse.Namespace, settings_loader: Callable[[], Any]) -> i
         return 2
     client = Client(args.api_url or settings.api_url, token, args.stack or settings.stack_id)
     try:
-        result = args.action_fn(client, args)
+        shown: Shown = args.action_fn(client, args)
     except ApiError as exc:
         if args.json and exc.body is not None:
             print(json.dumps(exc.body), file=sys.stderr)
         else:
             print(f"tickwork: {exc}", file=sys.stderr)
-        return 1
+        # A command following a run exits 1 only when the run failed.
+        following = getattr(args, "follow", False) or getattr(args, "wait", False)
+        return EXIT_OTHER if following else 1
     if args.json:
-        if result is not None:
-            print(json.dumps(result, indent=2))
-    elif isinstance(result, list):
-        print(table(result, RUN_COLUMNS if args.command == "runs" else SCHEDULE_COLUMNS))
-    elif isinstance(result, dict):
-        print("\n".join(f"{key}: {_value(value)}" for key, value in result.items()))
-    return 0
+        if shown.raw is not None:
+            print(json.dumps(shown.raw, indent=2))
+    elif shown.text is not None:
+        print(shown.text)
+    return shown.status
 
 
-def _value(value: Any) -> str:
-    return json.dumps(value) if isinstance(value, (dict, list)) else str(value)
+# projects
 
 
-def _schedules_list(client: Client, args: argparse.Namespace) -> Any:
-    return client.all_pages("/cloud/v6/schedules")
+def _project_create(client: Client, args: argparse.Namespace) -> Shown:
+    project = client.call("POST", "/cloud/v6/projects", {"name": args.name})
+    return Shown(raw=project, text=fields([(k, project.get(k)) for k in ("id", "name", "created")]))
 
 
-def _schedule_show(client: Client, args: argparse.Namespace) -> Any:
-    return client.call("GET", f"/cloud/v6/schedules/{args.schedule_id}")
+def _projects_list(client: Client, args: argparse.Namespace) -> Shown:
+    projects = client.all_pages("/cloud/v6/projects")
+    rows = [
+        {**p, "created": short_instant(p["created"]), "updated": short_instant(p["updated"])}
+        for p in projects
+    ]
+    return Shown(raw=projects, text=table(rows, ("id", "name", "created", "updated")))
 
 
-def _schedule_set(client: Client, args: argparse.Namespace) -> Any:
+def _project_id(client: Client, project: str) -> int:
+    """A project named by id (digits) or by its exact name."""
+    if project.isdigit():
+        return int(project)
+    found = client.all_pages(f"/cloud/v6/projects?name={quote(project)}")
+    if len(found) == 1:
+        project_id: int = found[0]["id"]
+        return project_id
+    if not found:
+        raise ApiError(404, f"no project is named {project!r} (tickwork projects list)")
+    ids = ", ".join(str(p["id"]) for p in found)
+    raise ApiError(409, f"{len(found)} projects are named {project!r} (ids {ids}): give the id")
+
+
+# load tests
+
+
+def _runner(text: str | None) -> Any:
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise ApiError(0, f"--runner is not JSON: {exc}") from exc
+
+
+def _script(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise ApiError(0, f"--script: cannot read {path}: {exc.strerror or exc}") from exc
+
+
+def _multipart(parts: list[tuple[str, str | None, bytes]]) -> tuple[bytes, str]:
+    """A multipart/form-data body of (name, filename, content) parts, and its type."""
+    boundary = f"tickwork-{uuid.uuid4().hex}"
+    body = b""
+    for name, filename, content in parts:
+        disposition = f'form-data; name="{name}"' + (f'; filename="{filename}"' if filename else "")
+        body += f"--{boundary}\r\nContent-Disposition: {disposition}\r\n\r\n".encode()
+        body += content + b"\r\n"
+    body += f"--{boundary}--\r\n".encode()
+    return body, f"multipart/form-data; boundary={boundary}"
+
+
+def _test_fields(test: dict[str, Any]) -> str:
+    pairs = [(k, test.get(k)) for k in ("id", "name", "project_id", "runner", "created", "updated")]
+    return fields(pairs)
+
+
+def _test_create(client: Client, args: argparse.Namespace) -> Shown:
+    project_id = _project_id(client, args.project)
+    parts: list[tuple[str, str | None, bytes]] = [
+        ("name", None, args.name.encode()),
+        ("script", args.script.name, _script(args.script)),
+    ]
+    runner = _runner(args.runner)
+    if runner is not None:
+        parts.append(("runner", None, json.dumps(runner).encode()))
+    data, content_type = _multipart(parts)
+    test = client.call(
+        "POST",
+        f"/cloud/v6/projects/{project_id}/load_tests",
+        data=data,
+        content_type=content_type,
+    )
+    return Shown(raw=test, text=_test_fields(test))
+
+
+def _test_update(client: Client, args: argparse.Namespace) -> Shown:
+    if args.name is None and args.script is None and args.runner is None:
+        raise ApiError(0, "nothing to change: give --name, --script or --runner")
+    patch: dict[str, Any] = {}
+    if args.name is not None:
+        patch["name"] = args.name
+    if args.runner is not None:
+        patch["runner"] = _runner(args.runner)
+    script = _script(args.script) if args.script is not None else None
+    path = f"/cloud/v6/load_tests/{args.id}"
+    if patch:
+        client.call("PATCH", path, patch)
+    if script is not None:
+        client.call("PUT", f"{path}/script", data=script, content_type="application/octet-stream")
+    test = client.call("GET", path)
+    return Shown(raw=test, text=_test_fields(test))
+
+
+def _tests_list(client: Client, args: argparse.Namespace) -> Shown:
+    if args.project is not None:
+        project_id = _project_id(client, args.project)
+        tests = client.all_pages(f"/cloud/v6/projects/{project_id}/load_tests")
+    else:
+        tests = client.all_pages("/cloud/v6/load_tests")
+    rows = [
+        {
+            **t,
+            "runner": (t.get("runner") or {}).get("type"),
+            "created": short_instant(t["created"]),
+            "updated": short_instant(t["updated"]),
+        }
+        for t in tests
+    ]
+    return Shown(
+        raw=tests, text=table(rows, ("id", "name", "project_id", "runner", "created", "updated"))
+    )
+
+
+def _test_show(client: Client, args: argparse.Namespace) -> Shown:
+    test = client.call("GET", f"/cloud/v6/load_tests/{args.id}")
+    return Shown(raw=test, text=_test_fields(test))
+
+
+def _test_delete(client: Client, args: argparse.Namespace) -> Shown:
+    test = client.call("GET", f"/cloud/v6/load_tests/{args.id}")
+    client.call("DELETE", f"/cloud/v6/load_tests/{args.id}")
+    return Shown(
+        text=f"deleted load test {args.id} ({test['name']}) with its script and schedule; "
+        "its runs stay"
+    )
+
+
+# schedules
+
+
+def _schedules_list(client: Client, args: argparse.Namespace) -> Shown:
+    schedules = client.all_pages("/cloud/v6/schedules")
+    if not schedules:
+        return Shown(raw=schedules, text="no schedules")
+    names = LoadTestNames(client)
+    names.prefetch({s["load_test_id"] for s in schedules})
+    # The latest run of each load test, from the stack's newest runs in one request; only a
+    # load test with none among them (when there are that many) is asked on its own.
+    recent = client.call("GET", f"/cloud/v6/test_runs?$orderby=created%20desc&$top={_RECENT}")
+    latest: dict[int, dict[str, Any]] = {}
+    for run in recent["value"]:
+        latest.setdefault(run["test_id"], run)
+    rows = []
+    for schedule in schedules:
+        load_test_id = schedule["load_test_id"]
+        run = latest.get(load_test_id)
+        if run is None and "@nextLink" in recent:
+            path = f"/cloud/v6/load_tests/{load_test_id}/test_runs?$orderby=created%20desc&$top=1"
+            run = next(iter(client.call("GET", path)["value"]), None)
+        rows.append(
+            {
+                "id": schedule["id"],
+                "load_test": names(load_test_id),
+                "active": not schedule["deactivated"],
+                "when": schedule.get("cron")
+                or schedule.get("recurrence_rule")
+                or f"once at {schedule['starts']}",
+                "next_run": short_instant(schedule.get("next_run")),
+                "last_run": f"{run['id']} {run.get('result') or run['status']}" if run else None,
+            }
+        )
+    columns = ("id", "load_test", "active", "when", "next_run", "last_run")
+    return Shown(raw=schedules, text=table(rows, columns))
+
+
+def _schedule_fields(schedule: dict[str, Any]) -> str:
+    keys = ("id", "load_test_id", "deactivated", "starts", "cron", "recurrence_rule", "next_run")
+    extra = [(k, v) for k, v in schedule.items() if k not in keys and k != "created_by"]
+    return fields([*((k, schedule.get(k)) for k in keys), *extra])
+
+
+def _schedule_show(client: Client, args: argparse.Namespace) -> Shown:
+    schedule = client.call("GET", f"/cloud/v6/schedules/{args.schedule_id}")
+    return Shown(raw=schedule, text=_schedule_fields(schedule))
+
+
+def _schedule_set(client: Client, args: argparse.Namespace) -> Shown:
     text = sys.stdin.read() if args.body == "-" else args.body
     try:
         body = json.loads(text)
     except ValueError as exc:
         raise ApiError(0, f"BODY is not JSON: {exc}") from exc
-    return client.call("POST", f"/cloud/v6/load_tests/{args.load_test_id}/schedule", body)
+    schedule = client.call("POST", f"/cloud/v6/load_tests/{args.load_test_id}/schedule", body)
+    return Shown(raw=schedule, text=_schedule_fields(schedule))
 
 
-def _schedule_activate(client: Client, args: argparse.Namespace) -> Any:
+def _schedule_activate(client: Client, args: argparse.Namespace) -> Shown:
     client.call("POST", f"/cloud/v6/schedules/{args.schedule_id}/activate")
     return _schedule_show(client, args)
 
 
-def _schedule_deactivate(client: Client, args: argparse.Namespace) -> Any:
+def _schedule_deactivate(client: Client, args: argparse.Namespace) -> Shown:
     client.call("POST", f"/cloud/v6/schedules/{args.schedule_id}/deactivate")
     return _schedule_show(client, args)
 
 
-def _schedule_delete(client: Client, args: argparse.Namespace) -> Any:
+def _schedule_delete(client: Client, args: argparse.Namespace) -> Shown:
+    schedule = client.call("GET", f"/cloud/v6/schedules/{args.schedule_id}")
     client.call("DELETE", f"/cloud/v6/schedules/{args.schedule_id}")
-    return None
-
-
-def _runs_list(client: Client, args: argparse.Namespace) -> Any:
-    if args.load_test is not None:
-        return client.all_pages(f"/cloud/v6/load_tests/{args.load_test}/test_runs")
-    return client.all_pages("/cloud/v6/test_runs")
-
-
-def _run_show(client: Client, args: argparse.Namespace) -> Any:
-    return client.call("GET", f"/cloud/v6/test_runs/{args.run_id}")
-
-
-def _run_start(client: Client, args: argparse.Namespace) -> Any:
-    headers = {"K6-Idempotency-Key": args.idempotency_key} if args.idempotency_key else None
-    return client.call("POST", f"/cloud/v6/load_tests/{args.load_test_id}/start", headers=headers)
-
-
-def _run_abort(client: Client, args: argparse.Namespace) -> Any:
-    client.call("POST", f"/cloud/v6/test_runs/{args.run_id}/abort")
-    return _run_show(client, args)
+    return Shown(
+        text=f"deleted schedule {args.schedule_id} of load test {schedule['load_test_id']}: "
+        "it fires no more; its runs stay"
+    )

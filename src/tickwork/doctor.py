@@ -1,9 +1,14 @@
-"""``tickwork doctor``: check a deployment's configuration and say what to fix."""
+"""``tickwork doctor``: check a deployment's configuration and say what to fix.
+
+When a ``tickwork standalone`` runs from the data directory (TICKWORK_DATA_DIR, or the
+default), and TICKWORK_REDIS_URL names no other, the Redis it started is the one checked.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from tickwork.errors import SettingsError, StoreUnavailable
@@ -25,8 +30,38 @@ class Finding:
         return text + (f"\n       fix: {self.fix}" if self.fix else "")
 
 
+@dataclass(frozen=True, slots=True)
+class Standalone:
+    """A ``tickwork standalone`` running from ``data_dir``, as its lock file says."""
+
+    data_dir: Path
+    pid: object
+    api: object
+    redis_url: str | None
+
+
+def running_standalone() -> Standalone | None:
+    """The standalone running from the data directory this environment names (the one
+    ``tickwork standalone`` would use without --data-dir), if one runs."""
+    from tickwork.standalone import default_data_dir, running
+
+    data_dir = default_data_dir()
+    holder = running(data_dir)
+    if holder is None:
+        return None
+    redis_url = holder.get("redis")
+    return Standalone(
+        data_dir,
+        holder.get("pid"),
+        holder.get("api"),
+        redis_url if isinstance(redis_url, str) else None,
+    )
+
+
 def run_checks(
-    load_settings: Callable[[], Any], find_k6: Callable[[str | None], str | None]
+    load_settings: Callable[[], Any],
+    find_k6: Callable[[str | None], str | None],
+    standalone: Callable[[], Standalone | None] = running_standalone,
 ) -> list[Finding]:
     try:
         settings = load_settings()
@@ -40,16 +75,40 @@ def run_checks(
             )
         ]
     findings = [Finding(OK, "settings", "all TICKWORK_* settings are valid")]
-    if not settings.tokens:
-        findings.append(
-            Finding(
-                WARN,
-                "tokens",
-                "TICKWORK_TOKENS is empty: the API rejects every request",
-                "set TICKWORK_TOKENS to a JSON array of tokens",
-            )
+    redis_url: str = settings.redis_url
+    found = standalone()
+    token_file = found.data_dir / "token" if found is not None else None
+    if found is not None:
+        detail = (
+            f"tickwork standalone (pid {found.pid}, API {found.api}) runs from {found.data_dir}"
         )
-    findings += list(_redis_checks(settings.redis_url))
+        if found.redis_url is not None and "redis_url" not in settings.model_fields_set:
+            # Its Redis is the one its parts use: check that one, not the default.
+            redis_url = found.redis_url
+            detail += "; checking the Redis it started"
+        elif found.redis_url is not None and found.redis_url != redis_url:
+            detail += f" on {_safe(found.redis_url)}; TICKWORK_REDIS_URL names another, checked"
+        findings.append(Finding(OK, "standalone", detail))
+    if not settings.tokens:
+        if token_file is not None and token_file.exists():
+            findings.append(
+                Finding(
+                    OK,
+                    "tokens",
+                    f"the standalone's token is in {token_file}; for the CLI, export "
+                    "TICKWORK_API_TOKEN as its banner says",
+                )
+            )
+        else:
+            findings.append(
+                Finding(
+                    WARN,
+                    "tokens",
+                    "TICKWORK_TOKENS is empty: the API rejects every request",
+                    "set TICKWORK_TOKENS to a JSON array of tokens",
+                )
+            )
+    findings += list(_redis_checks(redis_url))
     configured = getattr(settings, "k6_path", None)
     k6 = find_k6(configured)
     if k6:

@@ -26,6 +26,7 @@ import json
 import os
 import secrets
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -118,6 +119,7 @@ def _run(
     url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"  # noqa: S104
     _record(lock, url)
     with _redis(data_dir, lock) as redis_note:
+        _record(lock, url, os.environ["TICKWORK_REDIS_URL"])
         stops.check()
         token = _token(data_dir)
         settings = load_settings()
@@ -146,8 +148,37 @@ def _lock(data_dir: Path) -> int | str:
     return fd
 
 
-def _record(lock: int, url: str) -> None:
-    _write(lock, {"pid": os.getpid(), "api": url})
+def _record(lock: int, url: str, redis_url: str | None = None) -> None:
+    holder: dict[str, object] = {"pid": os.getpid(), "api": url, "stack": STACK}
+    if redis_url is not None:
+        holder["redis"] = redis_url  # for `tickwork doctor`, run from another terminal
+    _write(lock, holder)
+
+
+def running(data_dir: Path) -> dict[str, object] | None:
+    """What the standalone running from ``data_dir`` recorded in its lock file (``pid``,
+    ``api``, ``stack``, and once started ``redis``); None when none runs from it. The lock
+    is probed with a shared, non-blocking flock, released at once."""
+    try:
+        fd = os.open(data_dir / "lock", os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                raise
+        else:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            return None  # nobody holds it: no standalone runs from here
+        try:
+            holder = json.loads(os.pread(fd, 4096, 0))
+        except ValueError:
+            return {}
+        return holder if isinstance(holder, dict) else {}
+    finally:
+        os.close(fd)
 
 
 def _write(fd: int, holder: dict[str, object]) -> None:
@@ -387,22 +418,48 @@ def _banner(
         f"  token:   {auth}" + ("   (kept in " + str(data_dir / "token") + ")" if token else ""),
         f"  {redis_note}",
         "  scheduler and worker: running",
+        "",
+        "The tickwork CLI uses it once this is set in its terminal:",
+        f"  export TICKWORK_API_URL={shlex.quote(url)} TICKWORK_API_TOKEN={shlex.quote(auth)} "
+        f"TICKWORK_STACK_ID={STACK}",
     ]
     if example_id is not None:
-        body = json.dumps(
-            {
-                "starts": format_instant(datetime.now(UTC).replace(second=0, microsecond=0)),
-                "cron": {"schedule": "* * * * *", "time_zone": "UTC"},
-            }
-        )
-        headers = f"-H {shlex.quote('Authorization: Bearer ' + auth)} -H 'X-Stack-Id: {STACK}'"
+        cli = _cli_command()
         lines += [
             "",
-            "Schedule the example load test every minute:",
+            "Schedule the example load test every minute, and follow its first run:",
+            f"  {cli} schedules set {example_id} {shlex.quote(_every_minute())}",
+            f"  {cli} runs show --load-test {example_id} --follow",
+        ]
+        headers = f"-H {shlex.quote('Authorization: Bearer ' + auth)} -H 'X-Stack-Id: {STACK}'"
+        lines += [
+            "Or with curl:",
             f"  curl -sS -X POST {headers} -H 'Content-Type: application/json' "
-            f"{url}/cloud/v6/load_tests/{example_id}/schedule -d {shlex.quote(body)}",
-            "Then watch its runs:",
+            f"{url}/cloud/v6/load_tests/{example_id}/schedule -d {shlex.quote(_every_minute())}",
             f"  curl -sS {headers} {url}/cloud/v6/load_tests/{example_id}/test_runs",
         ]
     lines.append("Ctrl-C stops everything.")
     return "\n".join(lines)
+
+
+def _every_minute() -> str:
+    return json.dumps(
+        {
+            "starts": format_instant(datetime.now(UTC).replace(second=0, microsecond=0)),
+            "cron": {"schedule": "* * * * *", "time_zone": "UTC"},
+        }
+    )
+
+
+def _cli_command() -> str:
+    """How this terminal's user runs the tickwork CLI: ``tickwork`` when that is the one on
+    PATH, else the path of this installation's (``.venv/bin/tickwork`` not activated)."""
+    installed = Path(sys.executable).parent / "tickwork"
+    on_path = shutil.which("tickwork")
+    if on_path is not None and (
+        not installed.exists() or Path(on_path).resolve() == installed.resolve()
+    ):
+        return "tickwork"
+    if installed.exists():
+        return shlex.quote(str(installed))
+    return f"{shlex.quote(sys.executable)} -m tickwork"

@@ -121,19 +121,45 @@ def test_preview_reads_the_body_from_standard_input_given_a_dash() -> None:
     assert _lines(result) == ["2024-07-20T02:46:04.021Z", "2024-07-20T04:46:04.021Z"]
 
 
-def test_preview_of_an_invalid_body_prints_the_k6_error_body_on_stderr_and_exits_2() -> None:
+def test_preview_of_an_invalid_body_prints_one_line_per_field_on_stderr_and_exits_2() -> None:
     body = json.dumps(
         {
             "starts": "2026-01-01T00:00:00",
             "cron": {"schedule": "0 0 L * *", "time_zone": "America/New_York"},
         }
     )
-    error = _error(_preview(body))
+    result = _preview(body)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    first, *fields = result.stderr.splitlines()
+    assert first == "tickwork: The schedule is not valid."
+    assert sorted(fields) == [
+        "  cron.schedule: Bad day-of-month field 'L': non-standard extensions (L, W, #, ?, H) "
+        "are not supported. (cron_unsupported)",
+        "  starts: '2026-01-01T00:00:00' has no UTC offset; add 'Z' or an offset like '+02:00'. "
+        "(offset_required)",
+    ]
+
+
+def test_preview_of_an_invalid_body_with_json_prints_the_k6_error_body_on_stderr() -> None:
+    body = json.dumps(
+        {
+            "starts": "2026-01-01T00:00:00",
+            "cron": {"schedule": "0 0 L * *", "time_zone": "America/New_York"},
+        }
+    )
+    error = _error(_preview(body, "--json"))
     assert error["code"] == "validation_error"
     assert error["message"]
     details = sorted((detail["code"], detail["target"]) for detail in error["details"])
     assert details == [("cron_unsupported", "cron.schedule"), ("offset_required", "starts")]
     assert all(detail["message"] for detail in error["details"])
+
+
+def test_preview_with_json_prints_the_occurrences_as_a_json_array() -> None:
+    result = _preview(NEW_YORK_AT_0130, "--after", "2026-10-31T12:00:00Z", "--limit", "2", "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == ["2026-11-01T05:30:00Z", "2026-11-02T06:30:00Z"]
 
 
 @pytest.mark.parametrize(
@@ -151,21 +177,38 @@ def test_preview_of_an_invalid_body_prints_the_k6_error_body_on_stderr_and_exits
 def test_preview_of_a_malformed_body_exits_2_with_the_problem_in_the_details(
     body: str, code: str, target: str | None
 ) -> None:
-    error = _error(_preview(body))
+    error = _error(_preview(body, "--json"))
     assert error["code"] == "validation_error"
     assert [(d["code"], d.get("target")) for d in error["details"]] == [(code, target)]
+    lines = _preview(body).stderr.splitlines()
+    assert lines[1:] == [f"  {target or '-'}: {error['details'][0]['message']} ({code})"]
 
 
 @pytest.mark.parametrize(
     ("args", "code", "target"),
     [
-        (["--after", "2026-01-01T00:00:00"], "offset_required", "--after"),
         (["--after", "yesterday"], "invalid_datetime", "--after"),
+        (["--after", "2026-02-30"], "invalid_datetime", "--after"),
         (["--limit", "-1"], "too_small", "--limit"),
     ],
 )
 def test_preview_with_a_bad_option_exits_2_naming_the_option(
     args: list[str], code: str, target: str
 ) -> None:
-    error = _error(_preview(EVERY_TWO_HOURS, *args))
-    assert (error["code"], error["target"]) == (code, target)
+    (detail,) = _error(_preview(EVERY_TWO_HOURS, *args, "--json"))["details"]
+    assert (detail["code"], detail["target"]) == (code, target)
+    result = _preview(EVERY_TWO_HOURS, *args)
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        f"tickwork: {target} is not valid.",
+        f"  {target}: {detail['message']} ({code})",
+    ]
+
+
+@pytest.mark.parametrize(
+    "after",
+    ["2026-10-31", "2026-10-31T00:00:00", "2026-10-31T00:00:00Z", "2026-10-30T20:00:00-04:00"],
+)
+def test_preview_after_a_date_or_a_time_without_offset_reads_it_as_utc(after: str) -> None:
+    result = _preview(NEW_YORK_AT_0130, "--after", after, "--limit", "2")
+    assert _lines(result) == ["2026-10-31T05:30:00Z", "2026-11-01T05:30:00Z"]
