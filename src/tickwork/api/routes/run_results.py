@@ -15,10 +15,11 @@ from pydantic import BaseModel, Field
 
 from tickwork.api.deps import Caller, Context, PlainInt, ResourceId
 from tickwork.api.openapi import error_responses
-from tickwork.api.render import json_response, run_fields
+from tickwork.api.render import json_response
 from tickwork.core.instants import format_instant
 from tickwork.core.k6_summary import KeyMetrics, RunResults, Threshold, run_results
 from tickwork.core.lifecycle import Status, is_terminal
+from tickwork.dialects.k6_runs import run_fields
 from tickwork.store import RunRecord
 
 router = APIRouter(prefix="/cloud/v6", tags=["test_runs"])
