@@ -5,9 +5,10 @@ limit at all unless create_app is given one; Redis unavailable: requests pass un
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, MutableMapping, Sequence
 
 import httpx2 as httpx
 import pytest
@@ -21,7 +22,8 @@ from starlette.routing import Route
 from tickwork.api import create_app
 from tickwork.api.auth import TokenBook
 from tickwork.api.rate_limits import STORE_RETRY_S, RateLimit
-from tickwork.store import Rate, Store, connect
+from tickwork.store import Rate, RateLimits, Store, connect
+from tickwork.store.limits import Bucket, Verdict
 
 from .api_support import ALICE, BOB, CAROL, MAX_BODY, Api, snapshot, tokens
 from .private_redis import private_redis
@@ -306,3 +308,69 @@ def test_limits_apply_again_once_redis_takes_writes_again(
     assert again == [200, 429]
     events = [r.getMessage() for r in caplog.records if r.name == "tickwork.api"]
     assert events == ["rate_limits_unchecked", "rate_limits_checked_again"]
+
+
+class _CountingLimits(RateLimits):
+    """The store's rate limits, counting the scripts it runs."""
+
+    def __init__(self, store: Store) -> None:
+        super().__init__(store.client, store.keys)
+        self.asked = 0
+
+    def take(self, buckets: Sequence[Bucket]) -> Verdict:
+        self.asked += 1
+        return super().take(buckets)
+
+
+def test_while_a_token_is_being_refused_redis_is_asked_about_it_one_request_at_a_time(
+    store: Store,
+) -> None:
+    clock = _Clock()
+    limits = _CountingLimits(store)
+    limiter = RateLimit(
+        Starlette(routes=[Route("/x", _ok)]),
+        limits=limits,
+        tokens=TokenBook(tokens()),
+        per_token=Rate(1 / SLOW_S, 1),
+        per_stack=None,
+        reshape=lambda method, path, status, body: body,
+        clock=clock,
+    )
+    statuses: list[int] = []
+
+    async def get() -> None:
+        scope = {
+            "type": "http",
+            "method": "GET",
+            "path": "/x",
+            "raw_path": b"/x",
+            "query_string": b"",
+            "root_path": "",
+            "headers": [(b"authorization", f"Bearer {ALICE}".encode())],
+            "client": ("192.0.2.7", 1234),
+            "server": ("testserver", 80),
+        }
+
+        async def receive() -> dict[str, object]:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message: MutableMapping[str, object]) -> None:
+            if message["type"] == "http.response.start":
+                statuses.append(int(str(message["status"])))
+
+        await limiter(scope, receive, send)
+
+    async def flood(requests: int) -> None:
+        await asyncio.gather(*(get() for _ in range(requests)))
+
+    asyncio.run(flood(2))  # one served, one refused by Redis: 100 s to wait
+    assert (statuses, limits.asked) == ([200, 429], 2)
+
+    # Given this process's memory of the refusal ran out (its clock moved on), while Redis
+    # still refuses: the token is still "hot"
+    clock.now += SLOW_S + 0.5
+    asyncio.run(flood(20))
+
+    # Then one request asked Redis, and its refusal answered the 19 that waited for it
+    assert statuses[2:] == [429] * 20
+    assert limits.asked == 3

@@ -8,7 +8,13 @@ import pytest
 from fastapi import FastAPI
 from starlette.middleware import Middleware
 
-from tickwork.api.rate_limits import RateLimit, Refusals, refusal_message, retry_after_s
+from tickwork.api.rate_limits import (
+    HOT_S,
+    RateLimit,
+    Refusals,
+    refusal_message,
+    retry_after_s,
+)
 from tickwork.api.server import app_from_settings
 from tickwork.errors import SettingsError
 from tickwork.settings import load_settings
@@ -103,12 +109,25 @@ def test_a_later_shorter_refusal_does_not_shorten_a_remembered_one() -> None:
     assert refusals.verdict([B]) == Verdict((5.0,))
 
 
+def test_a_bucket_stays_hot_for_a_second_after_its_refusal_ends() -> None:
+    clock = Clock()
+    refusals = Refusals(clock)
+    refusals.remember([B], Verdict((0.5,)), asked_at=clock.now)
+
+    assert refusals.hot([A, B]) == B.key
+    clock.now += 0.5 + HOT_S - 0.01
+    assert refusals.verdict([B]) is None  # no longer refused here ...
+    assert refusals.hot([A, B]) == B.key  # ... but asked about one request at a time
+    clock.now += 0.02
+    assert refusals.hot([A, B]) is None
+
+
 def test_ended_refusals_are_dropped_once_many_are_remembered() -> None:
     clock = Clock()
     refusals = Refusals(clock)
     for n in range(5000):
         refusals.remember([Bucket(f"k{n}", A.rate)], Verdict((1.0,)), asked_at=clock.now)
-    clock.now += 2
+    clock.now += 1 + HOT_S
 
     refusals.remember([B], Verdict((1.0,)), asked_at=clock.now)
 

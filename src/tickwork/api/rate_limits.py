@@ -15,8 +15,11 @@ Who is limited, decided from the headers alone, the way the routes' auth reads t
 A limited request gets 429 ``rate_limited`` with ``Retry-After`` (whole seconds, rounded up)
 before anything else runs: no route, no body read, nothing written. The buckets live in
 Redis (``store.rate_limits``: one script per request, on the Redis clock), so every API
-process shares them; a refusal is also remembered here until its wait ends (no request can
-pass sooner: waits only grow), so a flood is refused without a Redis round trip per request.
+process shares them. A refusal is also remembered here until its wait ends (no request can
+pass sooner: waits only grow), and while a bucket has been refused lately, this process asks
+Redis about it one request at a time, the others waiting for that answer (a refusal then
+answers them all): a flood costs Redis a few scripts per emission interval, not one per
+request, and the API's thread pool is not filled with checks.
 
 When Redis does not answer (or refuses the script for memory), requests pass unlimited
 rather than the limiter making the API unavailable a second time; the state change is
@@ -25,6 +28,7 @@ logged once, and Redis is tried again after ``STORE_RETRY_S``.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import math
@@ -55,8 +59,10 @@ EXEMPT = frozenset(
 """Paths never limited: probes, scrapes and the API's own documentation."""
 STORE_RETRY_S = 5.0
 """After Redis failed a check, requests pass unchecked for this long before it is tried."""
+HOT_S = 1.0
+"""A bucket refused less than this long ago is checked one request at a time."""
 _REMEMBERED_MAX = 4096
-"""Past this many remembered refusals, the ended ones are dropped."""
+"""Past this many remembered refusals, those cold (ended over HOT_S ago) are dropped."""
 _bearer = HTTPBearer(auto_error=False)  # the routes' own parsing (deps.py), so both agree
 
 
@@ -92,14 +98,19 @@ class Refusals:
             if wait > 0:
                 self._until[bucket.key] = max(self._until.get(bucket.key, 0.0), asked_at + wait)
         if len(self._until) > _REMEMBERED_MAX:
-            now = self._clock()
-            self._until = {key: until for key, until in self._until.items() if until > now}
+            cold = self._clock() - HOT_S
+            self._until = {key: until for key, until in self._until.items() if until > cold}
 
     def verdict(self, buckets: Sequence[Bucket]) -> Verdict | None:
         """A refusal when one of ``buckets`` is known to have no room yet, else None."""
         now = self._clock()
         waits = tuple(max(self._until.get(bucket.key, 0.0) - now, 0.0) for bucket in buckets)
         return Verdict(waits) if any(waits) else None
+
+    def hot(self, buckets: Sequence[Bucket]) -> str | None:
+        """The key of the first of ``buckets`` refused less than HOT_S ago, else None."""
+        cold = self._clock() - HOT_S
+        return next((b.key for b in buckets if self._until.get(b.key, 0.0) > cold), None)
 
 
 class RateLimit:
@@ -123,6 +134,7 @@ class RateLimit:
         self._reshape = reshape
         self._clock = clock
         self._refusals = Refusals(clock)
+        self._one_at_a_time: dict[str, asyncio.Lock] = {}
         self._store_down = False
         self._store_retry_at = 0.0
         self._refused = Counter(
@@ -173,6 +185,24 @@ class RateLimit:
         remembered = self._refusals.verdict(buckets)
         if remembered is not None:
             return remembered
+        hot = self._refusals.hot(buckets)
+        if hot is None:
+            return await self._ask(buckets)
+        lock = self._one_at_a_time.get(hot)
+        if lock is None:
+            if len(self._one_at_a_time) > _REMEMBERED_MAX:
+                self._one_at_a_time = {
+                    key: held for key, held in self._one_at_a_time.items() if held.locked()
+                }
+            lock = self._one_at_a_time[hot] = asyncio.Lock()
+        async with lock:
+            # the request before this one may have been refused: then so is this one
+            remembered = self._refusals.verdict(buckets)
+            if remembered is not None:
+                return remembered
+            return await self._ask(buckets)
+
+    async def _ask(self, buckets: Sequence[Bucket]) -> Verdict | None:
         asked_at = self._clock()
         if asked_at < self._store_retry_at:
             return None
