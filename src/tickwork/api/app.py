@@ -19,6 +19,7 @@ from tickwork.api.rate_limits import RateLimit
 from tickwork.api.routes import (
     health,
     kragle,
+    ledger,
     load_tests,
     projects,
     reports,
@@ -98,7 +99,8 @@ def create_app(
     app.state.metrics = metrics
     app.state.kragle_public_listing = kragle_public_listing
     errors_http.install(app)
-    for module in (health, projects, load_tests, schedules, test_runs, reports):
+    # The ledger before the k6 schedules: /schedules/health is its list, not a schedule id.
+    for module in (health, projects, load_tests, ledger, schedules, test_runs, reports):
         app.include_router(module.router)
     app.include_router(run_results.router)
     app.include_router(kragle.router, prefix=kragle_prefix.rstrip("/"))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from email.message import Message
 from typing import Annotated
 
@@ -21,6 +21,7 @@ from rq import Queue
 
 from tickwork.api.auth import Principal, TokenBook
 from tickwork.api.errors_http import UnsupportedMediaType
+from tickwork.core.instants import InstantError, out_of_range, parse_instant
 from tickwork.errors import NotFound, Problem, ValidationError
 from tickwork.store import Store
 
@@ -139,3 +140,24 @@ async def _json_body(caller: Caller, body: RawBody) -> bytes:
 
 
 JsonBody = Annotated[bytes, Depends(_json_body)]
+
+
+def instant_param(text: str | None, name: str) -> datetime | None:
+    """A query parameter's RFC 3339 date-time within the accepted range (one without an
+    offset is UTC); a 400 naming ``name`` otherwise."""
+    if text is None:
+        return None
+    try:
+        try:
+            value = parse_instant(text)
+        except InstantError as exc:
+            if exc.code != "offset_required":
+                raise
+            value = parse_instant(text + "Z")
+    except InstantError as exc:
+        raise ValidationError([Problem(exc.code, name, str(exc))], str(exc)) from None
+    beyond = out_of_range(value)
+    if beyond is not None:
+        message = f"{text!r} is out of range: {beyond}"
+        raise ValidationError([Problem("out_of_range", name, message)], message)
+    return value.astimezone(UTC)

@@ -103,6 +103,9 @@ class RunRecord:
     ) -> RunRecord:
         """The record of an occurrence a policy passed over, and why (``details``)."""
         message = f"occurrence skipped: {skip.reason}"
+        details: dict[str, Any] = {"skip_reason": skip.reason, "more": skip.more}
+        if skip.more and skip.last_at is not None:
+            details["last_at"] = format_instant(skip.last_at)  # the series this record counts
         if skip.more:
             last = format_instant(skip.last_at) if skip.last_at else "?"
             message += f" (and {skip.more} later occurrences, the last at {last})"
@@ -117,7 +120,7 @@ class RunRecord:
             ended=now,
             schedule_id=schedule_id,
             scheduled_for=skip.occurrence_at,
-            details={"skip_reason": skip.reason, "more": skip.more},
+            details=details,
         )
 
     @classmethod

@@ -15,6 +15,7 @@ from tickwork.store.fires import Fires
 from tickwork.store.keys import Keys
 from tickwork.store.kragle import KragleSchedules, TemplateRecord
 from tickwork.store.leases import Lease, Leases
+from tickwork.store.ledger import Ledger
 from tickwork.store.limits import Rate, RateLimits
 from tickwork.store.load_tests import LoadTestRecord, LoadTests
 from tickwork.store.manual_runs import ManualRuns
@@ -33,6 +34,7 @@ __all__ = [
     "KragleSchedules",
     "Lease",
     "Leases",
+    "Ledger",
     "LoadTestRecord",
     "LoadTests",
     "ManualRuns",
@@ -64,6 +66,7 @@ class Store:
         self.keys = Keys(prefix)
         self.schedules = Schedules(client, self.keys)
         self.due = DueIndex(client, self.keys)
+        self.ledger = Ledger(client, self.keys)
         self.runs = Runs(client, self.keys)
         self.leases = Leases(client, self.keys)
         self.fires = Fires(client, self.keys)

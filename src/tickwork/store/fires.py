@@ -64,6 +64,7 @@ RUN = (
     "job_data",
     "job_description",
     "created_us",
+    "occurrence_us",
     "n_fields",
 )
 
@@ -211,6 +212,7 @@ def _entry_args(advance: Advance, *, overlap_check: bool, stamped: bool) -> list
             "job_data": job.data if job else "",
             "job_description": job.description if job else "",
             "created_us": "" if stamped else to_us(run.created),  # the run indexes' score
+            "occurrence_us": to_us(run.scheduled_for or run.created),
             "n_fields": len(fields),
         }
         args += [head[name] for name in RUN]

@@ -18,7 +18,13 @@
     {p}:schedule:{id}                  HASH    schedule record: wire request, core trigger,
                                                deactivated, fired_through_us, next_us, version;
                                                committed_us: the latest occurrence the fire
-                                               commit settled (written by it alone)
+                                               commit settled (written by it alone);
+                                               forgotten_us: the latest occurrence whose run
+                                               retention removed (written by it alone);
+                                               since_us (its timing's start), pauses (JSON)
+    {p}:schedule:{id}:ledger           ZSET    run id -> the occurrence it settles (µs): every
+                                               fired or skipped run of the schedule, written
+                                               by the fire commit (the occurrence ledger)
     {p}:stack:{stack}:schedules        ZSET    schedule ids
     {p}:due                            ZSET    schedule id -> next fire instant (ms); only
                                                active schedules with an occurrence left
@@ -122,6 +128,9 @@ class Keys:
 
     def schedule(self, schedule_id: int) -> str:
         return f"{self.prefix}:schedule:{schedule_id}"
+
+    def schedule_ledger(self, schedule_id: int) -> str:
+        return f"{self.prefix}:schedule:{schedule_id}:ledger"
 
     @property
     def due(self) -> str:

@@ -9,9 +9,9 @@ fires; no step scans:
             count go; a load test with more to trim stays in the set
 
 Removing a run deletes, in one MULTI, its hash, its ``executed`` and ``abort`` flags, its
-entries in the stack's and the load test's run indexes and in {p}:unclaimed, and its RQ job
-hash. An API request changing the run meanwhile WATCHes it, so the removal voids that write
-rather than the write recreating part of a removed run.
+entries in the stack's and the load test's run indexes, its schedule's ledger and
+{p}:unclaimed, and its RQ job hash. An API request changing the run meanwhile WATCHes it,
+so the removal voids that write rather than the write recreating part of a removed run.
 """
 
 from __future__ import annotations
@@ -28,7 +28,18 @@ from tickwork.store.connection import text_of, translated
 from tickwork.store.keys import Keys
 from tickwork.store.queue import JOB_KEY_PREFIX
 
-_FIELDS = ("created", "status", "stack", "load_test_id", "job_id")
+_FIELDS = ("created", "status", "stack", "load_test_id", "job_id", "schedule_id", "scheduled_for")
+
+# KEYS[1] schedule hash, KEYS[2] its ledger; ARGV[1] an occurrence (µs) retention removed.
+# Raises the schedule's forgotten_us to it and drops ledger entries up to it; nothing for a
+# schedule that is gone (its hash must not be recreated).
+_FORGET = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local current = tonumber(redis.call('HGET', KEYS[1], 'forgotten_us') or '-1')
+if tonumber(ARGV[1]) > current then redis.call('HSET', KEYS[1], 'forgotten_us', ARGV[1]) end
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[1])
+return 1
+"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,12 +50,15 @@ class _Stored:
     stack: int
     load_test_id: int
     job_id: str | None
+    schedule_id: int | None
+    occurrence: datetime | None
 
 
 class Retention:
     def __init__(self, client: redis.Redis, keys: Keys) -> None:
         self._client = client
         self._keys = keys
+        self._forget = client.register_script(_FORGET)
 
     def mark(self, load_test_ids: Iterable[int]) -> None:
         """Load tests that got runs: ``trim`` looks at them."""
@@ -116,7 +130,7 @@ class Retention:
             rows = pipe.execute()
         out: list[_Stored | None] = []
         for run_id, row in zip(run_ids, rows, strict=True):
-            created, status, stack, load_test_id, job_id = row
+            created, status, stack, load_test_id, job_id, schedule_id, occurrence = row
             if created is None or status is None or stack is None or load_test_id is None:
                 out.append(None)
                 continue
@@ -128,6 +142,8 @@ class Retention:
                     stack=int(text_of(stack)),
                     load_test_id=int(text_of(load_test_id)),
                     job_id=text_of(job_id) or None if job_id is not None else None,
+                    schedule_id=int(text_of(schedule_id)) if schedule_id else None,
+                    occurrence=parse_instant(text_of(occurrence)) if occurrence else None,
                 )
             )
         return out
@@ -142,3 +158,12 @@ class Retention:
             if stored.job_id is not None:
                 pipe.delete(JOB_KEY_PREFIX + stored.job_id)
             pipe.execute()
+        if stored.schedule_id is not None and stored.occurrence is not None:
+            # The schedule's ledger forgets this occurrence and every earlier one (entries of
+            # runs deleted by hand included), and remembers how far it has forgotten.
+            ledger, schedule = (
+                keys.schedule_ledger(stored.schedule_id),
+                keys.schedule(stored.schedule_id),
+            )
+            with translated():
+                self._forget(keys=[schedule, ledger], args=[to_us(stored.occurrence)])

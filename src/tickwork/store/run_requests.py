@@ -78,6 +78,8 @@ class RunRequests:
             pipe.zrem(keys.stack_index(run.stack, "runs"), run_id)
             pipe.zrem(keys.load_test_runs(run.load_test_id), run_id)
             pipe.zrem(keys.unclaimed, run_id)
+            # Its schedule's ledger keeps the entry: the occurrence had a run (since deleted),
+            # it was not missed. Retention clears it with the schedule's older entries.
             return run
 
         self._on_run(run_id, attempt)

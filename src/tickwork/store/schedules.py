@@ -69,6 +69,25 @@ Owner = K6Schedule | KragleJob | ReportSchedule
 
 
 @dataclass(frozen=True, slots=True)
+class Pause:
+    """A span in which the schedule was deactivated: its occurrences then pass without runs
+    (the ledger shows them skipped, reason ``paused``) and still count toward count/until."""
+
+    since: datetime
+    until: datetime | None = None  # None: still paused
+    by: str | None = None
+    note: str = ""
+    resume_at: datetime | None = None  # the leader re-activates it then
+
+    def covers(self, instant: datetime) -> bool:
+        return self.since <= instant and (self.until is None or instant < self.until)
+
+
+PAUSES_KEPT = 20
+"""Pause spans a schedule remembers (the oldest go first): the ledger's memory of pauses."""
+
+
+@dataclass(frozen=True, slots=True)
 class ScheduleRecord:
     id: int
     stack: int
@@ -82,6 +101,30 @@ class ScheduleRecord:
     version: int
     overlap: str = "skip"
     catch_up_s: int | None = None  # None: the deployment's default window
+    since: datetime | None = None  # when its timing took effect: earlier occurrences are not its
+    pauses: tuple[Pause, ...] = ()
+    forgotten_through: datetime | None = None  # retention removed the runs up to here
+
+    @property
+    def pause(self) -> Pause | None:
+        """The pause in force, if deactivated."""
+        if self.deactivated and self.pauses and self.pauses[-1].until is None:
+            return self.pauses[-1]
+        return None
+
+    def paused(
+        self, *, now: datetime, by: str | None, note: str = "", resume_at: datetime | None = None
+    ) -> ScheduleRecord:
+        """Deactivated from ``now`` (its pause remembered). An occurrence already due and not
+        yet settled (no leader, or one running late) never fires now: the pause covers it."""
+        since = now if self.next_at is None else min(now, self.next_at)
+        pause = Pause(since=since, by=by, note=note, resume_at=resume_at)
+        return replace(
+            self,
+            deactivated=True,
+            pauses=(*self.pauses, pause)[-PAUSES_KEPT:],
+            version=self.version + 1,
+        )
 
     @property
     def dialect(self) -> str:
@@ -130,6 +173,7 @@ def new_record(
         version=1,
         overlap=overlap,
         catch_up_s=catch_up_s,
+        since=fired_through,
     )
 
 
@@ -152,6 +196,7 @@ def retimed(record: ScheduleRecord, schedule: Schedule, *, now: datetime) -> Sch
         fired_through=fired_through,
         next_at=next_after(schedule, fired_through),
         version=record.version + 1,
+        since=fired_through,
     )
 
 
@@ -159,12 +204,16 @@ def reactivated(record: ScheduleRecord, *, now: datetime) -> ScheduleRecord:
     """The deactivated ``record`` active again at ``now``: occurrences that passed while it
     was deactivated do not fire."""
     fired_through = max(record.fired_through, now - ONE_MICROSECOND)
+    pauses = record.pauses
+    if pauses and pauses[-1].until is None:
+        pauses = (*pauses[:-1], replace(pauses[-1], until=now))
     return replace(
         record,
         deactivated=False,
         fired_through=fired_through,
         next_at=next_after(record.schedule, fired_through),
         version=record.version + 1,
+        pauses=pauses,
     )
 
 
@@ -184,7 +233,29 @@ def _encode(record: ScheduleRecord) -> dict[Any, Any]:
         "version": str(record.version),
         "overlap": record.overlap,
         "catch_up_s": "" if record.catch_up_s is None else str(record.catch_up_s),
+        "since_us": "" if record.since is None else str(to_us(record.since)),
+        "pauses": json.dumps([_pause_json(pause) for pause in record.pauses]),
     }
+
+
+def _pause_json(pause: Pause) -> dict[str, Any]:
+    return {
+        "since_us": to_us(pause.since),
+        "until_us": None if pause.until is None else to_us(pause.until),
+        "by": pause.by,
+        "note": pause.note,
+        "resume_at_us": None if pause.resume_at is None else to_us(pause.resume_at),
+    }
+
+
+def _pause(data: dict[str, Any]) -> Pause:
+    return Pause(
+        since=from_us(data["since_us"]),
+        until=None if data["until_us"] is None else from_us(data["until_us"]),
+        by=data.get("by"),
+        note=data.get("note") or "",
+        resume_at=None if data.get("resume_at_us") is None else from_us(data["resume_at_us"]),
+    )
 
 
 def _owner_text(owner: Owner) -> str:
@@ -222,6 +293,9 @@ def decode(fields: Mapping[Any, Any]) -> ScheduleRecord:
         version=int(text["version"]),
         overlap=text.get("overlap") or "skip",
         catch_up_s=int(text["catch_up_s"]) if text.get("catch_up_s") else None,
+        since=from_us(int(text["since_us"])) if text.get("since_us") else None,
+        pauses=tuple(_pause(item) for item in json.loads(text.get("pauses") or "[]")),
+        forgotten_through=from_us(int(text["forgotten_us"])) if text.get("forgotten_us") else None,
     )
 
 
@@ -383,14 +457,23 @@ class Schedules:
 
         return self._update(stack, schedule_id, change)
 
-    def deactivate(self, stack: int, schedule_id: int, *, now: datetime) -> ScheduleRecord:
+    def deactivate(
+        self,
+        stack: int,
+        schedule_id: int,
+        *,
+        now: datetime,
+        by: str | None = None,
+        note: str = "",
+        resume_at: datetime | None = None,
+    ) -> ScheduleRecord:
         """Deactivate; no effect on an expired schedule (the k6 documentation's words), even
         when the scheduler has not yet settled its last occurrence."""
 
         def change(record: ScheduleRecord) -> ScheduleRecord:
             if record.deactivated or record.expired(now=now):
                 return record
-            return replace(record, deactivated=True, version=record.version + 1)
+            return record.paused(now=now, by=by, note=note, resume_at=resume_at)
 
         return self._update(stack, schedule_id, change)
 
@@ -405,13 +488,14 @@ class Schedules:
     def queue_unschedule(self, pipe: redis.client.Pipeline, record: ScheduleRecord) -> None:
         """Queue the removal of a schedule that is not its load test's one schedule (a Kragle
         job): its record and due entry go, the load test's pointer stays (MULTI pipeline)."""
-        pipe.delete(self._keys.schedule(record.id))
+        pipe.delete(self._keys.schedule(record.id), self._keys.schedule_ledger(record.id))
         pipe.zrem(self._keys.due, str(record.id))
         self.nudge(pipe)
 
     def queue_delete(self, pipe: redis.client.Pipeline, record: ScheduleRecord) -> None:
-        """Queue the removal of a schedule everywhere it is indexed (MULTI pipeline)."""
-        pipe.delete(self._keys.schedule(record.id))
+        """Queue the removal of a schedule everywhere it is indexed (MULTI pipeline); its runs
+        stay readable by id."""
+        pipe.delete(self._keys.schedule(record.id), self._keys.schedule_ledger(record.id))
         pipe.zrem(self._keys.due, str(record.id))
         pipe.zrem(self._keys.stack_index(record.stack, "schedules"), str(record.id))
         pipe.delete(self._keys.load_test_schedule(record.load_test_id))

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from pydantic import Field
 
-from tickwork.api.deps import Caller, Context, JsonBody, ResourceId
+from tickwork.api.deps import Caller, Context, JsonBody, ResourceId, instant_param
 from tickwork.api.openapi import error_responses, json_request
 from tickwork.api.pagination import Paging, page_response
 from tickwork.api.render import json_response, run_fields, run_model
-from tickwork.core.instants import InstantError, format_instant, out_of_range, parse_instant
+from tickwork.core.instants import format_instant
 from tickwork.dialects.k6_runs import (
     PatchTestRunApiModel,
     StartLoadTestResponse,
@@ -21,7 +21,6 @@ from tickwork.dialects.k6_runs import (
     TestRunListResponse,
     parse_patch_test_run,
 )
-from tickwork.errors import Problem, ValidationError
 
 router = APIRouter(prefix="/cloud/v6", tags=["test_runs"])
 
@@ -46,27 +45,8 @@ class RunQuery:
 
 
 DateTimeText = Annotated[str, Field(json_schema_extra={"format": "date-time"})]
-"""Parsed by ``_instant``, not by pydantic, whose datetime also reads "1700000000" and dates."""
-
-
-def _instant(text: str | None, name: str) -> datetime | None:
-    """An RFC 3339 date-time within the accepted range; one without an offset is UTC."""
-    if text is None:
-        return None
-    try:
-        try:
-            value = parse_instant(text)
-        except InstantError as exc:
-            if exc.code != "offset_required":
-                raise
-            value = parse_instant(text + "Z")
-    except InstantError as exc:
-        raise ValidationError([Problem(exc.code, name, str(exc))], str(exc)) from None
-    beyond = out_of_range(value)
-    if beyond is not None:
-        message = f"{text!r} is out of range: {beyond}"
-        raise ValidationError([Problem("out_of_range", name, message)], message)
-    return value.astimezone(UTC)
+"""Parsed by ``instant_param``, not by pydantic, whose datetime also reads "1700000000"
+and dates."""
 
 
 async def _run_query(
@@ -90,8 +70,8 @@ async def _run_query(
         Query(description="Filter test runs created before this date and time (non-inclusive)."),
     ] = None,
 ) -> RunQuery:
-    after = _instant(created_after, "created_after")
-    before = _instant(created_before, "created_before")
+    after = instant_param(created_after, "created_after")
+    before = instant_param(created_before, "created_before")
     params = {"$orderby": orderby} if orderby else {}
     if after is not None:
         params["created_after"] = format_instant(after)

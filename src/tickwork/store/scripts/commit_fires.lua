@@ -8,8 +8,9 @@
 -- if every check made before this script were wrong.
 --
 -- Besides the keys below it writes, under the prefix, each run's hash and its entries in
--- {p}:stack:{stack}:runs and {p}:load_test:{id}:runs, its stack in {p}:stacks, each fired
--- run's entry in {p}:unclaimed and its load test's last_run, and the schedule's hash.
+-- {p}:stack:{stack}:runs and {p}:load_test:{id}:runs and {p}:schedule:{id}:ledger, its stack
+-- in {p}:stacks, each fired run's entry in {p}:unclaimed and its load test's last_run, and
+-- the schedule's hash.
 --
 -- KEYS
 --   1 lease    STRING  "{term}:{token}" of the leader
@@ -47,7 +48,8 @@
 --       +5 job_data              the job's serialized call
 --       +6 job_description
 --       +7 created_us            run index score ("": stamp_us)
---       +8 n_fields
+--       +8 occurrence_us         the occurrence the run settles: its schedule's ledger score
+--       +9 n_fields
 --     then n_fields name/value pairs of the run hash
 --
 -- Returns
@@ -126,8 +128,9 @@ for _ = 1, n_entries do
     local job_data = ARGV[i + 5]
     local job_description = ARGV[i + 6]
     local created_us = ARGV[i + 7]
-    local n_fields = tonumber(ARGV[i + 8])
-    i = i + 9
+    local occurrence_us = ARGV[i + 8]
+    local n_fields = tonumber(ARGV[i + 9])
+    i = i + 10
     if created_us == '' then created_us = stamp_us end
     if ok then
       local common = status == 'skipped' and {} or fired_common
@@ -140,6 +143,7 @@ for _ = 1, n_entries do
       by_stack[#by_stack + 1] = created_us
       by_stack[#by_stack + 1] = run_id
       redis.call('ZADD', prefix .. ':load_test:' .. load_test_id .. ':runs', created_us, run_id)
+      redis.call('ZADD', skey .. ':ledger', occurrence_us, run_id)
       if job_id ~= '' then
         local job = {unpack(template)}
         job[#job + 1] = 'data'
