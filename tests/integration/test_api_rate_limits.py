@@ -22,6 +22,7 @@ from starlette.routing import Route
 from tickwork.api import create_app
 from tickwork.api.auth import TokenBook
 from tickwork.api.rate_limits import STORE_RETRY_S, RateLimit
+from tickwork.dialects.k6 import render_error
 from tickwork.store import Rate, RateLimits, Store, connect
 from tickwork.store.limits import Bucket, Verdict
 
@@ -287,7 +288,7 @@ def test_limits_apply_again_once_redis_takes_writes_again(
             tokens=TokenBook(tokens()),
             per_token=Rate(1 / SLOW_S, 1),
             per_stack=None,
-            reshape=lambda method, path, status, body: body,
+            reshape=lambda method, path, status, parts: render_error(parts),
             clock=clock,
         )
         auth = {"Authorization": f"Bearer {ALICE}"}
@@ -333,7 +334,7 @@ def test_while_a_token_is_being_refused_redis_is_asked_about_it_one_request_at_a
         tokens=TokenBook(tokens()),
         per_token=Rate(1 / SLOW_S, 1),
         per_stack=None,
-        reshape=lambda method, path, status, body: body,
+        reshape=lambda method, path, status, parts: render_error(parts),
         clock=clock,
     )
     statuses: list[int] = []

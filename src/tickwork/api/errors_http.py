@@ -234,9 +234,9 @@ async def on_http_exception(request: Request, exc: Exception) -> JSONResponse:
         return k6_response(answer)
     # No route ran: the path's dialect shapes the body (the report API's envelope).
     reshape = getattr(request.app.state, "reshape_error", None)
-    body = render_error(answer.parts)
-    if reshape is not None:
-        body = reshape(request.method, request.url.path, answer.status, body)
+    if reshape is None:
+        return k6_response(answer)
+    body = reshape(request.method, request.url.path, answer.status, answer.parts)
     return JSONResponse(body, answer.status, headers=answer.headers)
 
 

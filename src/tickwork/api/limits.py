@@ -15,14 +15,15 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tickwork.api.errors_http import PayloadTooLarge
-from tickwork.dialects.k6 import error_body
+from tickwork.dialects.k6 import render_error
+from tickwork.dialects.wire import ErrorParts
 
-Reshape = Callable[[str, str, int, dict[str, Any]], dict[str, Any]]
-"""(method, path, status, k6 error body) -> the body in the path's dialect."""
+Reshape = Callable[[str, str, int, ErrorParts], dict[str, Any]]
+"""(method, path, status, the error's parts) -> the error body in the path's dialect."""
 
 
-def _as_is(method: str, path: str, status: int, body: dict[str, Any]) -> dict[str, Any]:
-    return body
+def _as_is(method: str, path: str, status: int, parts: ErrorParts) -> dict[str, Any]:
+    return render_error(parts)
 
 
 class BodyLimit:
@@ -54,10 +55,10 @@ class BodyLimit:
         await self.app(scope, counted, send)
 
     async def _refuse(self, scope: Scope, send: Send) -> None:
-        k6_body = error_body(
+        parts = ErrorParts(
             PayloadTooLarge.code, f"The request body is over {self.max_body_bytes} bytes."
         )
-        body = json.dumps(self.reshape(scope["method"], scope["path"], 413, k6_body)).encode()
+        body = json.dumps(self.reshape(scope["method"], scope["path"], 413, parts)).encode()
         await send(
             {
                 "type": "http.response.start",

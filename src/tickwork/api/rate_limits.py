@@ -46,7 +46,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tickwork.api.auth import TokenBook, parse_stack
 from tickwork.api.limits import Reshape
-from tickwork.dialects.k6 import error_body
+from tickwork.dialects.wire import ErrorParts
 from tickwork.errors import StoreUnavailable, Unauthenticated, ValidationError
 from tickwork.store.limits import Bucket, Rate, RateLimits, Verdict
 
@@ -230,8 +230,8 @@ class RateLimit:
         wait, limit = max(zip(verdict.waits_s, limits, strict=True), key=lambda pair: pair[0])
         self._refused.labels(limit.per).inc()
         retry_after = retry_after_s(wait)
-        k6_body = error_body(CODE, refusal_message(limit.bucket.rate, limit.per, retry_after))
-        body: dict[str, Any] = self._reshape(scope["method"], scope["path"], 429, k6_body)
+        parts = ErrorParts(CODE, refusal_message(limit.bucket.rate, limit.per, retry_after))
+        body: dict[str, Any] = self._reshape(scope["method"], scope["path"], 429, parts)
         payload = json.dumps(body).encode()
         headers = [
             (b"content-type", b"application/json"),

@@ -246,16 +246,3 @@ def error_body(
 ) -> dict[str, Any]:
     """``render_error`` of the parts given one by one."""
     return render_error(ErrorParts(code, message, tuple(problems or ()), target))
-
-
-def read_error(body: dict[str, Any]) -> ErrorParts:
-    """The parts of a body ``render_error`` made: for an answer given in this shape by code
-    that speaks no other dialect (the body-size and rate-limit middlewares), which another
-    dialect reshapes."""
-    error = ErrorApiModel.model_validate(body["error"])
-    return ErrorParts(
-        code=error.code,
-        message=error.message,
-        details=tuple(Problem(d.code, d.target, d.message) for d in error.details or ()),
-        target=error.target,
-    )

@@ -31,7 +31,7 @@ from tickwork.api.deps import ApiContext, Caller, Context, JsonBody, PlainInt
 from tickwork.api.errors_http import PayloadTooLarge, UnsupportedMediaType, error_answer
 from tickwork.api.render import json_response
 from tickwork.core import Schedule
-from tickwork.dialects.k6 import read_error
+from tickwork.dialects.k6 import render_error
 from tickwork.dialects.reports import (
     MAX_PAGE_SIZE,
     MAX_UNPAGINATED,
@@ -56,6 +56,7 @@ from tickwork.dialects.reports import (
     schedule_envelope,
     trigger,
 )
+from tickwork.dialects.wire import ErrorParts
 from tickwork.errors import (
     AuthError,
     Conflict,
@@ -106,19 +107,18 @@ router = APIRouter(prefix="/api/v1/reports", tags=["reports"], route_class=Repor
 _BY_METHOD = {"POST": "create", "PUT": "update", "DELETE": "delete"}
 
 
-def enveloped(method: str, path: str, status: int, k6_body: dict[str, Any]) -> dict[str, Any]:
-    """The error body of a request answered before any of its routes ran (a body over the
-    limit, a method the path does not serve, a rate limit): in this API's envelope when
-    ``path`` is one of its routes', else ``k6_body`` as it is (as for a path no route
-    serves). The middlewares that answer these speak only k6: their body is read back into
-    its parts (``k6.read_error``)."""
+def enveloped(method: str, path: str, status: int, parts: ErrorParts) -> dict[str, Any]:
+    """The body of an error answered before any of its routes ran (a body over the limit, a
+    method the path does not serve, a rate limit): in this API's envelope when ``path`` is
+    one of its routes', else the k6 error body (as for a path no route serves). The
+    middlewares that answer these hand over the error's parts (``limits.Reshape``)."""
     routes = [
         route
         for route in router.routes
         if isinstance(route, APIRoute) and route.path_regex.match(path)
     ]
     if not routes:
-        return k6_body
+        return render_error(parts)
     operation = next(
         (
             (route.operation_id or "").rsplit("_", 1)[-1]
@@ -127,7 +127,7 @@ def enveloped(method: str, path: str, status: int, k6_body: dict[str, Any]) -> d
         ),
         _BY_METHOD.get(method, "list"),
     )
-    return error_envelope(operation, status, read_error(k6_body))
+    return error_envelope(operation, status, parts)
 
 
 ScheduleId = Annotated[str, Path(pattern=UUID_PATTERN, description="The schedule's id (a UUID).")]
