@@ -1,8 +1,7 @@
 """JSON responses of the dialects' models, and the k6 schedule of a store record.
 
 Each dialect renders its own shapes from the fields of a record (``dialects.k6_resources``,
-``k6_runs``, ``kragle``, ``reports``); the k6 renderers are named here too for the routes that
-import them from this module.
+``k6_runs``, ``kragle``, ``reports``); the routes import those renderers from the dialects.
 """
 
 from __future__ import annotations
@@ -13,19 +12,8 @@ from fastapi import Response
 from pydantic import BaseModel
 
 from tickwork.dialects.k6 import ScheduleApiModel, schedule_api_model, stored_request
-from tickwork.dialects.k6_resources import load_test_model, project_model
-from tickwork.dialects.k6_runs import run_fields, run_model
 from tickwork.store import ScheduleRecord
 from tickwork.store.schedules import K6Schedule
-
-__all__ = [
-    "json_response",
-    "load_test_model",
-    "project_model",
-    "run_fields",
-    "run_model",
-    "schedule_model",
-]
 
 
 def json_response(model: BaseModel, status_code: int = 200) -> Response:

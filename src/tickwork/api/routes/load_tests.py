@@ -12,7 +12,7 @@ from tickwork.api.errors_http import NotAcceptable, UnsupportedMediaType
 from tickwork.api.forms import parse_form_data, parse_urlencoded
 from tickwork.api.openapi import error_responses, json_request
 from tickwork.api.pagination import Paging, page_response
-from tickwork.api.render import json_response, load_test_model
+from tickwork.api.render import json_response
 from tickwork.dialects.k6_resources import (
     CreateLoadTestApiModel,
     CreateLoadTestJsonModel,
@@ -20,6 +20,7 @@ from tickwork.dialects.k6_resources import (
     LoadTestListResponse,
     NewLoadTest,
     PatchLoadTestApiModel,
+    load_test_model,
     parse_create_load_test_form,
     parse_create_load_test_json,
     parse_patch_load_test,

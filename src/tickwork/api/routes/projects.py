@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Request, Response
 from tickwork.api.deps import Caller, Context, JsonBody, ResourceId
 from tickwork.api.openapi import error_responses, json_request
 from tickwork.api.pagination import Paging, page_response
-from tickwork.api.render import json_response, project_model
+from tickwork.api.render import json_response
 from tickwork.dialects.k6_resources import (
     CreateProjectApiModel,
     PatchProjectApiModel,
@@ -17,6 +17,7 @@ from tickwork.dialects.k6_resources import (
     ProjectListResponse,
     parse_create_project,
     parse_patch_project,
+    project_model,
 )
 
 router = APIRouter(prefix="/cloud/v6", tags=["projects"])

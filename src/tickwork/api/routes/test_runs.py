@@ -12,7 +12,7 @@ from pydantic import Field
 from tickwork.api.deps import Caller, Context, JsonBody, ResourceId, instant_param
 from tickwork.api.openapi import error_responses, json_request
 from tickwork.api.pagination import Paging, page_response
-from tickwork.api.render import json_response, run_fields, run_model
+from tickwork.api.render import json_response
 from tickwork.core.instants import format_instant
 from tickwork.dialects.k6_runs import (
     PatchTestRunApiModel,
@@ -20,6 +20,8 @@ from tickwork.dialects.k6_runs import (
     TestRunApiModel,
     TestRunListResponse,
     parse_patch_test_run,
+    run_fields,
+    run_model,
 )
 
 router = APIRouter(prefix="/cloud/v6", tags=["test_runs"])
