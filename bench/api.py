@@ -168,6 +168,9 @@ def _serve(redis_url: str, prefix: str, port: int, workers: int) -> subprocess.P
         "TICKWORK_REDIS_URL": redis_url,
         "TICKWORK_KEY_PREFIX": prefix,
         "TICKWORK_TOKENS": json.dumps([{"token": TOKEN, "email": "b@example.com", "stacks": [1]}]),
+        # the API itself is measured, not its rate limits (bench/limits.py measures those)
+        "TICKWORK_RATE_LIMIT_PER_SECOND": "0",
+        "TICKWORK_STACK_RATE_LIMIT_PER_SECOND": "0",
     }
     server = subprocess.Popen(
         [
