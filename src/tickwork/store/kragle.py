@@ -34,6 +34,7 @@ from tickwork.store.load_tests import decode as decode_load_test
 from tickwork.store.paging import read_page
 from tickwork.store.schedules import KragleJob, ScheduleRecord, Schedules, retimed
 from tickwork.store.schedules import decode as decode_schedule_record
+from tickwork.store.transactions import transact
 
 Pipeline = redis.client.Pipeline
 DIALECT = KragleJob.dialect
@@ -157,43 +158,36 @@ class KragleSchedules:
         """Apply ``change``; when the trigger changes, every job moves to it in the same
         transaction (occurrences before ``now`` never fire)."""
         key = self._keys.kragle_schedule(template_id)
-        with translated(), self._client.pipeline() as pipe:
-            while True:
-                try:
-                    pipe.watch(key, self._keys.kragle_schedule_jobs(template_id))
-                    current = self._own(stack, template_id, pipe.hgetall(key))
-                    jobs = self._watch_jobs(pipe, template_id)
-                    updated = change(current)
-                    moved = encode_schedule(updated.schedule) != encode_schedule(current.schedule)
-                    pipe.multi()
-                    pipe.hset(key, mapping=_encode(updated))
-                    if moved:
-                        for job in jobs:
-                            self._schedules.write(pipe, retimed(job, updated.schedule, now=now))
-                    pipe.execute()
-                    return updated
-                except redis.WatchError:
-                    continue
+
+        def attempt(pipe: Pipeline) -> TemplateRecord:
+            current = self._own(stack, template_id, pipe.hgetall(key))
+            jobs = self._watch_jobs(pipe, template_id)
+            updated = change(current)
+            moved = encode_schedule(updated.schedule) != encode_schedule(current.schedule)
+            pipe.multi()
+            pipe.hset(key, mapping=_encode(updated))
+            if moved:
+                for job in jobs:
+                    self._schedules.write(pipe, retimed(job, updated.schedule, now=now))
+            return updated
+
+        return transact(self._client, attempt, key, self._keys.kragle_schedule_jobs(template_id))
 
     def delete(self, stack: int, template_id: int) -> None:
         """Delete the template and its jobs in one transaction; their runs stay readable."""
         key = self._keys.kragle_schedule(template_id)
         jobs_key = self._keys.kragle_schedule_jobs(template_id)
-        with translated(), self._client.pipeline() as pipe:
-            while True:
-                try:
-                    pipe.watch(key, jobs_key)
-                    self._own(stack, template_id, pipe.hgetall(key))
-                    jobs = self._watch_jobs(pipe, template_id)
-                    pipe.multi()
-                    pipe.delete(key, jobs_key)
-                    pipe.zrem(self._keys.stack_index(stack, "kragle_schedules"), str(template_id))
-                    for job in jobs:
-                        self._queue_unbind(pipe, job, template_id, keep_template_index=True)
-                    pipe.execute()
-                    return
-                except redis.WatchError:
-                    continue
+
+        def attempt(pipe: Pipeline) -> None:
+            self._own(stack, template_id, pipe.hgetall(key))
+            jobs = self._watch_jobs(pipe, template_id)
+            pipe.multi()
+            pipe.delete(key, jobs_key)
+            pipe.zrem(self._keys.stack_index(stack, "kragle_schedules"), str(template_id))
+            for job in jobs:
+                self._queue_unbind(pipe, job, template_id, keep_template_index=True)
+
+        transact(self._client, attempt, key, jobs_key)
 
     # Jobs
 
@@ -214,46 +208,48 @@ class KragleSchedules:
             keys.kragle_schedule_jobs(template_id),
         )
         test_key = keys.load_test(load_test_id)
-        with translated(), self._client.pipeline() as pipe:
-            while True:
-                try:
-                    pipe.watch(
-                        template_key, jobs_key, test_key, keys.load_test_kragle_jobs(load_test_id)
-                    )
-                    template = self._own(stack, template_id, pipe.hgetall(template_key))
-                    fields = pipe.hgetall(test_key)
-                    test = decode_load_test(fields) if fields else None
-                    if test is None or test.stack != stack or test.kind:
-                        raise NotFound(f"Load test {load_test_id} not found.")
-                    existing = pipe.hget(jobs_key, str(load_test_id))
-                    if existing is not None:
-                        raise Conflict(
-                            f"Load test {load_test_id} already has job {text_of(existing)} on "
-                            f"schedule {template_id}."
-                        )
-                    job_id = int(self._client.incr(keys.ids("schedule")))
-                    fired_through = now - ONE_MICROSECOND
-                    job = ScheduleRecord(
-                        id=job_id,
-                        stack=stack,
-                        load_test_id=load_test_id,
-                        schedule=template.schedule,
-                        owner=KragleJob(template_id=template_id),
-                        deactivated=False,
-                        created_by=created_by,
-                        fired_through=fired_through,
-                        next_at=next_after(template.schedule, fired_through),
-                        version=1,
-                    )
-                    pipe.multi()
-                    self._schedules.write(pipe, job)
-                    pipe.hset(jobs_key, str(load_test_id), job_id)
-                    pipe.zadd(keys.stack_index(stack, "kragle_jobs"), {str(job_id): job_id})
-                    pipe.hset(keys.load_test_kragle_jobs(load_test_id), str(job_id), template_id)
-                    pipe.execute()
-                    return job
-                except redis.WatchError:
-                    continue
+
+        def attempt(pipe: Pipeline) -> ScheduleRecord:
+            template = self._own(stack, template_id, pipe.hgetall(template_key))
+            fields = pipe.hgetall(test_key)
+            test = decode_load_test(fields) if fields else None
+            if test is None or test.stack != stack or test.kind:
+                raise NotFound(f"Load test {load_test_id} not found.")
+            existing = pipe.hget(jobs_key, str(load_test_id))
+            if existing is not None:
+                raise Conflict(
+                    f"Load test {load_test_id} already has job {text_of(existing)} on "
+                    f"schedule {template_id}."
+                )
+            job_id = int(self._client.incr(keys.ids("schedule")))
+            fired_through = now - ONE_MICROSECOND
+            job = ScheduleRecord(
+                id=job_id,
+                stack=stack,
+                load_test_id=load_test_id,
+                schedule=template.schedule,
+                owner=KragleJob(template_id=template_id),
+                deactivated=False,
+                created_by=created_by,
+                fired_through=fired_through,
+                next_at=next_after(template.schedule, fired_through),
+                version=1,
+            )
+            pipe.multi()
+            self._schedules.write(pipe, job)
+            pipe.hset(jobs_key, str(load_test_id), job_id)
+            pipe.zadd(keys.stack_index(stack, "kragle_jobs"), {str(job_id): job_id})
+            pipe.hset(keys.load_test_kragle_jobs(load_test_id), str(job_id), template_id)
+            return job
+
+        return transact(
+            self._client,
+            attempt,
+            template_key,
+            jobs_key,
+            test_key,
+            keys.load_test_kragle_jobs(load_test_id),
+        )
 
     def job(self, stack: int, job_id: int) -> ScheduleRecord:
         """The job in ``stack``; NotFound for a missing one, another stack's, or a schedule
@@ -275,17 +271,13 @@ class KragleSchedules:
 
     def unbind(self, stack: int, job_id: int) -> None:
         """Delete the job: its load test no longer fires on the template."""
-        with translated(), self._client.pipeline() as pipe:
-            while True:
-                try:
-                    pipe.watch(self._keys.schedule(job_id))
-                    job = self.job(stack, job_id)
-                    pipe.multi()
-                    self._queue_unbind(pipe, job, template_of(job))
-                    pipe.execute()
-                    return
-                except redis.WatchError:
-                    continue
+
+        def attempt(pipe: Pipeline) -> None:
+            job = self.job(stack, job_id)
+            pipe.multi()
+            self._queue_unbind(pipe, job, template_of(job))
+
+        transact(self._client, attempt, self._keys.schedule(job_id))
 
     def prepare_load_test_delete(self, pipe: Pipeline, load_test_id: int) -> QueuedWrite:
         """WATCH the load test's jobs (a job bound meanwhile voids the deletion) and return

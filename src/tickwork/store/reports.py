@@ -27,6 +27,7 @@ from tickwork.store.keys import Keys
 from tickwork.store.load_tests import LoadTestRecord, LoadTests
 from tickwork.store.paging import read_text_page
 from tickwork.store.schedules import ReportSchedule, ScheduleRecord, Schedules, retimed
+from tickwork.store.transactions import transact
 
 Pipeline = redis.client.Pipeline
 DIALECT = ReportSchedule.dialect
@@ -231,77 +232,63 @@ class Reports:
         """Apply ``change``; a new trigger moves the report's schedule in the same
         transaction (occurrences before ``now`` never fire)."""
         key = self._keys.report(report_id)
-        with translated(), self._client.pipeline() as pipe:
-            while True:
-                try:
-                    pipe.watch(key)
-                    fields = pipe.hgetall(key)
-                    current = _decode(fields) if fields else None
-                    if current is None or current.stack != stack:
-                        raise NotFound(f"Report schedule {report_id} not found.")
-                    updated, schedule = change(current)
-                    record = None
-                    if schedule is not None:
-                        pipe.watch(self._keys.schedule(current.schedule_id))
-                        record = self._schedules.get_any(current.schedule_id)
-                    pipe.multi()
-                    pipe.hset(key, mapping=_encode(updated))
-                    if record is not None and schedule is not None:
-                        self._schedules.write(pipe, retimed(record, schedule, now=now))
-                    pipe.execute()
-                    return updated
-                except redis.WatchError:
-                    continue
+
+        def attempt(pipe: Pipeline) -> ReportRecord:
+            fields = pipe.hgetall(key)
+            current = _decode(fields) if fields else None
+            if current is None or current.stack != stack:
+                raise NotFound(f"Report schedule {report_id} not found.")
+            updated, schedule = change(current)
+            record = None
+            if schedule is not None:
+                pipe.watch(self._keys.schedule(current.schedule_id))
+                record = self._schedules.get_any(current.schedule_id)
+            pipe.multi()
+            pipe.hset(key, mapping=_encode(updated))
+            if record is not None and schedule is not None:
+                self._schedules.write(pipe, retimed(record, schedule, now=now))
+            return updated
+
+        return transact(self._client, attempt, key)
 
     def delete_many(self, stack: int, report_ids: list[str]) -> None:
         """Delete every named report, or none: NotFound naming those that are missing."""
         keys = self._keys
         wanted = list(dict.fromkeys(report_ids))
-        with translated(), self._client.pipeline() as pipe:
-            while True:
-                try:
-                    pipe.watch(*(keys.report(report_id) for report_id in wanted))
-                    reports = [self.get_any(report_id) for report_id in wanted]
-                    missing = [
-                        report_id
-                        for report_id, report in zip(wanted, reports, strict=True)
-                        if report is None or report.stack != stack
-                    ]
-                    if missing:
-                        raise NotFound("Report schedules not found: " + ", ".join(missing) + ".")
-                    owned = [report for report in reports if report is not None]
-                    pipe.watch(*(keys.schedule(report.schedule_id) for report in owned))
-                    schedules = [self._schedules.get_any(r.schedule_id) for r in owned]
-                    pipe.multi()
-                    for report, schedule in zip(owned, schedules, strict=True):
-                        self._queue_delete(pipe, report, schedule)
-                    pipe.execute()
-                    return
-                except redis.WatchError:
-                    continue
+
+        def attempt(pipe: Pipeline) -> None:
+            reports = [self.get_any(report_id) for report_id in wanted]
+            missing = [
+                report_id
+                for report_id, report in zip(wanted, reports, strict=True)
+                if report is None or report.stack != stack
+            ]
+            if missing:
+                raise NotFound("Report schedules not found: " + ", ".join(missing) + ".")
+            owned = [report for report in reports if report is not None]
+            pipe.watch(*(keys.schedule(report.schedule_id) for report in owned))
+            schedules = [self._schedules.get_any(r.schedule_id) for r in owned]
+            pipe.multi()
+            for report, schedule in zip(owned, schedules, strict=True):
+                self._queue_delete(pipe, report, schedule)
+
+        transact(self._client, attempt, *(keys.report(report_id) for report_id in wanted))
 
     def record_run(self, report_id: str, *, at: datetime) -> None:
         """Note an execution: the first one is kept, the last one replaced. Nothing when the
         report was deleted meanwhile (a partial record must not reappear)."""
         key = self._keys.report(report_id)
-        with translated(), self._client.pipeline() as pipe:
-            while True:
-                try:
-                    pipe.watch(key)
-                    fields = pipe.hgetall(key)
-                    if not fields:
-                        pipe.unwatch()
-                        return
-                    report = _decode(fields)
-                    updated = replace(
-                        report, first_run_at=report.first_run_at or at, last_run_at=at
-                    )
-                    pipe.multi()
-                    pipe.hset(key, mapping=_encode(updated))
-                    pipe.execute()
-                    return
-                except redis.WatchError:
-                    continue
+
+        def attempt(pipe: Pipeline) -> None:
+            fields = pipe.hgetall(key)
+            if not fields:
+                return  # nothing queued: nothing written
+            report = _decode(fields)
+            updated = replace(report, first_run_at=report.first_run_at or at, last_run_at=at)
+            pipe.multi()
+            pipe.hset(key, mapping=_encode(updated))
+
+        transact(self._client, attempt, key)
 
     def _queue_delete(
         self, pipe: Pipeline, report: ReportRecord, schedule: ScheduleRecord | None
