@@ -24,8 +24,8 @@ from tickwork.api.routes import (
     projects,
     reports,
     run_results,
+    runs,
     schedules,
-    test_runs,
 )
 from tickwork.store import Rate, Store
 from tickwork.store.queue import DEFAULT_QUEUE, queue
@@ -100,7 +100,7 @@ def create_app(
     app.state.kragle_public_listing = kragle_public_listing
     errors_http.install(app)
     # The ledger before the k6 schedules: /schedules/health is its list, not a schedule id.
-    for module in (health, projects, load_tests, ledger, schedules, test_runs, reports):
+    for module in (health, projects, load_tests, ledger, schedules, runs, reports):
         app.include_router(module.router)
     app.include_router(run_results.router)
     app.include_router(kragle.router, prefix=kragle_prefix.rstrip("/"))
