@@ -204,7 +204,9 @@ def test_deleting_a_due_schedule_mid_commit_fires_nothing(
 ) -> None:
     sid = _put(store, 1, Schedule(T0, Once()))
     clock.now = T0 + timedelta(seconds=1)
-    clock.hook = lambda: setattr(clock, "hook", lambda: store.schedules.delete(1, sid))
+    clock.hook = lambda: setattr(
+        clock, "hook", lambda: store.schedules.delete(1, sid, now=clock.now)
+    )
     assert firer.fire_due(lease).fired == []
     assert _runs(store) == []
 
@@ -463,7 +465,7 @@ def test_a_schedule_changed_after_it_was_encoded_ahead_fires_only_as_it_now_is(
     if change == "overwrite":
         _put(store, 1, Schedule(at, Interval(timedelta(minutes=1))))
     elif change == "delete":
-        store.schedules.delete(1, sid)
+        store.schedules.delete(1, sid, now=clock.now)
     else:
         store.schedules.deactivate(1, sid, now=clock.now)
     clock.now = at
@@ -633,3 +635,35 @@ def test_fires_encoded_ahead_commit_after_redis_forgot_the_script(
         assert rq_queue.count == 1
     finally:
         server.stop()
+
+
+def test_a_fire_held_ahead_is_left_to_the_look_ahead_when_its_instant_comes_between_reads(
+    store: Store, ahead: Firer, lease: Lease, clock: Clock
+) -> None:
+    # Given a fire encoded ahead, and the instant arriving just after fire_ahead read the
+    # clock (so the ordinary path runs first and sees it due)
+    at = T0 + timedelta(seconds=5)
+    _put(store, 1, Schedule(at, Once()))
+    assert _prepare_all(ahead) == 1
+    clock.now = at
+
+    # Then the ordinary path leaves it, and the look-ahead commits it without a conflict
+    assert ahead.fire_due(lease).fired == []
+    result = ahead.fire_ahead(lease)
+    assert result is not None
+    assert [occurrence for _, occurrence in result.fired] == [at]
+    assert result.conflicts == 0
+    assert len(_runs(store)) == 1
+
+
+def test_a_schedule_moved_earlier_than_its_fire_held_ahead_fires_at_its_new_instant(
+    store: Store, ahead: Firer, lease: Lease, clock: Clock
+) -> None:
+    later = T0 + timedelta(seconds=9)
+    _put(store, 1, Schedule(later, Once()))
+    assert _prepare_all(ahead) == 1
+    earlier = T0 + timedelta(seconds=2)
+    _put(store, 1, Schedule(earlier, Once()))
+    clock.now = earlier
+
+    assert [occurrence for _, occurrence in ahead.fire_due(lease).fired] == [earlier]

@@ -102,12 +102,16 @@ class Firer:
 
     def fire_due(self, lease: Lease) -> BatchResult:
         """Commit one batch of due schedules. LeaseLost when the lease is not ours."""
-        ids = self._store.due.due(now=self._clock(), limit=self._batch_size)
+        now = self._clock()
+        listed = self._store.due.due(now=now, limit=self._batch_size)
+        # Those encoded ahead for an instant that has come are the look-ahead's to commit,
+        # at once (its clock read was a moment earlier): here they would only conflict.
+        ids = [sid for sid in listed if not self._lookahead.holds_due(sid, now=now)]
         if not ids:
-            return BatchResult()
+            return BatchResult(full=len(listed) == self._batch_size)
         result = self._commit(lease, ids)
         # A full batch, or schedules that changed under it: look again at once.
-        result.full = len(ids) == self._batch_size or result.conflicts > 0
+        result.full = len(listed) == self._batch_size or result.conflicts > 0
         return result
 
     def _commit(self, lease: Lease, ids: list[int]) -> BatchResult:

@@ -58,11 +58,17 @@ class Lookahead:
         self._cap = cap
         self._by_instant: dict[int, list[Ahead]] = {}  # due instant (µs) -> entries
         self._instants: list[int] = []  # heap of the keys of _by_instant
-        self._schedules: set[int] = set()
+        self._schedules: dict[int, int] = {}  # schedule id -> its entry's instant (µs)
         self._cursor = (0, 0)  # due-index score and offset where the next step goes on
 
     def __len__(self) -> int:
         return len(self._schedules)
+
+    def holds_due(self, schedule_id: int, *, now: datetime) -> bool:
+        """Whether the schedule's fire is held here, encoded, for an instant that has come:
+        the look-ahead commits it next (a schedule moved earlier meanwhile is not held so)."""
+        at = self._schedules.get(schedule_id)
+        return at is not None and at <= to_us(now)
 
     def discard(self) -> None:
         """Forget everything encoded ahead."""
@@ -104,7 +110,8 @@ class Lookahead:
             else:
                 del self._by_instant[at]
                 heapq.heappop(self._instants)
-        self._schedules.difference_update(ahead.entry.schedule_id for ahead in taken)
+        for ahead in taken:
+            self._schedules.pop(ahead.entry.schedule_id, None)
         return [ahead for ahead in taken if now < ahead.holds_until]
 
     def ready(self, *, now: datetime) -> bool:
@@ -151,4 +158,4 @@ class Lookahead:
                 heapq.heappush(self._instants, at)
             ahead = Ahead(entry, runs[0][0].id, record.load_test_id, decision.fire, holds_until)
             self._by_instant[at].append(ahead)
-            self._schedules.add(sid)
+            self._schedules[sid] = at
