@@ -277,6 +277,9 @@ def _scheduler(args: argparse.Namespace) -> int:
         else None,
         runs_per_load_test=settings.runs_per_load_test or None,
         max_queued=timedelta(seconds=settings.run_max_queued_seconds),
+        audit_retention=timedelta(days=settings.audit_retention_days)
+        if settings.audit_retention_days
+        else None,
     )
     daemon = Scheduler(
         store,

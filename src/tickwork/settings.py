@@ -73,6 +73,8 @@ class Settings(BaseSettings):
     runs_per_load_test: int = Field(default=1000, ge=0)
     # A run no worker has claimed after this is ended (timed out): nothing waits forever.
     run_max_queued_seconds: float = Field(default=86_400.0, ge=60.0)
+    # Audit entries (who changed what) older than this are removed (0: kept).
+    audit_retention_days: float = Field(default=90.0, ge=0.0, le=36_500.0)
     # Workers. A run's time limit when its load test's runner names none:
     run_timeout_seconds: float = Field(default=3600.0, gt=0.0, le=5 * 3600.0)
     # How often a running run's heartbeat is renewed; it counts as lost (its worker killed)

@@ -132,7 +132,9 @@ def test_after_a_redis_crash_firing_resumes_nothing_fires_twice_and_no_acknowled
             lambda: len(fired_after_restart()) == SCHEDULES, 30, "firing to resume after restart"
         )
         for schedule_id in range(1, SCHEDULES + 1):
-            store.schedules.delete(1, schedule_id)  # committed fires are in; no more come
+            store.schedules.delete(
+                1, schedule_id, now=datetime.now(UTC)
+            )  # committed fires are in; no more come
 
         runs = _runs(store)
         counts: dict[int, Counter[datetime]] = {}

@@ -108,7 +108,9 @@ def test_failover_never_duplicates_and_accounts_for_every_occurrence(
 
     at(DURATION_S + 1)
     for schedule_id in range(1, SCHEDULES + 1):
-        store.schedules.delete(1, schedule_id)  # Interval never ends: stop it to count
+        store.schedules.delete(
+            1, schedule_id, now=datetime.now(UTC)
+        )  # Interval never ends: stop it to count
     time.sleep(0.5)
     del third, successor
     runs, _ = store.runs.page(1, skip=0, top=100_000)

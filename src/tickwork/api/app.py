@@ -17,6 +17,7 @@ from tickwork.api.limits import BodyLimit
 from tickwork.api.metrics import ApiMetrics, MetricsMiddleware
 from tickwork.api.rate_limits import RateLimit
 from tickwork.api.routes import (
+    audit,
     health,
     kragle,
     ledger,
@@ -100,7 +101,7 @@ def create_app(
     app.state.kragle_public_listing = kragle_public_listing
     errors_http.install(app)
     # The ledger before the k6 schedules: /schedules/health is its list, not a schedule id.
-    for module in (health, projects, load_tests, ledger, schedules, runs, reports):
+    for module in (health, projects, load_tests, ledger, schedules, audit, runs, reports):
         app.include_router(module.router)
     app.include_router(run_results.router)
     app.include_router(kragle.router, prefix=kragle_prefix.rstrip("/"))

@@ -24,6 +24,7 @@ from tickwork.api.errors_http import UnsupportedMediaType
 from tickwork.core.instants import InstantError, out_of_range, parse_instant
 from tickwork.errors import NotFound, Problem, ValidationError
 from tickwork.store import Store
+from tickwork.store.audit import Actor
 
 Clock = Callable[[], datetime]
 
@@ -63,6 +64,19 @@ async def _caller(request: Request, credentials: Credentials) -> Principal:
 
 
 Caller = Annotated[Principal, Depends(_caller)]
+
+CLIENT_HEADER = "X-Tickwork-Client"
+"""Set by tickwork's own clients (``cli``, ``console``): the audit trail says where a change
+came from. Anything else, or nothing, is ``api``."""
+
+
+async def _acting(request: Request, caller: Caller) -> Actor:
+    via = request.headers.get(CLIENT_HEADER, "").strip().lower()
+    return Actor(caller.email, via if via in ("cli", "console") else "api")
+
+
+Acting = Annotated[Actor, Depends(_acting)]
+"""Who makes the request's changes, and from where (for the audit trail)."""
 
 MAX_ID = 2**63 - 1
 """Ids are positive int64s (the spec's ``format: int64``)."""

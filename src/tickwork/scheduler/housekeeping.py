@@ -9,7 +9,8 @@ never holds up a fire:
 - strand check: runs whose job no worker will run (lost between queue and worker, or not
   taken within ``max_queued``) end ``aborted`` with the reason;
 - retention: finished runs older than ``run_retention``, or beyond ``runs_per_load_test`` of
-  their load test, are removed with their indexes and RQ job (``store/retention.py``).
+  their load test, are removed with their indexes and RQ job (``store/retention.py``), and
+  audit entries older than ``audit_retention`` (``store/audit.py``).
 """
 
 from __future__ import annotations
@@ -45,6 +46,8 @@ class RetentionPolicy:
     """A queued run no worker has claimed after this, whose job is lost, is ended."""
     max_queued: timedelta = timedelta(days=1)
     """A queued run no worker has claimed after this is ended, job lost or not."""
+    audit_retention: timedelta | None = timedelta(days=90)
+    """Audit entries older than this are removed (None: kept)."""
 
 
 class Housekeeping:
@@ -96,8 +99,14 @@ class Housekeeping:
             removed += retention.sweep(
                 before=self._clock() - policy.run_retention, limit=STEP_RUNS - removed
             )
+        if policy.audit_retention is not None and removed < STEP_RUNS:
+            removed += self._store.audit.sweep(
+                retention.stacks(),
+                before=self._clock() - policy.audit_retention,
+                limit=STEP_RUNS - removed,
+            )
         if removed:
-            log.info("runs_retired", extra={"count": removed})
+            log.info("records_retired", extra={"count": removed})
         more = removed >= STEP_RUNS
         self._next_retention = 0.0 if more else time.monotonic() + RETENTION_EVERY_S
         return more

@@ -8,6 +8,7 @@ import redis
 
 from tickwork.core.runs import RunRecord, StatusEntry
 from tickwork.errors import StoreUnavailable, StoreUnsafe
+from tickwork.store.audit import Audit
 from tickwork.store.connection import connect, translated
 from tickwork.store.due import DueIndex
 from tickwork.store.executions import Executions
@@ -64,7 +65,8 @@ class Store:
     def __init__(self, client: redis.Redis, prefix: str = "tw") -> None:
         self.client = client
         self.keys = Keys(prefix)
-        self.schedules = Schedules(client, self.keys)
+        self.audit = Audit(client, self.keys)
+        self.schedules = Schedules(client, self.keys, self.audit)
         self.due = DueIndex(client, self.keys)
         self.ledger = Ledger(client, self.keys)
         self.runs = Runs(client, self.keys)

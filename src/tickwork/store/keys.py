@@ -65,6 +65,10 @@
                                                "report", runner {"type": "report"}, in no
                                                listing) whose one schedule, of dialect
                                                "report", is in the due index only
+    {p}:stack:{stack}:audit:{kind}     ZSET    audit entries (JSON, see audit.py) of the stack's
+                                               resources of one kind, scored by time (µs)
+    {p}:audit:{kind}:{id}              ZSET    the same entries of one resource (kept after
+                                               the resource is deleted, until retention)
     {p}:lease:{name}                   STRING  leader lease: "{term}:{token}", PX = lease TTL
     {p}:lease:{name}:term              STRING  fencing number, INCR on every new term
     {p}:lease:{name}:released          LIST    pushed on graceful release: wakes a standby
@@ -179,6 +183,12 @@ class Keys:
 
     def report(self, report_id: str) -> str:
         return f"{self.prefix}:report:{report_id}"
+
+    def audit_feed(self, stack: int, kind: str) -> str:
+        return f"{self.prefix}:stack:{stack}:audit:{kind}"
+
+    def audit_of(self, kind: str, resource_id: str) -> str:
+        return f"{self.prefix}:audit:{kind}:{resource_id}"
 
     def lease(self, name: str) -> str:
         return f"{self.prefix}:lease:{name}"

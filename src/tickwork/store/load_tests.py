@@ -10,6 +10,7 @@ listing and answers NotFound here; its owner writes and deletes it.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ import redis
 from tickwork.core.instants import format_instant, parse_instant
 from tickwork.core.lifecycle import is_terminal
 from tickwork.errors import Conflict, NotFound
+from tickwork.store.audit import INTERNAL, Actor, Change, changes_between
 from tickwork.store.connection import text_of, translated
 from tickwork.store.keys import Keys
 from tickwork.store.paging import read_page
@@ -57,6 +59,23 @@ class LoadTestRecord:
     k6_version: int | None = None
     runner: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_RUNNER))
     kind: str = ""  # "" for a user's load test; "report" for a report schedule's own
+
+
+def _audited(test: LoadTestRecord) -> dict[str, Any]:
+    """What the audit trail compares between two versions of a load test."""
+    return {
+        "name": test.name,
+        "runner": test.runner,
+        "baseline_test_run_id": test.baseline_test_run_id,
+        "k6_version": test.k6_version,
+    }
+
+
+def _script_facts(script: bytes | None) -> dict[str, Any]:
+    """A script as the audit trail records it: its size and digest, never its text."""
+    if script is None:
+        return {}
+    return {"bytes": len(script), "sha256": hashlib.sha256(script).hexdigest()}
 
 
 def _optional_int(text: str) -> int | None:
@@ -212,6 +231,7 @@ class LoadTests:
         now: datetime,
         k6_version: int | None = None,
         runner: dict[str, Any] | None = None,
+        actor: Actor = INTERNAL,
     ) -> LoadTestRecord:
         """A new load test in the stack's project; NotFound for another stack's project,
         Conflict when the project already has a test of that name."""
@@ -240,6 +260,7 @@ class LoadTests:
             if script is not None:
                 pipe.set(self._keys.load_test_script(test_id), script)
             self._queue_index(pipe, test)
+            self._audit(pipe, test, "created", actor=actor, at=now, extra=_script_facts(script))
             return test
 
         return transact(self._client, attempt, project_key, names)
@@ -249,8 +270,11 @@ class LoadTests:
         stack: int,
         load_test_id: int,
         change: Callable[[LoadTestRecord], LoadTestRecord],
+        *,
+        actor: Actor = INTERNAL,
     ) -> LoadTestRecord:
-        """Apply ``change`` to the record; Conflict when a new name is already taken."""
+        """Apply ``change`` to the record (which stamps ``updated``); Conflict when a new name
+        is already taken."""
         key = self._keys.load_test(load_test_id)
 
         def attempt(pipe: Pipeline) -> LoadTestRecord:
@@ -267,6 +291,11 @@ class LoadTests:
             if renamed:
                 self._queue_unindex(pipe, current)
                 self._queue_index(pipe, updated)
+            changes = changes_between(_audited(current), _audited(updated))
+            if changes:
+                self._audit(
+                    pipe, updated, "updated", actor=actor, at=updated.updated, changes=changes
+                )
             return updated
 
         return transact(self._client, attempt, key)
@@ -278,31 +307,56 @@ class LoadTests:
             raw = self._client.get(self._keys.load_test_script(load_test_id))
         return raw if isinstance(raw, bytes) or raw is None else text_of(raw).encode()
 
-    def set_script(self, stack: int, load_test_id: int, script: bytes, *, now: datetime) -> None:
+    def set_script(
+        self,
+        stack: int,
+        load_test_id: int,
+        script: bytes,
+        *,
+        now: datetime,
+        actor: Actor = INTERNAL,
+    ) -> None:
         key = self._keys.load_test(load_test_id)
+        script_key = self._keys.load_test_script(load_test_id)
 
         def attempt(pipe: Pipeline) -> None:
-            self.get(stack, load_test_id)
+            test = self.get(stack, load_test_id)
+            old = pipe.get(script_key)
             pipe.multi()
-            pipe.set(self._keys.load_test_script(load_test_id), script)
+            pipe.set(script_key, script)
             pipe.hset(key, "updated", format_instant(now))
+            before = _script_facts(old if isinstance(old, bytes) else None)
+            facts = {"bytes": len(script), "sha256": hashlib.sha256(script).hexdigest()}
+            changes = changes_between(before, facts)
+            self._audit(pipe, test, "script_replaced", actor=actor, at=now, changes=changes)
 
-        transact(self._client, attempt, key)
+        transact(self._client, attempt, key, script_key)
 
-    def delete(self, stack: int, load_test_id: int) -> None:
+    def delete(
+        self, stack: int, load_test_id: int, *, now: datetime, actor: Actor = INTERNAL
+    ) -> None:
         """Delete the load test, its script and its schedule in one transaction. Conflict
         while its latest run has not finished. Its test runs stay readable by id."""
 
         def attempt(pipe: Pipeline) -> None:
-            removal = self.prepare_delete(pipe, stack, load_test_id)
+            removal = self.prepare_delete(pipe, stack, load_test_id, now=now, actor=actor)
             pipe.multi()
             removal(pipe)
 
         transact(self._client, attempt)
 
-    def prepare_delete(self, pipe: Pipeline, stack: int, load_test_id: int) -> QueuedWrite:
+    def prepare_delete(
+        self,
+        pipe: Pipeline,
+        stack: int,
+        load_test_id: int,
+        *,
+        now: datetime,
+        actor: Actor = INTERNAL,
+    ) -> QueuedWrite:
         """WATCH what the deletion depends on, check it may go ahead, and return the
-        function that queues it on the pipeline once MULTI has begun."""
+        function that queues it on the pipeline once MULTI has begun (with the audit entries
+        of the load test and of its schedule)."""
         keys = self._keys
         pointer, last_run = (
             keys.load_test_schedule(load_test_id),
@@ -332,12 +386,39 @@ class LoadTests:
                 last_run,
             )
             self._queue_unindex(multi, test)
+            self._audit(multi, test, "deleted", actor=actor, at=now)
             if schedule is not None:
                 self._schedules.queue_delete(multi, schedule)
+                self._schedules.queue_audit(
+                    multi, schedule, "deleted", actor=actor, at=now, note="with its load test"
+                )
             for removal in also:
                 removal(multi)
 
         return queue
+
+    def _audit(
+        self,
+        pipe: Pipeline,
+        test: LoadTestRecord,
+        action: str,
+        *,
+        actor: Actor,
+        at: datetime,
+        changes: Sequence[Change] = (),
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        self._schedules.audit.queue(
+            pipe,
+            stack=test.stack,
+            kind="load_test",
+            resource_id=test.id,
+            action=action,
+            actor=actor,
+            at=at,
+            changes=changes,
+            extra=extra,
+        )
 
     def _queue_index(self, pipe: Pipeline, test: LoadTestRecord) -> None:
         member = {str(test.id): test.id}

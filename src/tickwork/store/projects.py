@@ -16,6 +16,7 @@ from redis.client import Pipeline
 
 from tickwork.core.instants import format_instant, parse_instant
 from tickwork.errors import Conflict, NotFound
+from tickwork.store.audit import INTERNAL, Actor
 from tickwork.store.connection import text_of, translated
 from tickwork.store.keys import Keys
 from tickwork.store.load_tests import LoadTests
@@ -132,16 +133,22 @@ class Projects:
 
         return transact(self._client, attempt, names, key)
 
-    def delete(self, stack: int, project_id: int) -> None:
-        """Delete the project with its load tests and their schedules, in one transaction.
-        Conflict while one of its load tests has a run that has not finished."""
+    def delete(
+        self, stack: int, project_id: int, *, now: datetime, actor: Actor = INTERNAL
+    ) -> None:
+        """Delete the project with its load tests and their schedules, in one transaction
+        (each deletion in the audit trail). Conflict while one of its load tests has a run
+        that has not finished."""
         key = self._keys.project(project_id)
         index = self._keys.project_load_tests(project_id)
 
         def attempt(pipe: Pipeline) -> None:
             project = self.get(stack, project_id)
             load_test_ids = [int(text_of(raw)) for raw in pipe.zrange(index, 0, -1)]
-            removals = [self._load_tests.prepare_delete(pipe, stack, lt) for lt in load_test_ids]
+            removals = [
+                self._load_tests.prepare_delete(pipe, stack, lt, now=now, actor=actor)
+                for lt in load_test_ids
+            ]
             pipe.multi()
             for removal in removals:
                 removal(pipe)

@@ -67,13 +67,16 @@ class Retention:
             with translated():
                 self._client.sadd(self._keys.retention_load_tests, *members)
 
+    def stacks(self) -> list[int]:
+        """The stacks with runs or audit entries: what the sweeps walk."""
+        with translated():
+            return sorted(int(text_of(raw)) for raw in self._client.smembers(self._keys.stacks))
+
     def sweep(self, *, before: datetime, limit: int) -> int:
         """Remove up to ``limit`` finished runs created before ``before``; how many it
         removed (``limit``: there may be more to do)."""
         removed = 0
-        with translated():
-            stacks = sorted(int(text_of(raw)) for raw in self._client.smembers(self._keys.stacks))
-        for stack in stacks:
+        for stack in self.stacks():
             index, kept = self._keys.stack_index(stack, "runs"), 0
             while removed < limit:
                 wanted = limit - removed

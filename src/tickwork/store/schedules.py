@@ -30,8 +30,9 @@ import redis
 from redis.client import Pipeline
 
 from tickwork.core import Schedule, next_after
-from tickwork.core.instants import ONE_MICROSECOND, from_us, to_ms, to_us
+from tickwork.core.instants import ONE_MICROSECOND, format_instant, from_us, to_ms, to_us
 from tickwork.errors import Conflict, NotFound, StoreError
+from tickwork.store.audit import INTERNAL, Actor, Audit, changes_between
 from tickwork.store.codec import decode_schedule, encode_schedule
 from tickwork.store.connection import text_of, translated
 from tickwork.store.keys import Keys
@@ -299,10 +300,54 @@ def decode(fields: Mapping[Any, Any]) -> ScheduleRecord:
     )
 
 
+AUDIT_KIND = {"k6": "schedule", "kragle": "kragle_job", "report": "report"}
+
+
+def _audited(record: ScheduleRecord) -> dict[str, Any]:
+    """What the audit trail compares between two versions of a schedule: its wire document
+    as given (for a k6 schedule), or its timing, and its state."""
+    fields: dict[str, Any] = {"deactivated": record.deactivated}
+    if isinstance(record.owner, K6Schedule):
+        fields |= json.loads(record.owner.request_echo or "{}")
+    else:
+        fields["timing"] = encode_schedule(record.schedule)
+    return fields
+
+
 class Schedules:
-    def __init__(self, client: redis.Redis, keys: Keys) -> None:
+    def __init__(self, client: redis.Redis, keys: Keys, audit: Audit) -> None:
         self._client = client
         self._keys = keys
+        self.audit = audit
+
+    def queue_audit(
+        self,
+        pipe: Pipeline,
+        record: ScheduleRecord,
+        action: str,
+        *,
+        actor: Actor,
+        at: datetime,
+        before: ScheduleRecord | None = None,
+        note: str = "",
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        """Queue the audit entry of a change to ``record`` (from ``before``) on a MULTI."""
+        resource: int | str = record.id
+        if isinstance(record.owner, ReportSchedule):
+            resource = record.owner.report_id
+        self.audit.queue(
+            pipe,
+            stack=record.stack,
+            kind=AUDIT_KIND[record.dialect],
+            resource_id=resource,
+            action=action,
+            actor=actor,
+            at=at,
+            changes=changes_between(_audited(before), _audited(record)) if before else (),
+            note=note,
+            extra=extra,
+        )
 
     def get(self, stack: int, schedule_id: int, *, dialect: str = "k6") -> ScheduleRecord:
         """The schedule in ``stack``; NotFound for a missing one, another stack's, or one of
@@ -356,6 +401,7 @@ class Schedules:
         now: datetime,
         overlap: str = "skip",
         catch_up_s: int | None = None,
+        actor: Actor = INTERNAL,
     ) -> ScheduleRecord:
         """Set the load test's k6 schedule (``request``: its CreateScheduleRequest as given),
         keeping the id of the one it replaces and activating it (the k6 API's re-POST
@@ -365,11 +411,11 @@ class Schedules:
 
         def attempt(pipe: Pipeline) -> ScheduleRecord:
             existing_id = pipe.get(pointer)
-            previous = None
+            previous = before = None
             if existing_id is not None:
                 # Serialised with the fire commit, which writes this hash.
                 pipe.watch(self._keys.schedule(int(text_of(existing_id))))
-                previous = self.get_any(int(text_of(existing_id)))
+                previous = before = self.get_any(int(text_of(existing_id)))
             if previous is None:
                 record = new_record(
                     schedule_id=int(self._client.incr(self._keys.ids("schedule"))),
@@ -395,6 +441,8 @@ class Schedules:
             pipe.set(pointer, record.id)
             pipe.zadd(self._keys.stack_index(stack, "schedules"), {str(record.id): record.id})
             self.write(pipe, record)
+            action = "created" if previous is None else "overwritten"
+            self.queue_audit(pipe, record, action, actor=actor, at=now, before=before)
             return record
 
         return transact(self._client, attempt, pointer)
@@ -433,7 +481,13 @@ class Schedules:
                 self._update(record.stack, schedule_id, change, dialect=record.dialect)
 
     def _update(
-        self, stack: int, schedule_id: int, change: ChangeFn, *, dialect: str = "k6"
+        self,
+        stack: int,
+        schedule_id: int,
+        change: ChangeFn,
+        *,
+        dialect: str = "k6",
+        audit: Callable[[Pipeline, ScheduleRecord, ScheduleRecord], None] | None = None,
     ) -> ScheduleRecord:
         def attempt(pipe: Pipeline) -> ScheduleRecord:
             current = self.get(stack, schedule_id, dialect=dialect)
@@ -441,11 +495,15 @@ class Schedules:
             if updated is not current:
                 pipe.multi()
                 self.write(pipe, updated)
+                if audit is not None:
+                    audit(pipe, current, updated)
             return updated
 
         return transact(self._client, attempt, self._keys.schedule(schedule_id))
 
-    def activate(self, stack: int, schedule_id: int, *, now: datetime) -> ScheduleRecord:
+    def activate(
+        self, stack: int, schedule_id: int, *, now: datetime, actor: Actor = INTERNAL
+    ) -> ScheduleRecord:
         """Activate; Conflict when no occurrence remains. Passed occurrences never fire."""
 
         def change(record: ScheduleRecord) -> ScheduleRecord:
@@ -455,7 +513,10 @@ class Schedules:
                 return record
             return reactivated(record, now=now)
 
-        return self._update(stack, schedule_id, change)
+        def audit(pipe: Pipeline, before: ScheduleRecord, after: ScheduleRecord) -> None:
+            self.queue_audit(pipe, after, "activated", actor=actor, at=now, before=before)
+
+        return self._update(stack, schedule_id, change, audit=audit)
 
     def deactivate(
         self,
@@ -466,6 +527,7 @@ class Schedules:
         by: str | None = None,
         note: str = "",
         resume_at: datetime | None = None,
+        actor: Actor = INTERNAL,
     ) -> ScheduleRecord:
         """Deactivate; no effect on an expired schedule (the k6 documentation's words), even
         when the scheduler has not yet settled its last occurrence."""
@@ -475,13 +537,29 @@ class Schedules:
                 return record
             return record.paused(now=now, by=by, note=note, resume_at=resume_at)
 
-        return self._update(stack, schedule_id, change)
+        def audit(pipe: Pipeline, before: ScheduleRecord, after: ScheduleRecord) -> None:
+            extra = {"resume_at": format_instant(resume_at)} if resume_at else None
+            self.queue_audit(
+                pipe,
+                after,
+                "deactivated",
+                actor=actor,
+                at=now,
+                before=before,
+                note=note,
+                extra=extra,
+            )
 
-    def delete(self, stack: int, schedule_id: int) -> None:
+        return self._update(stack, schedule_id, change, audit=audit)
+
+    def delete(
+        self, stack: int, schedule_id: int, *, now: datetime, actor: Actor = INTERNAL
+    ) -> None:
         def attempt(pipe: Pipeline) -> None:
             record = self.get(stack, schedule_id)
             pipe.multi()
             self.queue_delete(pipe, record)
+            self.queue_audit(pipe, record, "deleted", actor=actor, at=now)
 
         transact(self._client, attempt, self._keys.schedule(schedule_id))
 

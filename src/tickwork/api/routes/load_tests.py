@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 
-from tickwork.api.deps import Caller, Context, JsonBody, RawBody, ResourceId, is_json
+from tickwork.api.deps import Acting, Caller, Context, JsonBody, RawBody, ResourceId, is_json
 from tickwork.api.errors_http import NotAcceptable, UnsupportedMediaType
 from tickwork.api.forms import parse_form_data, parse_urlencoded
 from tickwork.api.openapi import error_responses, json_request
@@ -137,7 +137,9 @@ def _page(
     responses=error_responses(404, 409),
     openapi_extra=_CREATE_BODY,
 )
-def create_load_test(id: ResourceId, caller: Caller, body: RawBody, context: Context) -> Response:
+def create_load_test(
+    id: ResourceId, caller: Caller, actor: Acting, body: RawBody, context: Context
+) -> Response:
     context.store.projects.get(caller.stack, id)
     new: NewLoadTest
     if body.media_type == "multipart/form-data":
@@ -159,6 +161,7 @@ def create_load_test(id: ResourceId, caller: Caller, body: RawBody, context: Con
         now=context.clock(),
         k6_version=new.k6_version,
         runner=new.runner,
+        actor=actor,
     )
     return json_response(load_test_model(test), 201)
 
@@ -183,7 +186,9 @@ def get_load_test(id: ResourceId, caller: Caller, context: Context) -> Response:
     responses=error_responses(404, 409),
     openapi_extra=json_request(PatchLoadTestApiModel),
 )
-def update_load_test(id: ResourceId, caller: Caller, context: Context, body: JsonBody) -> Response:
+def update_load_test(
+    id: ResourceId, caller: Caller, actor: Acting, context: Context, body: JsonBody
+) -> Response:
     context.store.load_tests.get(caller.stack, id)
     patch = parse_patch_load_test(body)
     now = context.clock()
@@ -201,7 +206,7 @@ def update_load_test(id: ResourceId, caller: Caller, context: Context, body: Jso
             updated=now,
         )
 
-    context.store.load_tests.update(caller.stack, id, change)
+    context.store.load_tests.update(caller.stack, id, change, actor=actor)
     return Response(status_code=204)
 
 
@@ -215,8 +220,8 @@ def update_load_test(id: ResourceId, caller: Caller, context: Context, body: Jso
     response_class=Response,
     responses=error_responses(404, 409),
 )
-def delete_load_test(id: ResourceId, caller: Caller, context: Context) -> Response:
-    context.store.load_tests.delete(caller.stack, id)
+def delete_load_test(id: ResourceId, caller: Caller, actor: Acting, context: Context) -> Response:
+    context.store.load_tests.delete(caller.stack, id, now=context.clock(), actor=actor)
     return Response(status_code=204)
 
 
@@ -259,13 +264,17 @@ def get_script(id: ResourceId, caller: Caller, context: Context, request: Reques
     responses=error_responses(404),
     openapi_extra=_SCRIPT_BODY,
 )
-def put_script(id: ResourceId, caller: Caller, body: RawBody, context: Context) -> Response:
+def put_script(
+    id: ResourceId, caller: Caller, actor: Acting, body: RawBody, context: Context
+) -> Response:
     context.store.load_tests.get(caller.stack, id)
     if not body.data:
         raise ValidationError(
             [Problem("required", "script", "The script is empty.")], "The script is empty."
         )
-    context.store.load_tests.set_script(caller.stack, id, body.data, now=context.clock())
+    context.store.load_tests.set_script(
+        caller.stack, id, body.data, now=context.clock(), actor=actor
+    )
     return Response(status_code=204)
 
 

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 
-from tickwork.api.deps import Caller, Context, JsonBody, ResourceId
+from tickwork.api.deps import Acting, Caller, Context, JsonBody, ResourceId
 from tickwork.api.openapi import error_responses, json_request
 from tickwork.api.pagination import Paging, page_response
 from tickwork.api.render import json_response
@@ -103,6 +103,6 @@ def update_project(id: ResourceId, caller: Caller, context: Context, body: JsonB
     response_class=Response,
     responses=error_responses(404, 409),
 )
-def delete_project(id: ResourceId, caller: Caller, context: Context) -> Response:
-    context.store.projects.delete(caller.stack, id)
+def delete_project(id: ResourceId, caller: Caller, actor: Acting, context: Context) -> Response:
+    context.store.projects.delete(caller.stack, id, now=context.clock(), actor=actor)
     return Response(status_code=204)

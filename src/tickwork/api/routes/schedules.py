@@ -6,7 +6,7 @@ import contextlib
 
 from fastapi import APIRouter, Request, Response
 
-from tickwork.api.deps import Caller, Context, JsonBody, ResourceId
+from tickwork.api.deps import Acting, Caller, Context, JsonBody, ResourceId
 from tickwork.api.openapi import error_responses, json_request
 from tickwork.api.pagination import Paging, page_response
 from tickwork.api.render import json_response, schedule_model
@@ -43,7 +43,7 @@ def get_load_test_schedule(id: ResourceId, caller: Caller, context: Context) -> 
     openapi_extra=json_request(CreateScheduleRequest),
 )
 def set_load_test_schedule(
-    id: ResourceId, caller: Caller, context: Context, body: JsonBody
+    id: ResourceId, caller: Caller, actor: Acting, context: Context, body: JsonBody
 ) -> Response:
     store = context.store
     store.load_tests.get(caller.stack, id)
@@ -58,6 +58,7 @@ def set_load_test_schedule(
         now=now,
         overlap=request.overlap,
         catch_up_s=request.catch_up_seconds,
+        actor=actor,
     )
     try:
         store.load_tests.get(caller.stack, id)
@@ -65,7 +66,7 @@ def set_load_test_schedule(
         # The load test was deleted while the schedule was being written: the deletion
         # could not see this schedule, so remove it here rather than leave it to fire.
         with contextlib.suppress(NotFound):
-            store.schedules.delete(caller.stack, record.id)
+            store.schedules.delete(caller.stack, record.id, now=now, actor=actor)
         raise
     return json_response(schedule_model(record, now=now))
 
@@ -109,8 +110,8 @@ def get_schedule(id: ResourceId, caller: Caller, context: Context) -> Response:
     status_code=204,
     response_class=Response,
 )
-def delete_schedule(id: ResourceId, caller: Caller, context: Context) -> Response:
-    context.store.schedules.delete(caller.stack, id)
+def delete_schedule(id: ResourceId, caller: Caller, actor: Acting, context: Context) -> Response:
+    context.store.schedules.delete(caller.stack, id, now=context.clock(), actor=actor)
     return Response(status_code=204)
 
 
@@ -125,8 +126,8 @@ def delete_schedule(id: ResourceId, caller: Caller, context: Context) -> Respons
     status_code=204,
     response_class=Response,
 )
-def activate_schedule(id: ResourceId, caller: Caller, context: Context) -> Response:
-    context.store.schedules.activate(caller.stack, id, now=context.clock())
+def activate_schedule(id: ResourceId, caller: Caller, actor: Acting, context: Context) -> Response:
+    context.store.schedules.activate(caller.stack, id, now=context.clock(), actor=actor)
     return Response(status_code=204)
 
 
@@ -140,6 +141,10 @@ def activate_schedule(id: ResourceId, caller: Caller, context: Context) -> Respo
     status_code=204,
     response_class=Response,
 )
-def deactivate_schedule(id: ResourceId, caller: Caller, context: Context) -> Response:
-    context.store.schedules.deactivate(caller.stack, id, now=context.clock())
+def deactivate_schedule(
+    id: ResourceId, caller: Caller, actor: Acting, context: Context
+) -> Response:
+    context.store.schedules.deactivate(
+        caller.stack, id, now=context.clock(), by=actor.who, actor=actor
+    )
     return Response(status_code=204)

@@ -88,6 +88,7 @@ template, i = list_at(i, 2)
 local is_terminal = {}
 for _, name in ipairs(terminal) do is_terminal[name] = true end
 
+local AUDIT_KIND = {k6 = 'schedule', kragle = 'kragle_job', report = 'report'}
 local n_entries = tonumber(ARGV[i]); i = i + 1
 local conflicts, busy, repeats = {}, {}, {}
 local job_ids, due_add, due_rem, stack_runs, unclaimed = {}, {}, {}, {}, {}
@@ -103,7 +104,8 @@ for _ = 1, n_entries do
   local n_runs = tonumber(ARGV[i + 8])
   i = i + 9
   local skey = prefix .. ':schedule:' .. schedule_id
-  local current = redis.call('HMGET', skey, 'version', 'next_us', 'committed_us')
+  local current = redis.call('HMGET', skey, 'version', 'next_us', 'committed_us', 'stack',
+    'dialect')
   local committed = tonumber(current[3] or '') or -1
   local ok = current[1] == version and current[2] == expected_next_us
   if not ok then
@@ -167,6 +169,18 @@ for _ = 1, n_entries do
       due_add[#due_add + 1] = schedule_id
     else
       due_rem[#due_rem + 1] = schedule_id
+    end
+    if next_us == '' then
+      -- No occurrence remains: the scheduler's own change, in the audit trail (audit.py).
+      local kind = AUDIT_KIND[current[5]] or 'schedule'
+      local entry = cjson.encode({
+        id = 'x' .. schedule_id .. '-' .. fired_through_us, stack = tonumber(current[4]),
+        kind = kind, resource_id = schedule_id, action = 'expired', who = 'scheduler',
+        via = 'scheduler', changes = {}, note = 'no occurrence remains',
+      })
+      redis.call('ZADD', prefix .. ':stack:' .. current[4] .. ':audit:' .. kind,
+        fired_through_us, entry)
+      redis.call('ZADD', prefix .. ':audit:' .. kind .. ':' .. schedule_id, fired_through_us, entry)
     end
   end
 end

@@ -1,0 +1,206 @@
+"""The audit trail: who changed what, when, from where — written in the same transaction as
+the change it records.
+
+An entry is a small JSON document kept twice, as a member of two sorted sets scored by its
+time (µs): the stack's feed of its kind ({p}:stack:{stack}:audit:{kind}) and the resource's
+own ({p}:audit:{kind}:{id}). No other key: an entry costs one JSON string twice. The feed of a
+deleted resource stays readable, by id and in the stack's feed, until retention removes it.
+
+Kinds: ``schedule`` (k6), ``kragle_job``, ``kragle_schedule``, ``report``, ``load_test``.
+The scheduler's own changes (a schedule expired, a pause ended at its resume_at) are written
+by the fire commit with ``who`` "scheduler".
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import redis
+from redis.client import Pipeline
+
+from tickwork.core.instants import format_instant, from_us, to_us
+from tickwork.store.connection import translated
+from tickwork.store.keys import Keys
+
+KINDS = ("schedule", "kragle_job", "kragle_schedule", "report", "load_test")
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who made a change (an API token's e-mail, or "scheduler") and from where."""
+
+    who: str
+    via: str  # api | cli | console | scheduler | internal
+
+
+INTERNAL = Actor("tickwork", "internal")
+"""A change made by tickwork's own code outside a request (tests, benchmarks, the standalone's
+first example)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    field: str
+    old: Any
+    new: Any
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    id: str
+    at: datetime
+    stack: int
+    kind: str
+    resource_id: str
+    action: str
+    who: str
+    via: str
+    changes: tuple[Change, ...] = ()
+    note: str = ""
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "at": format_instant(self.at),
+            "stack": self.stack,
+            "kind": self.kind,
+            "resource_id": self.resource_id,
+            "action": self.action,
+            "who": self.who,
+            "via": self.via,
+            "changes": [{"field": c.field, "old": c.old, "new": c.new} for c in self.changes],
+            "note": self.note,
+            **({"extra": dict(self.extra)} if self.extra else {}),
+        }
+
+
+def changes_between(old: Mapping[str, Any], new: Mapping[str, Any]) -> tuple[Change, ...]:
+    """Each field whose value differs, old -> new (absent reads as None)."""
+    names = sorted(set(old) | set(new))
+    return tuple(
+        Change(name, old.get(name), new.get(name))
+        for name in names
+        if old.get(name) != new.get(name)
+    )
+
+
+def _decode(member: bytes | str, score: float) -> AuditEntry:
+    data = json.loads(member)
+    return AuditEntry(
+        id=str(data["id"]),
+        at=from_us(int(score)),
+        stack=int(data["stack"]),
+        kind=data["kind"],
+        resource_id=str(data["resource_id"]),
+        action=data["action"],
+        who=data["who"],
+        via=data["via"],
+        changes=tuple(
+            Change(c["field"], c.get("old"), c.get("new")) for c in data.get("changes") or []
+        ),
+        note=data.get("note") or "",
+        extra=data.get("extra") or {},
+    )
+
+
+class Audit:
+    def __init__(self, client: redis.Redis, keys: Keys) -> None:
+        self._client = client
+        self._keys = keys
+
+    def queue(
+        self,
+        pipe: Pipeline,
+        *,
+        stack: int,
+        kind: str,
+        resource_id: int | str,
+        action: str,
+        actor: Actor,
+        at: datetime,
+        changes: Sequence[Change] = (),
+        note: str = "",
+        extra: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Queue an entry on a MULTI pipeline, beside the writes it records. (Its id is taken
+        at once, on the client: an attempt voided by a WATCH leaves a gap, nothing else.)"""
+        with translated():
+            entry_id = int(self._client.incr(self._keys.ids("audit")))
+        entry = AuditEntry(
+            id=str(entry_id),
+            at=at,
+            stack=stack,
+            kind=kind,
+            resource_id=str(resource_id),
+            action=action,
+            who=actor.who,
+            via=actor.via,
+            changes=tuple(changes),
+            note=note,
+            extra=extra or {},
+        )
+        body = json.dumps({k: v for k, v in entry.as_json().items() if k != "at"}, default=str)
+        score = to_us(at)
+        pipe.zadd(self._keys.audit_feed(stack, kind), {body: score})
+        pipe.zadd(self._keys.audit_of(kind, str(resource_id)), {body: score})
+        pipe.sadd(self._keys.stacks, stack)
+
+    def of(
+        self, kind: str, resource_id: int | str, *, skip: int, top: int
+    ) -> tuple[list[AuditEntry], int]:
+        """One resource's entries, newest first, and how many there are."""
+        key = self._keys.audit_of(kind, str(resource_id))
+        with translated():
+            total = int(self._client.zcard(key))
+            rows: list[tuple[bytes, float]] = (
+                self._client.zrevrange(key, skip, skip + top - 1, withscores=True)  # type: ignore[assignment]
+                if top
+                else []
+            )
+        return [_decode(m, s) for m, s in rows], total
+
+    def feed(
+        self, stack: int, *, kinds: Iterable[str] = KINDS, skip: int, top: int
+    ) -> tuple[list[AuditEntry], int]:
+        """The stack's entries of ``kinds``, newest first (the feeds merged), and how many."""
+        keys = [self._keys.audit_feed(stack, kind) for kind in kinds]
+        with translated():
+            pipe = self._client.pipeline(transaction=False)
+            for key in keys:
+                pipe.zcard(key)
+                pipe.zrevrange(key, 0, skip + top - 1, withscores=True)
+            replies = pipe.execute()
+        total = sum(int(count) for count in replies[::2])
+        streams = [[(-score, m) for m, score in rows] for rows in replies[1::2]]
+        merged = list(heapq.merge(*streams))[skip : skip + top]
+        return [_decode(member, -negative) for negative, member in merged], total
+
+    def sweep(self, stacks: Iterable[int], *, before: datetime, limit: int) -> int:
+        """Remove up to ``limit`` entries older than ``before`` from the stacks' feeds and
+        their resources' own; how many it removed."""
+        removed = 0
+        for stack in stacks:
+            for kind in KINDS:
+                if removed >= limit:
+                    return removed
+                feed = self._keys.audit_feed(stack, kind)
+                with translated():
+                    old: list[bytes] = self._client.zrangebyscore(
+                        feed, "-inf", f"({to_us(before)}", 0, limit - removed
+                    )  # type: ignore[assignment]  # redis-py types replies loosely
+                    if not old:
+                        continue
+                    pipe = self._client.pipeline(transaction=True)
+                    for member in old:
+                        resource = json.loads(member)["resource_id"]
+                        pipe.zrem(self._keys.audit_of(kind, str(resource)), member)
+                    pipe.zrem(feed, *old)
+                    pipe.execute()
+                removed += len(old)
+        return removed

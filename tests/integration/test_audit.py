@@ -1,0 +1,188 @@
+"""The audit trail (issue 14 §3): every change to a schedule or a load test is recorded in the
+same transaction, by whom, from where and what changed; the scheduler records expiries;
+deleted resources keep their trail; retention removes old entries."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from rq import Queue
+
+from tickwork.scheduler.firing import Firer
+from tickwork.scheduler.housekeeping import Housekeeping, RetentionPolicy
+from tickwork.store import Store
+from tickwork.store.queue import queue
+
+from .api_support import T0, Api, Clock
+
+
+def _trail(api: Api, path: str, **params: str) -> list[dict[str, Any]]:
+    response = api.get(path, params=params)
+    assert response.status_code == 200, response.text
+    entries: list[dict[str, Any]] = response.json()["value"]
+    return entries
+
+
+def _actions(entries: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
+    return [(e["action"], e["who"], e["via"]) for e in entries]
+
+
+def test_a_schedules_life_is_in_its_trail_newest_first(api: Api, clock: Clock) -> None:
+    load_test = api.load_test()
+    sid = api.schedule(load_test, {"starts": "2026-12-01T08:00:00Z"})["id"]
+    clock.now += timedelta(minutes=1)
+    api.schedule(
+        load_test,
+        {"starts": "2026-12-01T09:00:00Z", "recurrence_rule": {"frequency": "DAILY"}},
+    )
+    clock.now += timedelta(minutes=1)
+    api.post(f"/cloud/v6/schedules/{sid}/deactivate", headers={"X-Tickwork-Client": "cli"})
+    clock.now += timedelta(minutes=1)
+    api.post(f"/cloud/v6/schedules/{sid}/activate", headers={"X-Tickwork-Client": "console"})
+
+    entries = _trail(api, f"/cloud/v6/schedules/{sid}/audit")
+    assert _actions(entries) == [
+        ("activated", "alice@example.com", "console"),
+        ("deactivated", "alice@example.com", "cli"),
+        ("overwritten", "alice@example.com", "api"),
+        ("created", "alice@example.com", "api"),
+    ]
+    assert [e["at"] for e in entries] == [
+        "2026-11-23T12:03:00Z",
+        "2026-11-23T12:02:00Z",
+        "2026-11-23T12:01:00Z",
+        "2026-11-23T12:00:00Z",
+    ]
+    overwritten = {c["field"]: (c["old"], c["new"]) for c in entries[2]["changes"]}
+    assert overwritten["starts"] == ("2026-12-01T08:00:00Z", "2026-12-01T09:00:00Z")
+    assert overwritten["recurrence_rule"][0] is None
+    assert overwritten["recurrence_rule"][1]["frequency"] == "DAILY"
+    assert {c["field"]: (c["old"], c["new"]) for c in entries[1]["changes"]} == {
+        "deactivated": (False, True)
+    }
+
+
+def test_a_no_op_writes_no_entry(api: Api) -> None:
+    load_test = api.load_test()
+    sid = api.schedule(load_test, {"starts": "2026-12-01T08:00:00Z"})["id"]
+    api.post(f"/cloud/v6/schedules/{sid}/activate")  # already active
+
+    assert _actions(_trail(api, f"/cloud/v6/schedules/{sid}/audit")) == [
+        ("created", "alice@example.com", "api")
+    ]
+
+
+def test_a_refused_change_writes_no_entry_and_a_written_one_always_does(
+    api: Api, store: Store
+) -> None:
+    load_test = api.load_test()
+    sid = api.schedule(load_test, {"starts": "2026-12-01T08:00:00Z"})["id"]
+    refused = api.post(f"/cloud/v6/load_tests/{load_test}/schedule", json={"starts": "not a date"})
+    assert refused.status_code == 400
+    assert len(_trail(api, f"/cloud/v6/schedules/{sid}/audit")) == 1
+    # Every version of the record has its entry: the count of changes is the count of entries
+    version = int(store.client.hget(store.keys.schedule(sid), "version") or 0)
+    assert version == 1
+
+
+def test_load_test_changes_are_recorded_without_the_script_text(api: Api) -> None:
+    load_test = api.load_test(script="export default () => {}")
+    api.patch(f"/cloud/v6/load_tests/{load_test}", json={"name": "renamed"})
+    api.request(
+        "PUT",
+        f"/cloud/v6/load_tests/{load_test}/script",
+        content=b"export default function () { /* v2 */ }",
+        headers={"Content-Type": "application/octet-stream"},
+    )
+
+    entries = _trail(api, f"/cloud/v6/load_tests/{load_test}/audit")
+    assert [e["action"] for e in entries] == ["script_replaced", "updated", "created"]
+    assert [c["field"] for c in entries[0]["changes"]] == ["bytes", "sha256"]
+    assert "v2" not in str(entries)
+    assert [(c["field"], c["new"]) for c in entries[1]["changes"]] == [("name", "renamed")]
+
+
+def test_a_deleted_schedule_keeps_its_trail_readable_by_its_stack_only(api: Api) -> None:
+    load_test = api.load_test()
+    sid = api.schedule(load_test, {"starts": "2026-12-01T08:00:00Z"})["id"]
+    assert api.request("DELETE", f"/cloud/v6/schedules/{sid}").status_code == 204
+
+    assert [e["action"] for e in _trail(api, f"/cloud/v6/schedules/{sid}/audit")] == [
+        "deleted",
+        "created",
+    ]
+    assert api.as_(stack=2).get(f"/cloud/v6/schedules/{sid}/audit").status_code == 404
+    assert api.get("/cloud/v6/schedules/987654/audit").status_code == 404
+
+
+def test_deleting_a_load_test_records_its_schedule_deleted_with_it(api: Api) -> None:
+    load_test = api.load_test()
+    sid = api.schedule(load_test, {"starts": "2026-12-01T08:00:00Z"})["id"]
+    assert api.request("DELETE", f"/cloud/v6/load_tests/{load_test}").status_code == 204
+
+    (deleted, _) = _trail(api, f"/cloud/v6/schedules/{sid}/audit")
+    assert (deleted["action"], deleted["note"]) == ("deleted", "with its load test")
+    assert _trail(api, f"/cloud/v6/load_tests/{load_test}/audit")[0]["action"] == "deleted"
+
+
+def test_the_stack_feed_merges_kinds_newest_first_and_filters_by_kind(
+    api: Api, clock: Clock
+) -> None:
+    load_test = api.load_test()
+    clock.now += timedelta(seconds=1)
+    sid = api.schedule(load_test, {"starts": "2026-12-01T08:00:00Z"})["id"]
+
+    feed = api.get("/cloud/v6/audit", params={"$count": "true"}).json()
+    assert [(e["kind"], e["action"]) for e in feed["value"]] == [
+        ("schedule", "created"),
+        ("load_test", "created"),
+    ]
+    assert feed["@count"] == 2
+    only = _trail(api, "/cloud/v6/audit", kind="schedule")
+    assert [(e["kind"], e["resource_id"]) for e in only] == [("schedule", str(sid))]
+    assert api.as_(stack=2).get("/cloud/v6/audit").json()["value"] == []
+    assert api.get("/cloud/v6/audit", params={"kind": "run"}).status_code == 400
+
+
+@pytest.fixture
+def rq_queue(store: Store) -> Queue:
+    return queue(store.client, f"{store.keys.prefix}-runs")
+
+
+def test_the_scheduler_records_the_expiry_of_a_one_shot(
+    api: Api, store: Store, clock: Clock, rq_queue: Queue
+) -> None:
+    load_test = api.load_test()
+    sid = api.schedule(load_test, {"starts": "2026-11-23T12:05:00Z"})["id"]
+    lease = store.leases.acquire("scheduler", "me", 10**9)
+    assert lease is not None
+    clock.now = T0 + timedelta(minutes=5)
+    Firer(store, rq_queue, clock=clock, catch_up=timedelta(minutes=5)).fire_due(lease)
+
+    expired, created = _trail(api, f"/cloud/v6/schedules/{sid}/audit")
+    assert (expired["action"], expired["who"], expired["via"]) == (
+        "expired",
+        "scheduler",
+        "scheduler",
+    )
+    assert expired["at"] == "2026-11-23T12:05:00Z"
+    assert created["action"] == "created"
+
+
+def test_retention_removes_old_entries_from_every_index(
+    api: Api, store: Store, clock: Clock
+) -> None:
+    load_test = api.load_test()
+    sid = api.schedule(
+        load_test, {"starts": "2026-12-01T08:00:00Z", "recurrence_rule": {"frequency": "DAILY"}}
+    )["id"]
+    clock.now = T0 + timedelta(days=100)
+    assert api.post(f"/cloud/v6/schedules/{sid}/deactivate").status_code == 204
+    policy = RetentionPolicy(audit_retention=timedelta(days=90), run_retention=None)
+    Housekeeping(store, policy, clock=clock).step()
+
+    assert [e["action"] for e in _trail(api, f"/cloud/v6/schedules/{sid}/audit")] == ["deactivated"]
+    assert [e["action"] for e in _trail(api, "/cloud/v6/audit")] == ["deactivated"]
+    assert _trail(api, f"/cloud/v6/load_tests/{load_test}/audit") == []
