@@ -62,7 +62,7 @@ STORE_RETRY_S = 5.0
 HOT_S = 1.0
 """A bucket refused less than this long ago is checked one request at a time."""
 _REMEMBERED_MAX = 4096
-"""Past this many remembered refusals, those cold (ended over HOT_S ago) are dropped."""
+"""Past this many remembered refusals, the cold ones (ended over HOT_S ago) are dropped."""
 _bearer = HTTPBearer(auto_error=False)  # the routes' own parsing (deps.py), so both agree
 
 
@@ -87,8 +87,11 @@ def refusal_message(rate: Rate, per: str, retry_after: int) -> str:
 class Refusals:
     """Refusals remembered until their wait ends, on this process's monotonic clock."""
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, clock: Callable[[], float] = time.monotonic, *, hot_s: float = HOT_S
+    ) -> None:
         self._clock = clock
+        self._hot_s = hot_s
         self._until: dict[str, float] = {}
 
     def remember(self, buckets: Sequence[Bucket], verdict: Verdict, *, asked_at: float) -> None:
@@ -98,7 +101,7 @@ class Refusals:
             if wait > 0:
                 self._until[bucket.key] = max(self._until.get(bucket.key, 0.0), asked_at + wait)
         if len(self._until) > _REMEMBERED_MAX:
-            cold = self._clock() - HOT_S
+            cold = self._clock() - self._hot_s
             self._until = {key: until for key, until in self._until.items() if until > cold}
 
     def verdict(self, buckets: Sequence[Bucket]) -> Verdict | None:
@@ -108,8 +111,8 @@ class Refusals:
         return Verdict(waits) if any(waits) else None
 
     def hot(self, buckets: Sequence[Bucket]) -> str | None:
-        """The key of the first of ``buckets`` refused less than HOT_S ago, else None."""
-        cold = self._clock() - HOT_S
+        """The key of the first of ``buckets`` refused less than ``hot_s`` ago, else None."""
+        cold = self._clock() - self._hot_s
         return next((b.key for b in buckets if self._until.get(b.key, 0.0) > cold), None)
 
 
@@ -125,6 +128,7 @@ class RateLimit:
         reshape: Reshape,
         registry: CollectorRegistry | None = None,
         clock: Callable[[], float] = time.monotonic,
+        hot_s: float = HOT_S,
     ) -> None:
         self.app = app
         self._limits = limits
@@ -133,7 +137,7 @@ class RateLimit:
         self._per_stack = per_stack
         self._reshape = reshape
         self._clock = clock
-        self._refusals = Refusals(clock)
+        self._refusals = Refusals(clock, hot_s=hot_s)
         self._one_at_a_time: dict[str, asyncio.Lock] = {}
         self._store_down = False
         self._store_retry_at = 0.0
