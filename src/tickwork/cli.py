@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tickwork.core import format_instant, occurrences_after
+from tickwork.core import format_instant
 from tickwork.core.instants import InstantError
 from tickwork.errors import Problem, SettingsError, ValidationError
 
@@ -368,6 +368,7 @@ def _utcnow() -> datetime:
 
 def _preview(args: argparse.Namespace) -> int:
     from tickwork.client import instant_argument
+    from tickwork.core.explain import explained
     from tickwork.dialects.k6 import parse_create_schedule
 
     body = sys.stdin.read() if args.body == "-" else args.body
@@ -383,12 +384,18 @@ def _preview(args: argparse.Namespace) -> int:
         _, schedule = parse_create_schedule(body)
     except ValidationError as exc:
         return _preview_error(args, exc.message, exc.problems)
-    instants = [format_instant(i) for i in occurrences_after(schedule, after, args.limit)]
+    items = explained(schedule, after=after, before=None, limit=args.limit)
     if args.json:
-        print(json.dumps(instants))
+        print(json.dumps([format_instant(item.instant) for item in items]))
     else:
-        for instant in instants:
-            print(instant)
+        for item in items:
+            # The instant first (scripts read the first column), then anything unusual.
+            notes = "; ".join(note.message for note in item.notes)
+            print(
+                f"{format_instant(item.instant)}  # {notes}"
+                if notes
+                else format_instant(item.instant)
+            )
     return 0
 
 

@@ -60,6 +60,7 @@ class Client:
                 "Authorization": f"Bearer {self.token}",
                 "X-Stack-Id": str(self.stack),
                 "Accept": "application/json",
+                "X-Tickwork-Client": "cli",  # the audit trail says a change came from here
                 **({"Content-Type": content_type} if content_type else {}),
                 **(headers or {}),
             },

@@ -16,10 +16,19 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
-from tickwork.client import ApiError, Client, Shown, fields, short_instant, table
+from tickwork.client import (
+    ApiError,
+    Client,
+    Shown,
+    fields,
+    instant_argument,
+    short_instant,
+    table,
+)
 from tickwork.client_runs import EXIT_OTHER, LoadTestNames, add_run_actions
+from tickwork.core.instants import InstantError, format_instant
 
 Action = Callable[[Client, argparse.Namespace], Shown]
 _RECENT = 1000
@@ -96,6 +105,33 @@ def add_parsers(commands: Any, settings_loader: Callable[[], Any]) -> None:
     _action(actions, "activate", "activate a schedule", _schedule_activate, ("schedule_id",))
     _action(actions, "deactivate", "deactivate a schedule", _schedule_deactivate, ("schedule_id",))
     _action(actions, "delete", "delete a schedule", _schedule_delete, ("schedule_id",))
+    occurrences = _action(
+        actions,
+        "occurrences",
+        "a schedule's occurrences with their notes (DST, month ends, the last) and, for past "
+        "ones, what happened: fired, skipped and why, or missed",
+        _schedule_occurrences,
+        ("schedule_id",),
+    )
+    occurrences.add_argument("--after", metavar="ISO", help="strictly after (default: now)")
+    occurrences.add_argument("--before", metavar="ISO", help="strictly before")
+    occurrences.add_argument("--limit", type=int, default=20, metavar="N", help="default: 20")
+    health = _action(
+        actions,
+        "health",
+        "one schedule's health (last and next fire, what happened lately), or every "
+        "schedule's in a table",
+        _schedule_health,
+    )
+    health.add_argument("schedule_id", type=int, nargs="?", metavar="SCHEDULE_ID")
+    audit = _action(
+        actions,
+        "audit",
+        "who changed a schedule, when, from where, and what changed (newest first)",
+        _schedule_audit,
+        ("schedule_id",),
+    )
+    audit.add_argument("--limit", type=int, default=50, metavar="N", help="default: 50")
     groups.append(schedules)
 
     runs = commands.add_parser(
@@ -359,6 +395,122 @@ def _schedule_activate(client: Client, args: argparse.Namespace) -> Shown:
 def _schedule_deactivate(client: Client, args: argparse.Namespace) -> Shown:
     client.call("POST", f"/cloud/v6/schedules/{args.schedule_id}/deactivate")
     return _schedule_show(client, args)
+
+
+def _schedule_occurrences(client: Client, args: argparse.Namespace) -> Shown:
+    params = {"limit": str(args.limit)}
+    for name in ("after", "before"):
+        value = getattr(args, name)
+        if value:
+            try:
+                params[name] = format_instant(instant_argument(value))
+            except InstantError as exc:
+                raise ApiError(0, f"--{name}: {exc}") from None
+    page = client.call(
+        "GET", f"/cloud/v6/schedules/{args.schedule_id}/occurrences?{urlencode(params)}"
+    )
+    rows = [
+        {
+            "instant": item["instant"],
+            "local": item["local"],
+            "outcome": item["outcome"],
+            "why": item.get("reason") or (f"run {item['run_id']}" if item.get("run_id") else None),
+            "late": f"{item['lateness_ms']} ms" if item.get("lateness_ms") is not None else None,
+            "notes": "; ".join(note["message"] for note in item["notes"]) or None,
+        }
+        for item in page["value"]
+    ]
+    columns = ("instant", "local", "outcome", "why", "late", "notes")
+    return Shown(raw=page, text=table(rows, columns) if rows else "no occurrences in the window")
+
+
+def _schedule_health(client: Client, args: argparse.Namespace) -> Shown:
+    if args.schedule_id is not None:
+        health = client.call("GET", f"/cloud/v6/schedules/{args.schedule_id}/health")
+        return Shown(raw=health, text=_health_fields(health))
+    listed = client.all_pages("/cloud/v6/schedules/health?$top=100")
+    rows = [
+        {
+            "id": h["schedule_id"],
+            "load_test": h["load_test_id"],
+            "active": not h["deactivated"],
+            "next_fire": short_instant(h["next_fire"]),
+            "last": _last_fire(h["last_fire"]),
+            "on_time": h["fired_on_time"],
+            "late": h["fired_late"],
+            "skipped": sum(h["skipped"].values()),
+            "missed": h["missed"],
+            "failing": h["consecutive_failures"],
+        }
+        for h in listed
+    ]
+    columns = ("id", "load_test", "active", "next_fire", "last", "on_time", "late", "skipped")
+    return Shown(
+        raw=listed,
+        text=table(rows, (*columns, "missed", "failing")) if rows else "no schedules",
+    )
+
+
+def _last_fire(last: dict[str, Any] | None) -> str | None:
+    if last is None:
+        return None
+    outcome = last.get("result") or last.get("status")
+    return f"{short_instant(last['instant'])} run {last['run_id']} {outcome}"
+
+
+def _health_fields(health: dict[str, Any]) -> str:
+    paused = health.get("paused")
+    lateness = health["lateness_ms"]
+    return fields(
+        [
+            ("schedule", health["schedule_id"]),
+            ("load test", health["load_test_id"]),
+            ("state", "paused" if health["deactivated"] else "active"),
+            *(
+                [("paused", f"since {paused['since']} by {paused['by']}: {paused['note']}")]
+                if paused
+                else []
+            ),
+            ("next fire", health["next_fire"]),
+            ("last fire", _last_fire(health["last_fire"])),
+            ("window", f"{health['occurrences']} occurrences since {health['window_since']}"),
+            ("fired", f"{health['fired_on_time']} on time, {health['fired_late']} late"),
+            (
+                "skipped",
+                ", ".join(f"{n} {reason}" for reason, n in health["skipped"].items()) or "none",
+            ),
+            ("missed", health["missed"]),
+            ("runs", ", ".join(f"{n} {result}" for result, n in health["runs"].items() if n)),
+            (
+                "lateness",
+                f"p50 {lateness['p50']} ms, p99 {lateness['p99']} ms, max {lateness['max']} ms"
+                if lateness["max"] is not None
+                else None,
+            ),
+            ("failing", f"{health['consecutive_failures']} latest runs in a row"),
+        ]
+    )
+
+
+def _schedule_audit(client: Client, args: argparse.Namespace) -> Shown:
+    page = client.call("GET", f"/cloud/v6/schedules/{args.schedule_id}/audit?$top={args.limit}")
+    rows = [
+        {
+            "at": short_instant(entry["at"]),
+            "action": entry["action"],
+            "who": entry["who"],
+            "via": entry["via"],
+            "what": "; ".join(
+                f"{c['field']}: {json.dumps(c['old'])} -> {json.dumps(c['new'])}"
+                for c in entry["changes"]
+            )
+            or entry["note"]
+            or None,
+        }
+        for entry in page["value"]
+    ]
+    columns = ("at", "action", "who", "via", "what")
+    return Shown(raw=page, text=table(rows, columns) if rows else "no audit entries")
 
 
 def _schedule_delete(client: Client, args: argparse.Namespace) -> Shown:

@@ -626,3 +626,41 @@ def test_invalid_settings_stop_a_daemon_at_start_with_one_line_per_problem(
         "TICKWORK_REDIS_URL",
         "TICKWORK_LEASE_TTL_SECONDS",
     ]
+
+
+def test_schedules_occurrences_health_and_audit_show_what_happened_and_who_did_it(
+    api: Client, env: dict[str, str], scheduler: None
+) -> None:
+    # Given a schedule set through the CLI, due in two seconds and hourly after that
+    load_test = _load_test(api)
+    starts = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=2)
+    body = json.dumps(
+        {"starts": format_instant(starts), "recurrence_rule": {"frequency": "HOURLY"}}
+    )
+    set_ = tickwork(env, "schedules", "set", str(load_test), body, "--json")
+    assert set_.returncode == 0, set_.stderr
+    sid = json.loads(set_.stdout)["id"]
+    _wait_for(
+        lambda: len(api.call("GET", f"/cloud/v6/load_tests/{load_test}/test_runs")["value"]) == 1
+    )
+
+    # Then its occurrences say the first fired, its health counts it, and its audit names us
+    after = format_instant(starts - timedelta(seconds=1))
+    shown = tickwork(env, "schedules", "occurrences", str(sid), "--after", after, "--limit", "2")
+    assert shown.returncode == 0, shown.stderr
+    header, first, second = _table(shown.stdout)
+    assert header[:3] == ["INSTANT", "LOCAL", "OUTCOME"]
+    assert first[0] == format_instant(starts)
+    assert first[2] == "fired"
+    assert second[2] == "upcoming"
+
+    health = tickwork(env, "schedules", "health", str(sid))
+    assert health.returncode == 0, health.stderr
+    lines = dict(line.split(":", 1) for line in health.stdout.splitlines())
+    assert lines["missed"].strip() == "0"
+    assert lines["fired"].strip() in ("1 on time, 0 late", "0 on time, 1 late")
+
+    audit = tickwork(env, "schedules", "audit", str(sid))
+    assert audit.returncode == 0, audit.stderr
+    (_, created) = _table(audit.stdout)
+    assert created[1:4] == ["created", "me@example.com", "cli"]

@@ -48,10 +48,22 @@ def _preview(
 
 
 def _lines(result: subprocess.CompletedProcess[str]) -> list[str]:
+    """The instants printed, one a line (a note may follow an instant after "  # ")."""
     assert result.returncode == 0, result.stderr
-    lines = result.stdout.splitlines()
+    lines = [line.split("  # ", 1)[0] for line in result.stdout.splitlines()]
     assert all(INSTANT.match(line) for line in lines), result.stdout
     return lines
+
+
+def test_preview_prints_the_engines_notes_beside_the_instant() -> None:
+    result = _preview(NEW_YORK_AT_0130, "--after", "2026-10-31T00:00:00Z", "--limit", "3")
+
+    assert result.stdout.splitlines() == [
+        "2026-10-31T05:30:00Z",
+        "2026-11-01T05:30:00Z  # 01:30 happened twice on 2026-11-01 in America/New_York "
+        "(clocks went back): a fixed-time job runs at the first pass only",
+        "2026-11-02T06:30:00Z",
+    ]
 
 
 def _error(result: subprocess.CompletedProcess[str]) -> dict[str, Any]:
