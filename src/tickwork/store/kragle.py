@@ -23,8 +23,8 @@ from typing import Any
 
 import redis
 
-from tickwork.core import Schedule, next_after
-from tickwork.core.instants import ONE_MICROSECOND, from_us, to_us
+from tickwork.core import Schedule
+from tickwork.core.instants import from_us, to_us
 from tickwork.errors import Conflict, NotFound, StoreError
 from tickwork.store.codec import decode_schedule, encode_schedule
 from tickwork.store.connection import text_of, translated
@@ -32,7 +32,7 @@ from tickwork.store.keys import Keys
 from tickwork.store.load_tests import QueuedWrite
 from tickwork.store.load_tests import decode as decode_load_test
 from tickwork.store.paging import read_page
-from tickwork.store.schedules import KragleJob, ScheduleRecord, Schedules, retimed
+from tickwork.store.schedules import KragleJob, ScheduleRecord, Schedules, new_record, retimed
 from tickwork.store.schedules import decode as decode_schedule_record
 from tickwork.store.transactions import transact
 
@@ -222,18 +222,14 @@ class KragleSchedules:
                     f"schedule {template_id}."
                 )
             job_id = int(self._client.incr(keys.ids("schedule")))
-            fired_through = now - ONE_MICROSECOND
-            job = ScheduleRecord(
-                id=job_id,
+            job = new_record(
+                schedule_id=job_id,
                 stack=stack,
                 load_test_id=load_test_id,
                 schedule=template.schedule,
                 owner=KragleJob(template_id=template_id),
-                deactivated=False,
                 created_by=created_by,
-                fired_through=fired_through,
-                next_at=next_after(template.schedule, fired_through),
-                version=1,
+                now=now,
             )
             pipe.multi()
             self._schedules.write(pipe, job)

@@ -19,14 +19,14 @@ from typing import Any
 
 import redis
 
-from tickwork.core import Schedule, next_after
-from tickwork.core.instants import ONE_MICROSECOND, from_us, to_us
+from tickwork.core import Schedule
+from tickwork.core.instants import from_us, to_us
 from tickwork.errors import NotFound, StoreError
 from tickwork.store.connection import text_of, translated
 from tickwork.store.keys import Keys
 from tickwork.store.load_tests import LoadTestRecord, LoadTests
 from tickwork.store.paging import read_text_page
-from tickwork.store.schedules import ReportSchedule, ScheduleRecord, Schedules, retimed
+from tickwork.store.schedules import ReportSchedule, ScheduleRecord, Schedules, new_record, retimed
 from tickwork.store.transactions import transact
 
 Pipeline = redis.client.Pipeline
@@ -115,18 +115,14 @@ class Reports:
                 load_test_id=load_test_id,
                 schedule_id=schedule_id,
             )
-            fired_through = now - ONE_MICROSECOND
-            record = ScheduleRecord(
-                id=schedule_id,
+            record = new_record(
+                schedule_id=schedule_id,
                 stack=stack,
                 load_test_id=load_test_id,
                 schedule=schedule,
                 owner=ReportSchedule(report_id=report_id),
-                deactivated=False,
                 created_by=scheduled_by,
-                fired_through=fired_through,
-                next_at=next_after(schedule, fired_through),
-                version=1,
+                now=now,
             )
             internal = LoadTestRecord(
                 id=load_test_id,
