@@ -14,7 +14,7 @@ from tickwork.embedded import free_port
 
 from .test_standalone import read_banner
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]  # fresh venvs: its own steps allow 900 s
 
 ROOT = Path(__file__).resolve().parents[2]
 
