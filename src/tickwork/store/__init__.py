@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
 
 import redis
+from rq import Worker
 
 from tickwork.core.runs import RunRecord, StatusEntry
 from tickwork.errors import StoreUnavailable, StoreUnsafe
 from tickwork.store.audit import Audit
-from tickwork.store.connection import connect, translated
+from tickwork.store.connection import connect, text_of, translated
 from tickwork.store.due import DueIndex
 from tickwork.store.executions import Executions
 from tickwork.store.fires import Fires
@@ -21,12 +24,14 @@ from tickwork.store.limits import Rate, RateLimits
 from tickwork.store.load_tests import LoadTestRecord, LoadTests
 from tickwork.store.manual_runs import ManualRuns
 from tickwork.store.projects import ProjectRecord, Projects
+from tickwork.store.queue import queue
 from tickwork.store.reports import ReportRecord, Reports
 from tickwork.store.retention import Retention
 from tickwork.store.run_requests import RunRequests
 from tickwork.store.runs import Runs
 from tickwork.store.schedules import ScheduleRecord, Schedules
 from tickwork.store.server import ServerFacts, eviction_problem, server_facts
+from tickwork.store.sessions import Session, Sessions
 
 __all__ = [
     "DueIndex",
@@ -52,11 +57,26 @@ __all__ = [
     "ScheduleRecord",
     "Schedules",
     "ServerFacts",
+    "Session",
+    "Sessions",
     "StatusEntry",
     "Store",
     "TemplateRecord",
+    "WorkerSeen",
     "connect",
 ]
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerSeen:
+    """An RQ worker as its own registry shows it (the console's overview)."""
+
+    name: str
+    hostname: str | None
+    pid: int | None
+    state: str
+    last_heartbeat: datetime | None
+    queues: tuple[str, ...]
 
 
 class Store:
@@ -83,6 +103,7 @@ class Store:
         self.executions = Executions(client, self.keys, self.runs)
         self.retention = Retention(client, self.keys)
         self.rate_limits = RateLimits(client, self.keys)
+        self.sessions = Sessions(client, self.keys)
 
     @property
     def prefix(self) -> str:
@@ -139,3 +160,34 @@ class Store:
                     pipe.zcard(self.keys.stack_index(stack, kind))
             active, *totals = pipe.execute()
         return int(active), sum(int(count) for count in totals)
+
+    def lease_holder(self, name: str) -> tuple[int, int] | None:
+        """(term, milliseconds left) of the lease ``name`` as its holder published it in
+        the store; None while nobody holds it."""
+        with translated():
+            pipe = self.client.pipeline(transaction=False)
+            pipe.get(self.keys.lease(name))
+            pipe.pttl(self.keys.lease(name))
+            value, ttl_ms = pipe.execute()
+        if value is None:
+            return None
+        return int(text_of(value).split(":", 1)[0]), max(0, int(ttl_ms))
+
+    def queue_facts(self, queue_name: str) -> tuple[int, list[WorkerSeen]]:
+        """How many jobs wait on the RQ queue, and the workers RQ's registry lists for it
+        (each worker publishes itself there with a heartbeat; RQ drops the silent ones)."""
+        rq_queue = queue(self.client, queue_name)
+        with translated():
+            depth = rq_queue.count
+            workers = Worker.all(queue=rq_queue)
+        return depth, [
+            WorkerSeen(
+                name=worker.name,
+                hostname=worker.hostname,
+                pid=worker.pid,
+                state=str(worker.get_state()),
+                last_heartbeat=worker.last_heartbeat,
+                queues=tuple(worker.queue_names()),
+            )
+            for worker in workers
+        ]

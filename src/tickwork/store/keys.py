@@ -28,6 +28,8 @@
     {p}:stack:{stack}:schedules        ZSET    schedule ids
     {p}:due                            ZSET    schedule id -> next fire instant (ms); only
                                                active schedules with an occurrence left
+    {p}:resume                         ZSET    schedule id -> resume_at (ms) of each paused
+                                               schedule that resumes on its own
     {p}:nudge                          LIST    wakes the scheduler when a schedule changes
     {p}:run:{id}                       HASH    test run record
     {p}:stack:{stack}:runs             ZSET    run ids (score = created, µs: lists go by creation,
@@ -79,6 +81,10 @@
     {p}:rate:stack:{stack}             STRING  the same, for every request in the stack
     {p}:rate:client:{address}          STRING  the same, for anonymous requests from one
                                                client address
+    {p}:session:{sha256}               HASH    console session whose id (the cookie) has this
+                                               SHA-256 (hex): e-mail, the token's SHA-256,
+                                               stack, CSRF token, viewer's zone, created;
+                                               EXPIRE = the session's lifetime (sessions.py)
 
 RQ keeps its own keys (``rq:*``) in the same database; job ids are
 ``fire-{schedule_id}-{occurrence_ms}`` for scheduled runs and ``run-{run_id}`` otherwise
@@ -139,6 +145,10 @@ class Keys:
     @property
     def due(self) -> str:
         return f"{self.prefix}:due"
+
+    @property
+    def resume(self) -> str:
+        return f"{self.prefix}:resume"
 
     @property
     def nudge(self) -> str:
@@ -207,3 +217,6 @@ class Keys:
 
     def rate_client(self, address: str) -> str:
         return f"{self.prefix}:rate:client:{address}"
+
+    def session(self, sha256_hex: str) -> str:
+        return f"{self.prefix}:session:{sha256_hex}"
