@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 import redis
 
 from tickwork.store import Store
+from tickwork.store.connection import text_of
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 TOKEN_SHA = hashlib.sha256(b"a-token").hexdigest()
@@ -44,9 +45,9 @@ def test_redis_holds_digests_and_a_ttl_never_the_cookie(redis_client: redis.Redi
         email="a@example.com", token_sha256=TOKEN_SHA, stack=1, zone="UTC", now=NOW, ttl_s=600
     )
     (key,) = redis_client.keys(f"{store.prefix}:session:*")
-    assert key.decode() == store.keys.session(hashlib.sha256(session_id.encode()).hexdigest())
+    assert text_of(key) == store.keys.session(hashlib.sha256(session_id.encode()).hexdigest())
     assert 0 < redis_client.ttl(key) <= 600
-    dumped = b"".join(bytes(value) for value in redis_client.hgetall(key).values())
+    dumped = b"".join(text_of(value).encode() for value in redis_client.hgetall(key).values())
     assert session_id.encode() not in dumped
     assert b"a-token" not in dumped
     assert session.csrf.encode() in dumped  # the CSRF token is a server-side secret
