@@ -87,10 +87,27 @@ def add_parsers(commands: Any, settings_loader: Callable[[], Any]) -> None:
 
     schedules = commands.add_parser(
         "schedules",
-        help="list, show, set, activate, deactivate and delete schedules through the API",
+        help="list, show, set, activate, deactivate (pause), resume and delete schedules, "
+        "their occurrences, health and audit trail, through the API",
         description="A client of the API's schedules. " + CONNECTION,
     )
-    actions = schedules.add_subparsers(dest="action", required=True, metavar="ACTION")
+    _schedule_actions(schedules.add_subparsers(dest="action", required=True, metavar="ACTION"))
+    groups.append(schedules)
+
+    runs = commands.add_parser(
+        "runs",
+        help="list, show, follow, start, abort test runs and their trend through the API",
+        description="A client of the API's test runs. " + CONNECTION,
+    )
+    actions = runs.add_subparsers(dest="action", required=True, metavar="ACTION")
+    add_run_actions(actions, _action)
+    groups.append(runs)
+
+    for parser in groups:
+        parser.set_defaults(handler=lambda args: _dispatch(args, settings_loader))
+
+
+def _schedule_actions(actions: Any) -> None:
     _action(actions, "list", "list the stack's schedules, with their last run", _schedules_list)
     _action(actions, "show", "show one schedule", _schedule_show, ("schedule_id",))
     set_ = _action(
@@ -103,7 +120,30 @@ def add_parsers(commands: Any, settings_loader: Callable[[], Any]) -> None:
     )
     set_.add_argument("body", metavar="BODY")
     _action(actions, "activate", "activate a schedule", _schedule_activate, ("schedule_id",))
-    _action(actions, "deactivate", "deactivate a schedule", _schedule_deactivate, ("schedule_id",))
+    deactivate = _action(
+        actions,
+        "deactivate",
+        "deactivate (pause) a schedule",
+        _schedule_deactivate,
+        ("schedule_id",),
+    )
+    deactivate.add_argument("--note", default="", help="why it is paused (shown with it)")
+    deactivate.add_argument(
+        "--resume-at", metavar="ISO", help="when the scheduler re-activates it on its own"
+    )
+    for name, verb in (("pause", "pause"), ("resume", "re-activate")):
+        bulk = _action(
+            actions,
+            name,
+            f"{verb} every schedule of a project and/or of load tests with a name "
+            "(neither: every schedule of the stack), and say which changed",
+            _schedules_bulk,
+        )
+        bulk.add_argument("--project", type=int, metavar="ID")
+        bulk.add_argument("--load-test-name", metavar="NAME")
+        if name == "pause":
+            bulk.add_argument("--note", default="")
+            bulk.add_argument("--resume-at", metavar="ISO")
     _action(actions, "delete", "delete a schedule", _schedule_delete, ("schedule_id",))
     occurrences = _action(
         actions,
@@ -132,19 +172,6 @@ def add_parsers(commands: Any, settings_loader: Callable[[], Any]) -> None:
         ("schedule_id",),
     )
     audit.add_argument("--limit", type=int, default=50, metavar="N", help="default: 50")
-    groups.append(schedules)
-
-    runs = commands.add_parser(
-        "runs",
-        help="list, show, follow, start, abort test runs and their trend through the API",
-        description="A client of the API's test runs. " + CONNECTION,
-    )
-    actions = runs.add_subparsers(dest="action", required=True, metavar="ACTION")
-    add_run_actions(actions, _action)
-    groups.append(runs)
-
-    for parser in groups:
-        parser.set_defaults(handler=lambda args: _dispatch(args, settings_loader))
 
 
 def _action(
@@ -392,9 +419,41 @@ def _schedule_activate(client: Client, args: argparse.Namespace) -> Shown:
     return _schedule_show(client, args)
 
 
+def _pause_body(args: argparse.Namespace) -> dict[str, Any]:
+    body: dict[str, Any] = {}
+    if args.note:
+        body["note"] = args.note
+    if args.resume_at:
+        try:
+            body["resume_at"] = format_instant(instant_argument(args.resume_at))
+        except InstantError as exc:
+            raise ApiError(0, f"--resume-at: {exc}") from None
+    return body
+
+
 def _schedule_deactivate(client: Client, args: argparse.Namespace) -> Shown:
-    client.call("POST", f"/cloud/v6/schedules/{args.schedule_id}/deactivate")
+    body = _pause_body(args)
+    client.call("POST", f"/cloud/v6/schedules/{args.schedule_id}/deactivate", body or None)
     return _schedule_show(client, args)
+
+
+def _schedules_bulk(client: Client, args: argparse.Namespace) -> Shown:
+    match: dict[str, Any] = {}
+    if args.project is not None:
+        match["project_id"] = args.project
+    if args.load_test_name:
+        match["load_test_name"] = args.load_test_name
+    pausing = args.action == "pause"
+    body = {"filter": match, **(_pause_body(args) if pausing else {})}
+    verb = "deactivate" if pausing else "activate"
+    result = client.call("POST", f"/cloud/v6/schedules/bulk/{verb}", body)
+    done = "paused" if pausing else "re-activated"
+    lines = [
+        f"{done}: {', '.join(map(str, result['changed'])) or 'none'}",
+        f"unchanged: {', '.join(map(str, result['unchanged'])) or 'none'}",
+        *(f"refused {r['id']}: {r['message']}" for r in result["refused"]),
+    ]
+    return Shown(raw=result, text="\n".join(lines))
 
 
 def _schedule_occurrences(client: Client, args: argparse.Namespace) -> Shown:

@@ -664,3 +664,31 @@ def test_schedules_occurrences_health_and_audit_show_what_happened_and_who_did_i
     assert audit.returncode == 0, audit.stderr
     (_, created) = _table(audit.stdout)
     assert created[1:4] == ["created", "me@example.com", "cli"]
+
+
+def test_schedules_pause_with_a_note_and_bulk_resume_say_what_changed(
+    api: Client, env: dict[str, str]
+) -> None:
+    load_test = _load_test(api)
+    body = json.dumps({"starts": "2030-01-01T00:00:00Z", "recurrence_rule": {"frequency": "DAILY"}})
+    sid = json.loads(tickwork(env, "schedules", "set", str(load_test), body, "--json").stdout)["id"]
+
+    paused = tickwork(
+        env,
+        "schedules",
+        "deactivate",
+        str(sid),
+        "--note",
+        "freeze",
+        "--resume-at",
+        "2030-02-01",
+        "--json",
+    )
+    assert paused.returncode == 0, paused.stderr
+    assert json.loads(paused.stdout)["paused"]["note"] == "freeze"
+    assert json.loads(paused.stdout)["paused"]["resume_at"] == "2030-02-01T00:00:00Z"
+
+    project = api.call("GET", f"/cloud/v6/load_tests/{load_test}")["project_id"]
+    resumed = tickwork(env, "schedules", "resume", "--project", str(project))
+    assert resumed.returncode == 0, resumed.stderr
+    assert resumed.stdout.splitlines() == [f"re-activated: {sid}", "unchanged: none"]

@@ -156,6 +156,16 @@ async def _json_body(caller: Caller, body: RawBody) -> bytes:
 JsonBody = Annotated[bytes, Depends(_json_body)]
 
 
+def json_data(body: Body) -> bytes:
+    """An optional body's data, which must then be JSON (415 otherwise)."""
+    if not is_json(body.media_type):
+        raise UnsupportedMediaType(
+            f"Content-Type {body.content_type or '(none)'!r} is not supported; "
+            "send application/json."
+        )
+    return body.data
+
+
 def instant_param(text: str | None, name: str) -> datetime | None:
     """A query parameter's RFC 3339 date-time within the accepted range (one without an
     offset is UTC); a 400 naming ``name`` otherwise."""

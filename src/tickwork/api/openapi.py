@@ -15,7 +15,13 @@ from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from tickwork.dialects.k6 import CreateScheduleRequest, ErrorResponseApiModel
+from tickwork.dialects.k6 import (
+    BulkActivateRequest,
+    BulkDeactivateRequest,
+    CreateScheduleRequest,
+    DeactivateScheduleRequest,
+    ErrorResponseApiModel,
+)
 from tickwork.dialects.k6_resources import (
     CreateLoadTestApiModel,
     CreateLoadTestJsonModel,
@@ -33,6 +39,9 @@ from tickwork.dialects.reports import (
 
 REQUEST_MODELS: tuple[type[BaseModel], ...] = (
     CreateScheduleRequest,
+    DeactivateScheduleRequest,
+    BulkDeactivateRequest,
+    BulkActivateRequest,
     CreateProjectApiModel,
     PatchProjectApiModel,
     CreateLoadTestApiModel,

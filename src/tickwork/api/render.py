@@ -11,9 +11,15 @@ from datetime import datetime
 from fastapi import Response
 from pydantic import BaseModel
 
-from tickwork.dialects.k6 import ScheduleApiModel, schedule_api_model, stored_request
+from tickwork.core.instants import format_instant
+from tickwork.dialects.k6 import (
+    PauseApiModel,
+    ScheduleApiModel,
+    schedule_api_model,
+    stored_request,
+)
 from tickwork.store import ScheduleRecord
-from tickwork.store.schedules import K6Schedule
+from tickwork.store.schedules import K6Schedule, Pause
 
 
 def json_response(model: BaseModel, status_code: int = 200) -> Response:
@@ -33,4 +39,14 @@ def schedule_model(record: ScheduleRecord, *, now: datetime) -> ScheduleApiModel
         deactivated=record.deactivated,
         next_run=record.upcoming(now=now),
         created_by=record.created_by,
+        paused=None if record.pause is None else pause_model(record.pause),
+    )
+
+
+def pause_model(pause: Pause) -> PauseApiModel:
+    return PauseApiModel(
+        since=format_instant(pause.since),
+        by=pause.by,
+        note=pause.note,
+        resume_at=None if pause.resume_at is None else format_instant(pause.resume_at),
     )

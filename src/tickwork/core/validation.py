@@ -63,6 +63,12 @@ def build_schedule(
     return Schedule(starts=starts_at, trigger=trigger)
 
 
+def instant_field(text: str, target: str, found: list[Problem]) -> datetime | None:
+    """An RFC 3339 instant within the accepted range, or None with its problem in
+    ``found``."""
+    return _instant(text, target, found)
+
+
 def _instant(text: str, target: str, found: list[Problem]) -> datetime | None:
     try:
         value = parse_instant(text)

@@ -17,7 +17,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from tickwork.core import CronSpec, Frequency, RuleSpec, Schedule, Weekday, build_schedule
 from tickwork.core.instants import format_instant
-from tickwork.core.validation import MAX_COUNT, MAX_INTERVAL
+from tickwork.core.validation import MAX_COUNT, MAX_INTERVAL, instant_field
 from tickwork.dialects.wire import DateTime, ErrorParts, StrictWire, from_json
 from tickwork.errors import Problem, ValidationError
 
@@ -48,7 +48,7 @@ Overlap = Literal["skip", "allow"]
 
 
 class CreateScheduleRequest(StrictWire):
-    READ_ONLY = frozenset({"id", "load_test_id", "deactivated", "next_run", "created_by"})
+    READ_ONLY = frozenset({"id", "load_test_id", "deactivated", "next_run", "created_by", "paused"})
 
     starts: DateTime
     recurrence_rule: ScheduleRecurrenceRule | None = None
@@ -70,6 +70,78 @@ class CreateScheduleRequest(StrictWire):
     )
 
 
+class PauseApiModel(BaseModel):
+    """tickwork extension: who paused a schedule, when, why, and until when."""
+
+    since: DateTime
+    by: str | None = None
+    note: str = ""
+    resume_at: DateTime | None = Field(
+        default=None, description="The scheduler re-activates the schedule then."
+    )
+
+
+class DeactivateScheduleRequest(StrictWire):
+    """tickwork extension: an optional body of ``deactivate``. Without a body, the k6
+    API's plain deactivate."""
+
+    note: str = Field(default="", max_length=1000, description="Why it is paused.")
+    resume_at: DateTime | None = Field(
+        default=None,
+        description="When the scheduler re-activates it on its own (in the future).",
+    )
+
+
+def parse_deactivate(body: bytes, *, now: datetime) -> tuple[str, datetime | None]:
+    """The note and resume_at of a deactivate body; ValidationError naming the field."""
+    request = from_json(DeactivateScheduleRequest, body, "The deactivation is not valid.")
+    if request.resume_at is None:
+        return request.note, None
+    found: list[Problem] = []
+    resume_at = instant_field(request.resume_at, "resume_at", found)
+    if resume_at is not None and resume_at <= now:
+        found.append(Problem("not_in_future", "resume_at", "'resume_at' must be later than now."))
+    if found or resume_at is None:
+        raise ValidationError(found, "The deactivation is not valid.")
+    return request.note, resume_at
+
+
+class BulkFilter(StrictWire):
+    """Which of the stack's schedules a bulk operation acts on: those of the load tests in
+    ``project_id`` and/or called ``load_test_name``; ``{}`` for every one."""
+
+    project_id: int | None = Field(default=None, ge=1, le=2**63 - 1)
+    load_test_name: str | None = Field(default=None, min_length=1, max_length=200)
+
+
+class BulkDeactivateRequest(StrictWire):
+    """tickwork extension: pause every matching schedule with one note."""
+
+    filter: BulkFilter
+    note: str = Field(default="", max_length=1000)
+    resume_at: DateTime | None = None
+
+
+class BulkActivateRequest(StrictWire):
+    """tickwork extension: re-activate every matching schedule."""
+
+    filter: BulkFilter
+
+
+class BulkRefusal(BaseModel):
+    id: int
+    code: str
+    message: str
+
+
+class BulkResult(BaseModel):
+    changed: list[int] = Field(description="Schedules this call paused or re-activated.")
+    unchanged: list[int] = Field(description="Already in that state (or expired, for a pause).")
+    refused: list[BulkRefusal] = Field(
+        default_factory=list, description="Schedules it could not change, and why."
+    )
+
+
 class ScheduleApiModel(BaseModel):
     id: int
     load_test_id: int
@@ -81,6 +153,10 @@ class ScheduleApiModel(BaseModel):
     created_by: str | None
     overlap: Overlap = "skip"
     catch_up_seconds: int | None = None
+    paused: PauseApiModel | None = Field(
+        default=None,
+        description="tickwork extension, read-only: the pause in force while deactivated.",
+    )
 
 
 class ScheduleListResponse(BaseModel):
@@ -210,6 +286,7 @@ def schedule_api_model(
     deactivated: bool,
     next_run: datetime | None,
     created_by: str | None,
+    paused: PauseApiModel | None = None,
 ) -> ScheduleApiModel:
     """All eight keys; omitted rule fields come back filled, ``starts`` echoed as given."""
     return ScheduleApiModel(
@@ -223,6 +300,7 @@ def schedule_api_model(
         created_by=created_by,
         overlap=request.overlap,
         catch_up_seconds=request.catch_up_seconds,
+        paused=paused,
     )
 
 

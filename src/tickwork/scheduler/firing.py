@@ -100,6 +100,22 @@ class Firer:
         result.conflicts = len(outcome.conflicts)
         return result
 
+    def resume_due(self, lease: Lease) -> list[int]:
+        """Re-activate the paused schedules whose resume_at has come, each under the lease
+        and checked against the version read (so once, whoever leads); their ids.
+        LeaseLost when the lease is not ours."""
+        schedules = self._store.schedules
+        resumed = []
+        for sid in schedules.resumes_due(now=self._clock(), limit=self._batch_size):
+            record = schedules.get_any(sid)
+            done = schedules.resume(lease, record) if record is not None else False
+            if done:
+                resumed.append(sid)
+            elif done is False:
+                schedules.forget_resume(sid)
+            # None: changed since it was read; the next loop reads it again
+        return resumed
+
     def fire_due(self, lease: Lease) -> BatchResult:
         """Commit one batch of due schedules. LeaseLost when the lease is not ours."""
         now = self._clock()

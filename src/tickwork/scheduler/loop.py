@@ -133,6 +133,9 @@ class Scheduler:
                 self._renewed_at = time.monotonic()
                 self.metrics.renewals.inc()
                 self._housekeeping.reap()
+            resumed = self._firer.resume_due(self.lease)
+            if resumed:
+                log.info("schedules_resumed", extra={"schedule_ids": resumed})
             result = self._firer.fire_ahead(self.lease) or self._firer.fire_due(self.lease)
         except LeaseLost as exc:
             self._step_down(str(exc))
@@ -167,9 +170,9 @@ class Scheduler:
 
     def _sleep_until_due(self) -> None:
         timeout = self._renew_every_s - (time.monotonic() - self._renewed_at)
-        earliest = self._store.due.earliest()
-        if earliest is not None:
-            timeout = min(timeout, (earliest - to_ms(self._clock())) / 1000)
+        for earliest in (self._store.due.earliest(), self._store.schedules.earliest_resume()):
+            if earliest is not None:
+                timeout = min(timeout, (earliest - to_ms(self._clock())) / 1000)
         if timeout <= 0.001:
             return
         if timeout <= _BLOCK_SLACK_S:

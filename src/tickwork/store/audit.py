@@ -38,6 +38,8 @@ class Actor:
     via: str  # api | cli | console | scheduler | internal
 
 
+SCHEDULER = Actor("scheduler", "scheduler")
+"""The leader's own changes (a pause ended at its resume_at)."""
 INTERNAL = Actor("tickwork", "internal")
 """A change made by tickwork's own code outside a request (tests, benchmarks, the standalone's
 first example)."""
@@ -130,8 +132,42 @@ class Audit:
     ) -> None:
         """Queue an entry on a MULTI pipeline, beside the writes it records. (Its id is taken
         at once, on the client: an attempt voided by a WATCH leaves a gap, nothing else.)"""
-        with translated():
-            entry_id = int(self._client.incr(self._keys.ids("audit")))
+        feed, trail, body = self.entry(
+            stack=stack,
+            kind=kind,
+            resource_id=resource_id,
+            action=action,
+            actor=actor,
+            at=at,
+            changes=changes,
+            note=note,
+            extra=extra,
+        )
+        score = to_us(at)
+        pipe.zadd(feed, {body: score})
+        pipe.zadd(trail, {body: score})
+        pipe.sadd(self._keys.stacks, stack)
+
+    def entry(
+        self,
+        *,
+        stack: int,
+        kind: str,
+        resource_id: int | str,
+        action: str,
+        actor: Actor,
+        at: datetime,
+        changes: Sequence[Change] = (),
+        note: str = "",
+        extra: Mapping[str, Any] | None = None,
+        entry_id: str | None = None,
+    ) -> tuple[str, str, str]:
+        """An entry's two keys (the stack's feed, the resource's trail) and its body, for a
+        writer that commits it some other way (a script). ``entry_id``: a deterministic id
+        (a script's write that may be refused must not spend a counter)."""
+        if entry_id is None:
+            with translated():
+                entry_id = str(self._client.incr(self._keys.ids("audit")))
         entry = AuditEntry(
             id=str(entry_id),
             at=at,
@@ -146,10 +182,7 @@ class Audit:
             extra=extra or {},
         )
         body = json.dumps({k: v for k, v in entry.as_json().items() if k != "at"}, default=str)
-        score = to_us(at)
-        pipe.zadd(self._keys.audit_feed(stack, kind), {body: score})
-        pipe.zadd(self._keys.audit_of(kind, str(resource_id)), {body: score})
-        pipe.sadd(self._keys.stacks, stack)
+        return self._keys.audit_feed(stack, kind), self._keys.audit_of(kind, str(resource_id)), body
 
     def of(
         self, kind: str, resource_id: int | str, *, skip: int, top: int

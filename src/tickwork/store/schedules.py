@@ -24,6 +24,7 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
+from importlib.resources import files
 from typing import Any, ClassVar
 
 import redis
@@ -31,11 +32,12 @@ from redis.client import Pipeline
 
 from tickwork.core import Schedule, next_after
 from tickwork.core.instants import ONE_MICROSECOND, format_instant, from_us, to_ms, to_us
-from tickwork.errors import Conflict, NotFound, StoreError
-from tickwork.store.audit import INTERNAL, Actor, Audit, changes_between
+from tickwork.errors import Conflict, LeaseLost, NotFound, StoreError
+from tickwork.store.audit import INTERNAL, SCHEDULER, Actor, Audit, changes_between
 from tickwork.store.codec import decode_schedule, encode_schedule
 from tickwork.store.connection import text_of, translated
 from tickwork.store.keys import Keys
+from tickwork.store.leases import Lease
 from tickwork.store.paging import read_page
 from tickwork.store.transactions import transact
 
@@ -301,6 +303,7 @@ def decode(fields: Mapping[Any, Any]) -> ScheduleRecord:
 
 
 AUDIT_KIND = {"k6": "schedule", "kragle": "kragle_job", "report": "report"}
+RESUME_SCRIPT = files("tickwork.store").joinpath("scripts/resume_schedule.lua").read_text()
 
 
 def _audited(record: ScheduleRecord) -> dict[str, Any]:
@@ -319,6 +322,7 @@ class Schedules:
         self._client = client
         self._keys = keys
         self.audit = audit
+        self._resume = client.register_script(RESUME_SCRIPT)
 
     def queue_audit(
         self,
@@ -456,11 +460,71 @@ class Schedules:
             pipe.zadd(self._keys.due, {str(record.id): to_ms(record.next_at)})
         else:
             pipe.zrem(self._keys.due, str(record.id))
+        pause = record.pause
+        if pause is not None and pause.resume_at is not None:
+            pipe.zadd(self._keys.resume, {str(record.id): to_ms(pause.resume_at)})
+        else:
+            pipe.zrem(self._keys.resume, str(record.id))
         self.nudge(pipe)
 
     def nudge(self, pipe: redis.client.Pipeline) -> None:
         pipe.lpush(self._keys.nudge, "1")
         pipe.ltrim(self._keys.nudge, 0, 0)
+
+    def resumes_due(self, *, now: datetime, limit: int) -> list[int]:
+        """Paused schedules whose resume_at has come, earliest first."""
+        with translated():
+            raw = self._client.zrangebyscore(self._keys.resume, "-inf", to_ms(now), 0, limit)
+        return [int(text_of(member)) for member in raw]
+
+    def forget_resume(self, schedule_id: int) -> None:
+        """Drop a resume entry that names nothing to resume (the schedule is gone, or was
+        resumed or re-paused by hand meanwhile)."""
+        with translated():
+            self._client.zrem(self._keys.resume, str(schedule_id))
+
+    def earliest_resume(self) -> int | None:
+        """The earliest resume_at (ms) of a paused schedule, or None."""
+        with translated():
+            first = self._client.zrange(self._keys.resume, 0, 0, withscores=True)
+        return int(first[0][1]) if first else None
+
+    def resume(self, lease: Lease, record: ScheduleRecord) -> bool | None:
+        """Re-activate the paused ``record`` as of its resume_at, under ``lease``: True when
+        done, None when the record changed since it was read (re-read it), False when it
+        has no resume_at to act on. LeaseLost when the lease is not ours: a leader that lost
+        it never resumes anything, so a resume happens once, whoever leads."""
+        pause = record.pause
+        if pause is None or pause.resume_at is None:
+            return False
+        resumed = reactivated(record, now=pause.resume_at)
+        feed, trail, entry = self.audit.entry(
+            stack=record.stack,
+            kind=AUDIT_KIND[record.dialect],
+            resource_id=record.id,
+            action="resumed",
+            actor=SCHEDULER,
+            at=pause.resume_at,
+            changes=changes_between(_audited(record), _audited(resumed)),
+            note=f"resume_at of the pause from {format_instant(pause.since)}",
+            entry_id=f"r{record.id}-{to_us(pause.resume_at)}",
+        )
+        fields = [item for pair in _encode(resumed).items() for item in pair]
+        due = "" if resumed.next_at is None else to_ms(resumed.next_at)
+        keys = [
+            self._keys.lease(lease.name),
+            self._keys.schedule(record.id),
+            self._keys.due,
+            self._keys.resume,
+            feed,
+            trail,
+        ]
+        args = [lease.value, record.id, record.version, due, entry, to_us(pause.resume_at), *fields]
+        with translated():
+            answer = self._resume(keys=keys, args=args)
+        if answer == -1:
+            raise LeaseLost(f"lease {lease.name!r} term {lease.term} is no longer held")
+        return True if answer == 1 else None
 
     def resettle(self, schedule_id: int) -> None:
         """Move a schedule whose due entry lies at or before what the fire commit already
@@ -568,6 +632,7 @@ class Schedules:
         job): its record and due entry go, the load test's pointer stays (MULTI pipeline)."""
         pipe.delete(self._keys.schedule(record.id), self._keys.schedule_ledger(record.id))
         pipe.zrem(self._keys.due, str(record.id))
+        pipe.zrem(self._keys.resume, str(record.id))
         self.nudge(pipe)
 
     def queue_delete(self, pipe: redis.client.Pipeline, record: ScheduleRecord) -> None:
@@ -575,6 +640,7 @@ class Schedules:
         stay readable by id."""
         pipe.delete(self._keys.schedule(record.id), self._keys.schedule_ledger(record.id))
         pipe.zrem(self._keys.due, str(record.id))
+        pipe.zrem(self._keys.resume, str(record.id))
         pipe.zrem(self._keys.stack_index(record.stack, "schedules"), str(record.id))
         pipe.delete(self._keys.load_test_schedule(record.load_test_id))
         self.nudge(pipe)

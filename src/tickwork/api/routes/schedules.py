@@ -6,17 +6,25 @@ import contextlib
 
 from fastapi import APIRouter, Request, Response
 
-from tickwork.api.deps import Acting, Caller, Context, JsonBody, ResourceId
+from tickwork.api.deps import Acting, Caller, Context, JsonBody, RawBody, ResourceId, json_data
 from tickwork.api.openapi import error_responses, json_request
 from tickwork.api.pagination import Paging, page_response
 from tickwork.api.render import json_response, schedule_model
 from tickwork.dialects.k6 import (
+    BulkActivateRequest,
+    BulkDeactivateRequest,
+    BulkFilter,
+    BulkRefusal,
+    BulkResult,
     CreateScheduleRequest,
     ScheduleApiModel,
     ScheduleListResponse,
     parse_create_schedule,
+    parse_deactivate,
 )
-from tickwork.errors import NotFound
+from tickwork.dialects.wire import from_json
+from tickwork.errors import Conflict, NotFound
+from tickwork.store import ScheduleRecord, Store
 
 router = APIRouter(prefix="/cloud/v6", tags=["schedules"])
 
@@ -115,6 +123,78 @@ def delete_schedule(id: ResourceId, caller: Caller, actor: Acting, context: Cont
     return Response(status_code=204)
 
 
+def _matching(store: Store, stack: int, match: BulkFilter) -> list[ScheduleRecord]:
+    """The stack's k6 schedules of the load tests ``match`` names, by load test id."""
+    tests, skip = [], 0
+    while True:
+        page, total = store.load_tests.page(
+            stack, skip=skip, top=1000, project_id=match.project_id, name=match.load_test_name
+        )
+        tests += page
+        skip += 1000
+        if skip >= total:
+            break
+    records = []
+    for test in tests:
+        with contextlib.suppress(NotFound):
+            records.append(store.schedules.for_load_test(stack, test.id))
+    return records
+
+
+@router.post(
+    "/schedules/bulk/deactivate",
+    operation_id="schedules_bulk_deactivate",
+    summary="Pause every matching schedule, with one note (tickwork extension).",
+    description="The filter names a project and/or a load test name (`{}`: every schedule "
+    "of the stack). Each is paused as `/schedules/{id}/deactivate` with a body would.",
+    response_model=BulkResult,
+    openapi_extra=json_request(BulkDeactivateRequest),
+)
+def bulk_deactivate(caller: Caller, actor: Acting, context: Context, body: JsonBody) -> Response:
+    request = from_json(BulkDeactivateRequest, body, "The bulk deactivation is not valid.")
+    now = context.clock()
+    note, resume_at = request.note, None
+    if request.resume_at is not None:
+        note, resume_at = parse_deactivate(
+            request.model_dump_json(include={"note", "resume_at"}).encode(), now=now
+        )
+    result = BulkResult(changed=[], unchanged=[])
+    for record in _matching(context.store, caller.stack, request.filter):
+        after = context.store.schedules.deactivate(
+            caller.stack,
+            record.id,
+            now=now,
+            by=actor.who,
+            note=note,
+            resume_at=resume_at,
+            actor=actor,
+        )
+        (result.changed if after.version != record.version else result.unchanged).append(record.id)
+    return json_response(result)
+
+
+@router.post(
+    "/schedules/bulk/activate",
+    operation_id="schedules_bulk_activate",
+    summary="Re-activate every matching schedule (tickwork extension).",
+    description="As `/schedules/bulk/deactivate`; an expired schedule is listed in `refused`.",
+    response_model=BulkResult,
+    openapi_extra=json_request(BulkActivateRequest),
+)
+def bulk_activate(caller: Caller, actor: Acting, context: Context, body: JsonBody) -> Response:
+    request = from_json(BulkActivateRequest, body, "The bulk activation is not valid.")
+    now = context.clock()
+    result = BulkResult(changed=[], unchanged=[])
+    for record in _matching(context.store, caller.stack, request.filter):
+        try:
+            after = context.store.schedules.activate(caller.stack, record.id, now=now, actor=actor)
+        except Conflict as exc:
+            result.refused.append(BulkRefusal(id=record.id, code=exc.code, message=str(exc)))
+            continue
+        (result.changed if after.version != record.version else result.unchanged).append(record.id)
+    return json_response(result)
+
+
 @router.post(
     "/schedules/{id}/activate",
     operation_id="schedule_activate",
@@ -136,15 +216,31 @@ def activate_schedule(id: ResourceId, caller: Caller, actor: Acting, context: Co
     operation_id="schedule_deactivate",
     summary="Deactivate a schedule.",
     description="A deactivated schedule will not trigger new test runs. The operation has no "
-    "effect if the schedule is expired.",
+    "effect if the schedule is expired. tickwork extension: an optional JSON body "
+    '`{"note": ..., "resume_at": ...}` says why, and when the scheduler re-activates '
+    "it on its own; the schedule then shows them in `paused`.",
     responses=error_responses(404),
     status_code=204,
     response_class=Response,
+    openapi_extra={
+        "requestBody": {
+            "required": False,
+            "content": {
+                "application/json": {
+                    "schema": {"$ref": "#/components/schemas/DeactivateScheduleRequest"}
+                }
+            },
+        }
+    },
 )
 def deactivate_schedule(
-    id: ResourceId, caller: Caller, actor: Acting, context: Context
+    id: ResourceId, caller: Caller, actor: Acting, context: Context, body: RawBody
 ) -> Response:
+    now = context.clock()
+    note, resume_at = "", None
+    if body.data.strip():  # no body: the k6 API's plain deactivate
+        note, resume_at = parse_deactivate(json_data(body), now=now)
     context.store.schedules.deactivate(
-        caller.stack, id, now=context.clock(), by=actor.who, actor=actor
+        caller.stack, id, now=now, by=actor.who, note=note, resume_at=resume_at, actor=actor
     )
     return Response(status_code=204)

@@ -1,0 +1,235 @@
+"""Operator controls (issue 16): pause with a note and resume on time, bulk pause and resume,
+and a manual start that never consumes a scheduled occurrence."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from rq import Queue
+
+from tickwork.errors import LeaseLost
+from tickwork.scheduler.firing import Firer
+from tickwork.store import Lease, Store
+from tickwork.store.queue import queue
+
+from .api_support import T0, Api, Clock, snapshot
+
+
+@pytest.fixture
+def rq_queue(store: Store) -> Queue:
+    return queue(store.client, f"{store.keys.prefix}-runs")
+
+
+@pytest.fixture
+def firer(store: Store, rq_queue: Queue, clock: Clock) -> Firer:
+    return Firer(store, rq_queue, clock=clock, catch_up=timedelta(minutes=5))
+
+
+@pytest.fixture
+def lease(store: Store) -> Lease:
+    lease = store.leases.acquire("scheduler", "me", 10**9)
+    assert lease is not None
+    return lease
+
+
+HOURLY = {"starts": "2026-11-23T13:00:00Z", "recurrence_rule": {"frequency": "HOURLY"}}
+
+
+def _hourly(api: Api, **extra: Any) -> tuple[int, int]:
+    load_test = api.load_test()
+    return api.schedule(load_test, HOURLY | extra)["id"], load_test
+
+
+def test_a_pause_with_a_note_and_resume_at_is_shown_to_everyone_who_reads_it(
+    api: Api,
+) -> None:
+    sid, _ = _hourly(api)
+    response = api.post(
+        f"/cloud/v6/schedules/{sid}/deactivate",
+        json={"note": "release freeze", "resume_at": "2026-11-24T08:00:00Z"},
+    )
+    assert response.status_code == 204
+
+    schedule = api.get(f"/cloud/v6/schedules/{sid}").json()
+    assert schedule["deactivated"] is True
+    assert schedule["paused"] == {
+        "since": "2026-11-23T12:00:00Z",
+        "by": "alice@example.com",
+        "note": "release freeze",
+        "resume_at": "2026-11-24T08:00:00Z",
+    }
+    # A client that sends back what it read (paused included) still sets the schedule
+    again = api.post(f"/cloud/v6/load_tests/{schedule['load_test_id']}/schedule", json=schedule)
+    assert again.status_code == 200, again.text
+
+
+def test_a_plain_deactivate_stays_k6s(api: Api) -> None:
+    sid, _ = _hourly(api)
+    assert api.post(f"/cloud/v6/schedules/{sid}/deactivate").status_code == 204
+    paused = api.get(f"/cloud/v6/schedules/{sid}").json()["paused"]
+    assert paused == {
+        "since": "2026-11-23T12:00:00Z",
+        "by": "alice@example.com",
+        "note": "",
+        "resume_at": None,
+    }
+
+
+@pytest.mark.parametrize(
+    ("body", "target"),
+    [
+        ({"resume_at": "2026-11-23T11:00:00Z"}, "resume_at"),
+        ({"resume_at": "tomorrow"}, "resume_at"),
+        ({"note": "x" * 1001}, "note"),
+        ({"notes": "typo"}, "notes"),
+    ],
+)
+def test_a_bad_pause_is_400_naming_the_field_and_changes_nothing(
+    api: Api, store: Store, body: dict[str, Any], target: str
+) -> None:
+    sid, _ = _hourly(api)
+    before = snapshot(store)
+
+    response = api.post(f"/cloud/v6/schedules/{sid}/deactivate", json=body)
+
+    assert response.status_code == 400
+    assert target in [d["target"] for d in response.json()["error"]["details"]]
+    assert snapshot(store) == before
+
+
+def test_the_leader_resumes_a_pause_at_its_resume_at_exactly_once(
+    api: Api, store: Store, clock: Clock, firer: Firer, lease: Lease
+) -> None:
+    # Given a pause from 12:00 to 15:30 of an hourly schedule
+    sid, _ = _hourly(api, overlap="allow")
+    api.post(
+        f"/cloud/v6/schedules/{sid}/deactivate",
+        json={"note": "maintenance", "resume_at": "2026-11-23T15:30:00Z"},
+    )
+    clock.now = T0 + timedelta(hours=3)
+    assert firer.resume_due(lease) == []  # not yet
+
+    # When the leader looks after resume_at
+    clock.now = T0 + timedelta(hours=3, minutes=30, seconds=1)
+    assert firer.resume_due(lease) == [sid]
+    assert firer.resume_due(lease) == []  # and never again
+
+    # Then it is active, next at 16:00, and the trail and the ledger say what happened
+    schedule = api.get(f"/cloud/v6/schedules/{sid}").json()
+    assert (schedule["deactivated"], schedule["paused"]) == (False, None)
+    assert schedule["next_run"] == "2026-11-23T16:00:00Z"
+    resumed, _, _ = api.get(f"/cloud/v6/schedules/{sid}/audit").json()["value"]
+    assert (resumed["action"], resumed["who"], resumed["at"]) == (
+        "resumed",
+        "scheduler",
+        "2026-11-23T15:30:00Z",
+    )
+    clock.now = T0 + timedelta(hours=4, seconds=1)
+    assert [at for _, at in firer.fire_due(lease).fired] == [T0 + timedelta(hours=4)]
+    items = api.get(
+        f"/cloud/v6/schedules/{sid}/occurrences",
+        params={"after": "2026-11-23T12:00:00Z", "limit": "4"},
+    ).json()["value"]
+    assert [(i["instant"], i["outcome"], i.get("reason")) for i in items] == [
+        ("2026-11-23T13:00:00Z", "skipped", "paused"),
+        ("2026-11-23T14:00:00Z", "skipped", "paused"),
+        ("2026-11-23T15:00:00Z", "skipped", "paused"),
+        ("2026-11-23T16:00:00Z", "fired", None),
+    ]
+
+
+def test_a_leader_that_lost_its_lease_resumes_nothing(
+    api: Api, store: Store, clock: Clock, firer: Firer, lease: Lease
+) -> None:
+    sid, _ = _hourly(api)
+    api.post(f"/cloud/v6/schedules/{sid}/deactivate", json={"resume_at": "2026-11-23T12:30:00Z"})
+    store.client.set(store.keys.lease("scheduler"), f"{lease.term + 1}:rival")
+    clock.now = T0 + timedelta(hours=1)
+    before = snapshot(store)
+
+    with pytest.raises(LeaseLost):
+        firer.resume_due(lease)
+
+    assert snapshot(store) == before
+    assert api.get(f"/cloud/v6/schedules/{sid}").json()["deactivated"] is True
+
+
+def test_a_schedule_changed_between_the_read_and_the_resume_is_read_again(
+    api: Api, store: Store, clock: Clock, lease: Lease
+) -> None:
+    sid, _ = _hourly(api)
+    api.post(f"/cloud/v6/schedules/{sid}/deactivate", json={"resume_at": "2026-11-23T12:30:00Z"})
+    read = store.schedules.get(1, sid)
+    api.post(f"/cloud/v6/schedules/{sid}/activate")  # by hand, meanwhile
+
+    assert store.schedules.resume(lease, read) is None
+    assert [e["action"] for e in api.get(f"/cloud/v6/schedules/{sid}/audit").json()["value"]] == [
+        "activated",
+        "deactivated",
+        "created",
+    ]
+
+
+def test_bulk_pause_and_resume_act_on_the_matching_schedules_and_say_which(
+    api: Api, clock: Clock
+) -> None:
+    project = api.project("nightly")
+    other = api.project("adhoc")
+    named = [api.load_test(project, name=f"checkout-{i}") for i in range(2)]
+    elsewhere = api.load_test(other, name="checkout-0")
+    ids = [api.schedule(lt, HOURLY)["id"] for lt in [*named, elsewhere]]
+    api.post(f"/cloud/v6/schedules/{ids[1]}/deactivate")  # already paused
+
+    paused = api.post(
+        "/cloud/v6/schedules/bulk/deactivate",
+        json={"filter": {"project_id": project}, "note": "release freeze"},
+    )
+    assert paused.status_code == 200, paused.text
+    assert paused.json() == {"changed": [ids[0]], "unchanged": [ids[1]], "refused": []}
+    assert api.get(f"/cloud/v6/schedules/{ids[0]}").json()["paused"]["note"] == "release freeze"
+    assert api.get(f"/cloud/v6/schedules/{ids[2]}").json()["deactivated"] is False
+
+    by_name = api.post(
+        "/cloud/v6/schedules/bulk/activate", json={"filter": {"load_test_name": "checkout-0"}}
+    )
+    assert by_name.json() == {"changed": [ids[0]], "unchanged": [ids[2]], "refused": []}
+
+    everything = api.post("/cloud/v6/schedules/bulk/activate", json={"filter": {}})
+    assert everything.json()["changed"] == [ids[1]]
+
+
+def test_a_bulk_request_without_a_filter_is_400_and_changes_nothing(api: Api, store: Store) -> None:
+    _hourly(api)
+    before = snapshot(store)
+    response = api.post("/cloud/v6/schedules/bulk/deactivate", json={"note": "x"})
+    assert response.status_code == 400
+    assert [d["target"] for d in response.json()["error"]["details"]] == ["filter"]
+    assert snapshot(store) == before
+
+
+@pytest.mark.parametrize("overlap", ["allow", "skip"])
+def test_a_manual_start_never_consumes_a_scheduled_occurrence(
+    api: Api, store: Store, clock: Clock, firer: Firer, lease: Lease, overlap: str
+) -> None:
+    # Given a one-shot at 12:05 and a run started by hand a second before it
+    load_test = api.load_test()
+    sid = api.schedule(load_test, {"starts": "2026-11-23T12:05:00Z", "overlap": overlap})["id"]
+    clock.now = T0 + timedelta(minutes=4, seconds=59)
+    assert api.post(f"/cloud/v6/load_tests/{load_test}/start").status_code == 200
+
+    # When the occurrence is due
+    clock.now = T0 + timedelta(minutes=5)
+    firer.fire_due(lease)
+
+    # Then it happened: fired beside the manual run, or recorded skipped for overlap
+    (item,) = api.get(
+        f"/cloud/v6/schedules/{sid}/occurrences", params={"after": "2026-11-23T12:00:00Z"}
+    ).json()["value"]
+    if overlap == "allow":
+        assert item["outcome"] == "fired"
+    else:
+        assert (item["outcome"], item["reason"]) == ("skipped", "overlap")
+    runs = api.get(f"/cloud/v6/load_tests/{load_test}/test_runs").json()["value"]
+    assert len(runs) == 2
