@@ -233,3 +233,37 @@ def test_a_manual_start_never_consumes_a_scheduled_occurrence(
         assert (item["outcome"], item["reason"]) == ("skipped", "overlap")
     runs = api.get(f"/cloud/v6/load_tests/{load_test}/test_runs").json()["value"]
     assert len(runs) == 2
+
+
+def test_a_dst_policy_is_set_echoed_and_applied(api: Api) -> None:
+    load_test = api.load_test()
+    body = {
+        "starts": "2026-12-01T00:00:00Z",
+        "cron": {
+            "schedule": "30 2 * * *",
+            "time_zone": "America/New_York",
+            "dst": {"gap": "skip", "repeat": "both"},
+        },
+    }
+    schedule = api.schedule(load_test, body)
+    assert schedule["cron"]["dst"] == {"gap": "skip", "repeat": "both"}
+    items = api.get(
+        f"/cloud/v6/schedules/{schedule['id']}/occurrences",
+        params={"after": "2027-03-13T12:00:00Z", "limit": "1"},
+    ).json()["value"]
+    assert items[0]["instant"] == "2027-03-15T06:30:00Z"  # the 14th's 02:30 did not exist
+
+
+def test_a_bad_dst_policy_is_400_naming_the_field_and_changes_nothing(
+    api: Api, store: Store
+) -> None:
+    load_test = api.load_test()
+    before = snapshot(store)
+    body = {
+        "starts": "2026-12-01T00:00:00Z",
+        "cron": {"schedule": "30 2 * * *", "time_zone": "UTC", "dst": {"gap": "later"}},
+    }
+    response = api.post(f"/cloud/v6/load_tests/{load_test}/schedule", json=body)
+    assert response.status_code == 400
+    assert [d["target"] for d in response.json()["error"]["details"]] == ["cron.dst.gap"]
+    assert snapshot(store) == before

@@ -31,7 +31,7 @@ from typing import Final
 from cronsim import CronSim, CronSimError
 
 from tickwork.core.instants import ONE_MICROSECOND, zone
-from tickwork.core.model import Cron
+from tickwork.core.model import Cron, DstGap, DstRepeat
 from tickwork.errors import Problem
 
 ALIASES: Final = {
@@ -61,6 +61,7 @@ _EXTENSION = re.compile(r"[LW#?H]")
 # an elapsed-time job skips (cronsim walks wall-clock time); each is at most a day of minutes.
 _MAX_SKIPS: Final = 2000
 _ONE_MINUTE: Final = timedelta(minutes=1)
+_FOLD_REACH: Final = timedelta(hours=3)
 
 
 def expand(expression: str) -> str:
@@ -179,11 +180,44 @@ def next_after(cron: Cron, starts: datetime, after: datetime) -> datetime | None
     tz = zone(cron.time_zone)
     expression = _for_cronsim(cron.expression.upper())
     try:
-        if _follows_wall_clock(expression):
-            return _next_on_wall_clock(expression, tz, floor)
-        return _next_in_elapsed_time(expression, tz, floor)
+        if not _follows_wall_clock(expression):
+            return _next_in_elapsed_time(expression, tz, floor)
+        found = _next_on_wall_clock(expression, tz, floor)
+        if cron.gap is DstGap.SKIP:
+            # A time shifted out of a gap shows a wall time the expression does not match.
+            for _ in range(_MAX_SKIPS):
+                if found is None or _matches(expression, found.astimezone(tz)):
+                    break
+                found = _next_on_wall_clock(expression, tz, found)
+        if cron.repeat is DstRepeat.BOTH:
+            second = _next_second_pass(expression, tz, floor, until=found)
+            if second is not None and (found is None or second < found):
+                found = second
+        return found
     except (StopIteration, OverflowError):
         return None
+
+
+def _matches(expression: str, local: datetime) -> bool:
+    wall = local.replace(second=0, microsecond=0, tzinfo=None)
+    return bool(next(CronSim(expression, wall - _ONE_MINUTE), None) == wall)
+
+
+def _next_second_pass(
+    expression: str, tz: tzinfo, floor: datetime, *, until: datetime | None
+) -> datetime | None:
+    """The earliest second pass of a repeated wall time that matches, after ``floor`` and
+    before ``until`` (the first-pass candidate). Folds last at most a few hours: wall times
+    are walked from a little before ``floor``'s to a little after ``until``'s."""
+    start = floor.astimezone(tz).replace(tzinfo=None) - _FOLD_REACH
+    stop = (until or floor + _FOLD_REACH * 4).astimezone(tz).replace(tzinfo=None) + _FOLD_REACH
+    for wall in islice(_matching_walls(expression, start), _MAX_SKIPS):
+        if wall > stop:
+            break
+        instants = _instants(wall, tz)
+        if len(instants) == 2 and instants[1] > floor:
+            return instants[1]
+    return None
 
 
 def _follows_wall_clock(expression: str) -> bool:

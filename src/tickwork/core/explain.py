@@ -20,7 +20,7 @@ from datetime import UTC, datetime, tzinfo
 
 from tickwork.core import cron
 from tickwork.core.instants import zone
-from tickwork.core.model import Cron, Frequency, Once, Rule, Schedule
+from tickwork.core.model import Cron, DstRepeat, Frequency, Once, Rule, Schedule
 from tickwork.core.occurrences import next_after
 
 MAX_WINDOW = 1000
@@ -90,7 +90,14 @@ def _cron_notes(trigger: Cron, tz: tzinfo, instant: datetime, local: datetime) -
     first = wall.replace(tzinfo=tz, fold=0).astimezone(UTC)
     second = wall.replace(tzinfo=tz, fold=1).astimezone(UTC)
     if first != second:  # the wall time happened twice
-        if cron.follows_wall_clock(trigger):
+        if cron.follows_wall_clock(trigger) and trigger.repeat is DstRepeat.BOTH:
+            which = "first" if instant.astimezone(UTC) == first else "second"
+            message = (
+                f"{wall:%H:%M} happened twice on {wall:%Y-%m-%d} in {trigger.time_zone} "
+                f"(clocks went back): this is the {which} pass; this schedule runs at both "
+                "(dst.repeat both)"
+            )
+        elif cron.follows_wall_clock(trigger):
             message = (
                 f"{wall:%H:%M} happened twice on {wall:%Y-%m-%d} in {trigger.time_zone} "
                 "(clocks went back): a fixed-time job runs at the first pass only"

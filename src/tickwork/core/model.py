@@ -37,12 +37,30 @@ class Weekday(StrEnum):
 _WEEKDAY_ORDER = list(Weekday)
 
 
+class DstGap(StrEnum):
+    """A fixed-time job's local time that does not exist (spring-forward)."""
+
+    SHIFT = "shift"  # run at the first instant after the gap (cronie; the default)
+    SKIP = "skip"  # no run that day
+
+
+class DstRepeat(StrEnum):
+    """A fixed-time job's local time that happens twice (fall-back)."""
+
+    FIRST = "first"  # run at the first pass only (cronie; the default)
+    BOTH = "both"  # run at both passes
+
+
 @dataclass(frozen=True, slots=True)
 class Cron:
-    """A five-field cron expression (aliases already expanded) evaluated in an IANA zone."""
+    """A five-field cron expression (aliases already expanded) evaluated in an IANA zone.
+    ``gap`` and ``repeat`` say what a fixed-time job does at DST changes; a job whose minute
+    or hour field begins with ``*`` follows elapsed time and ignores them."""
 
     expression: str
     time_zone: str
+    gap: DstGap = DstGap.SHIFT
+    repeat: DstRepeat = DstRepeat.FIRST
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 
 from tickwork.core import cron as cron_rules
 from tickwork.core.instants import InstantError, is_time_zone_name, out_of_range, parse_instant
-from tickwork.core.model import Cron, Frequency, Once, Rule, Schedule, Weekday
+from tickwork.core.model import Cron, DstGap, DstRepeat, Frequency, Once, Rule, Schedule, Weekday
 from tickwork.errors import Problem, ValidationError
 
 CRON_MAX_LENGTH = 256
@@ -37,6 +37,8 @@ class RuleSpec:
 class CronSpec:
     schedule: str
     time_zone: str
+    gap: DstGap = DstGap.SHIFT
+    repeat: DstRepeat = DstRepeat.FIRST
 
 
 def build_schedule(
@@ -102,7 +104,12 @@ def _cron(spec: CronSpec, found: list[Problem]) -> Cron:
                 f"{spec.time_zone!r} is not an IANA time zone name.",
             )
         )
-    return Cron(expression=cron_rules.expand(spec.schedule), time_zone=spec.time_zone)
+    return Cron(
+        expression=cron_rules.expand(spec.schedule),
+        time_zone=spec.time_zone,
+        gap=spec.gap,
+        repeat=spec.repeat,
+    )
 
 
 def _rule(spec: RuleSpec, starts: datetime | None, found: list[Problem]) -> Rule:

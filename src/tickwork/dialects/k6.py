@@ -17,9 +17,26 @@ from pydantic import ValidationError as PydanticValidationError
 
 from tickwork.core import CronSpec, Frequency, RuleSpec, Schedule, Weekday, build_schedule
 from tickwork.core.instants import format_instant
+from tickwork.core.model import DstGap, DstRepeat
 from tickwork.core.validation import MAX_COUNT, MAX_INTERVAL, instant_field
 from tickwork.dialects.wire import DateTime, ErrorParts, StrictWire, from_json
 from tickwork.errors import Problem, ValidationError
+
+
+class ScheduleDst(StrictWire):
+    """tickwork extension: what a fixed-time cron job does at DST changes (a job whose
+    minute or hour field begins with '*' follows elapsed time and ignores it)."""
+
+    gap: DstGap = Field(
+        default=DstGap.SHIFT,
+        description="A local time that does not exist (spring-forward): 'shift' runs right "
+        "after the gap (cronie, the default), 'skip' runs nothing that day.",
+    )
+    repeat: DstRepeat = Field(
+        default=DstRepeat.FIRST,
+        description="A local time that happens twice (fall-back): 'first' runs at the first "
+        "pass (cronie, the default), 'both' at both.",
+    )
 
 
 class ScheduleCron(StrictWire):
@@ -29,6 +46,9 @@ class ScheduleCron(StrictWire):
         "aliases are: @yearly, @annually, @monthly, @weekly, @daily, @hourly.",
     )
     time_zone: str = Field(max_length=128, description="The timezone of the cron expression.")
+    dst: ScheduleDst | None = Field(
+        default=None, description="tickwork extension: the DST policy (null: cronie's)."
+    )
 
 
 class ScheduleRecurrenceRule(StrictWire):
@@ -235,6 +255,11 @@ def to_core(request: CreateScheduleRequest) -> Schedule:
     return schedule
 
 
+def _cron_spec(cron: ScheduleCron) -> CronSpec:
+    dst = cron.dst or ScheduleDst()
+    return CronSpec(cron.schedule, cron.time_zone, gap=dst.gap, repeat=dst.repeat)
+
+
 def _rule_problems(rule: ScheduleRecurrenceRule | None) -> list[Problem]:
     """RFC 5545's rules of the wire rule. The core's engine reads a rule with both ``count``
     and ``until`` (whichever ends it first), as stored before this check; a request may not
@@ -265,7 +290,7 @@ def _build(request: CreateScheduleRequest) -> Schedule:
     rule = request.recurrence_rule
     return build_schedule(
         starts=request.starts,
-        cron=CronSpec(request.cron.schedule, request.cron.time_zone) if request.cron else None,
+        cron=_cron_spec(request.cron) if request.cron else None,
         rule=RuleSpec(
             frequency=rule.frequency,
             interval=rule.interval,

@@ -8,6 +8,7 @@ from typing import Any
 
 from tickwork.core import Cron, Frequency, Interval, Once, Rule, Schedule, Weekday
 from tickwork.core.instants import parse_instant
+from tickwork.core.model import DstGap, DstRepeat
 from tickwork.errors import StoreError
 
 
@@ -16,6 +17,10 @@ def encode_schedule(schedule: Schedule) -> str:
     data: dict[str, Any] = {"starts": schedule.starts.isoformat()}
     if isinstance(trigger, Cron):
         data |= {"type": "cron", "expression": trigger.expression, "time_zone": trigger.time_zone}
+        if trigger.gap is not DstGap.SHIFT:
+            data["gap"] = trigger.gap.value
+        if trigger.repeat is not DstRepeat.FIRST:
+            data["repeat"] = trigger.repeat.value
     elif isinstance(trigger, Rule):
         data |= {
             "type": "rule",
@@ -38,7 +43,15 @@ def decode_schedule(text: str | bytes) -> Schedule:
         starts = parse_instant(data["starts"])
         kind = data["type"]
         if kind == "cron":
-            return Schedule(starts, Cron(data["expression"], data["time_zone"]))
+            return Schedule(
+                starts,
+                Cron(
+                    data["expression"],
+                    data["time_zone"],
+                    gap=DstGap(data.get("gap", "shift")),
+                    repeat=DstRepeat(data.get("repeat", "first")),
+                ),
+            )
         if kind == "rule":
             until = data.get("until")
             return Schedule(
