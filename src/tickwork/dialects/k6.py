@@ -47,7 +47,10 @@ class ScheduleCron(StrictWire):
     )
     time_zone: str = Field(max_length=128, description="The timezone of the cron expression.")
     dst: ScheduleDst | None = Field(
-        default=None, description="tickwork extension: the DST policy (null: cronie's)."
+        default=None,
+        # Absent unless set: k6 clients read exactly the k6 cron object.
+        exclude_if=lambda value: value is None,
+        description="tickwork extension: the DST policy (absent: cronie's).",
     )
 
 
