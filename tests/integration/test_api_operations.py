@@ -128,10 +128,15 @@ SERVED = {
     ("post", "/kragle/jobs"),
     ("get", "/kragle/jobs/byid/{id}"),
     ("delete", "/kragle/jobs/byid/{id}"),
+    ("get", "/kragle/jobs/byid/{id}/occurrences"),
+    ("get", "/kragle/schedules/byid/{id}/audit"),
+    ("get", "/kragle/jobs/byid/{id}/audit"),
     ("get", "/api/v1/reports/schedules"),
     ("post", "/api/v1/reports/schedules"),
     ("get", "/api/v1/reports/schedules/{schedule_id}"),
     ("put", "/api/v1/reports/schedules/{schedule_id}"),
+    ("get", "/api/v1/reports/schedules/{schedule_id}/occurrences"),
+    ("get", "/api/v1/reports/schedules/{schedule_id}/audit"),
     ("delete", "/api/v1/reports/registries"),
 }
 

@@ -274,9 +274,17 @@ def test_delete_removes_the_internal_load_test_and_its_schedule(api: Api, store:
 
     api.request("DELETE", f"{BASE}/registries", json={"schedules_ids": [created["id"]]})
 
-    # ids handed out stay counted; nothing else remains of the report
+    # ids handed out stay counted, and its audit trail stays readable; nothing else remains
+    trail = {
+        store.keys.audit_feed(1, "report").encode(),
+        store.keys.audit_of("report", created["id"]).encode(),
+        store.keys.stacks.encode(),
+    }
     after = {k: v for k, v in snapshot(store).items() if b":ids:" not in k and b":nudge" not in k}
-    assert after == {k: v for k, v in before.items() if b":ids:" not in k}
+    assert set(after) - set(before) == trail
+    assert {k: v for k, v in after.items() if k not in trail} == {
+        k: v for k, v in before.items() if b":ids:" not in k
+    }
     assert store.client.zcard(store.keys.due) == 0
 
 

@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from tickwork.core import Interval, Once, Schedule
 from tickwork.core.instants import EPOCH, LATEST, format_instant
+from tickwork.dialects.audit import AuditEntryModel
 from tickwork.dialects.wire import DateTime, StrictWire, from_json
 from tickwork.errors import Problem, ValidationError
 
@@ -114,6 +115,16 @@ class KragleJobList(BaseModel):
     pagesize: int
     page: int
     jobs: list[KragleJob]
+
+
+class KragleAuditList(BaseModel):
+    """A schedule's or a job's audit trail (tickwork extension), newest first, paged like
+    the other Kragle lists."""
+
+    count: int = Field(description="Total number of entries.")
+    pagesize: int = Field(description=f"Entries per page ({PAGE_SIZE}).")
+    page: int = Field(description="This page's number, from 1.")
+    entries: list[AuditEntryModel]
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,7 +2,8 @@
 
 k6 clients never see these: they are answered only by tickwork's own routes
 (``/schedules/{id}/occurrences``, ``/schedules/preview``, ``/schedules/{id}/health``,
-``/schedules/health``), and the k6 shapes stay exactly as the k6 API defines them.
+``/schedules/health``), and the k6 shapes stay exactly as the k6 API defines them. The Kragle
+and report dialects answer their schedules' occurrences with the same items (``Occurrence``).
 """
 
 from __future__ import annotations

@@ -26,7 +26,9 @@ from pydantic import BaseModel, Field
 from tickwork.core import Schedule
 from tickwork.core.instants import is_time_zone_name, to_us
 from tickwork.core.reports import report_schedule
+from tickwork.dialects.audit import AuditEntryModel
 from tickwork.dialects.k6 import ErrorApiModel, error_model
+from tickwork.dialects.ledger import Occurrence
 from tickwork.dialects.wire import ErrorParts, StrictWire, from_data, from_json
 from tickwork.errors import Problem, ValidationError
 
@@ -64,6 +66,9 @@ MESSAGES = {
     "create": "Report schedule created succesfully",
     "update": "Report schedule updated succesfully",
     "delete": "Schedules succesfully deleted",
+    # tickwork extensions: the document has no such operations
+    "occurrences": "Report schedule occurrences",
+    "audit": "Report schedule audit trail",
 }
 """The document's success messages, spelling included: clients may compare them."""
 
@@ -73,6 +78,8 @@ ERROR_MESSAGES = {
     "create": "Error creating new schedule",
     "update": "Error updating schedule",
     "delete": "Error deleting report schedules",
+    "occurrences": "Error listing occurrences",
+    "audit": "Error retrieving the audit trail",
 }
 
 
@@ -161,6 +168,36 @@ class RegistriesData(BaseModel):
 
 class ReportScheduleListEnvelope(BaseModel):
     data: RegistriesData
+    message: str
+    status: str
+
+
+class OccurrencesData(BaseModel):
+    occurrences: list[Occurrence] = Field(
+        description="As the k6 API's /schedules/{id}/occurrences items: instants in RFC 3339."
+    )
+    next_link: str | None = Field(
+        description="The next page (the occurrences after the last one), when this one is full."
+    )
+
+
+class ReportOccurrencesEnvelope(BaseModel):
+    """A report schedule's occurrences (tickwork extension)."""
+
+    data: OccurrencesData
+    message: str
+    status: str
+
+
+class AuditData(BaseModel):
+    entries: list[AuditEntryModel]
+    count: int = Field(description="Total number of entries.")
+
+
+class ReportAuditEnvelope(BaseModel):
+    """A report schedule's audit trail, newest first (tickwork extension)."""
+
+    data: AuditData
     message: str
     status: str
 
@@ -396,6 +433,22 @@ def list_envelope(reports: Iterable[ReportFields]) -> ReportScheduleListEnvelope
         data=RegistriesData(registries=[schedule_model(report) for report in reports]),
         message=MESSAGES["list"],
         status="ok",
+    )
+
+
+def occurrences_envelope(
+    occurrences: list[Occurrence], next_link: str | None
+) -> ReportOccurrencesEnvelope:
+    return ReportOccurrencesEnvelope(
+        data=OccurrencesData(occurrences=occurrences, next_link=next_link),
+        message=MESSAGES["occurrences"],
+        status="ok",
+    )
+
+
+def audit_envelope(entries: list[AuditEntryModel], count: int) -> ReportAuditEnvelope:
+    return ReportAuditEnvelope(
+        data=AuditData(entries=entries, count=count), message=MESSAGES["audit"], status="ok"
     )
 
 

@@ -11,12 +11,17 @@ every job's trigger and due entry with it; deleting a template deletes its jobs;
 load test deletes its jobs (``prepare_load_test_delete`` is one of its dependents). Each WATCHes
 the template, the index of its jobs and every job record it rewrites, so a job bound, changed
 or removed meanwhile voids the transaction, which then re-reads and tries again.
+
+Each write queues its audit entries in the same transaction (kinds ``kragle_schedule`` for a
+template, ``kragle_job`` for a job): a template created, updated (the wire fields that
+changed, old -> new) or deleted; a job created, moved with its template's timing, or deleted
+(by itself, with its template, or with its load test).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -26,18 +31,29 @@ import redis
 from tickwork.core import Schedule
 from tickwork.core.instants import from_us, to_us
 from tickwork.errors import Conflict, NotFound, StoreError
+from tickwork.store.audit import INTERNAL, Actor, Change, changes_between
 from tickwork.store.codec import decode_schedule, encode_schedule
 from tickwork.store.connection import text_of, translated
 from tickwork.store.keys import Keys
 from tickwork.store.load_tests import QueuedWrite
 from tickwork.store.load_tests import decode as decode_load_test
 from tickwork.store.paging import read_page
-from tickwork.store.schedules import KragleJob, ScheduleRecord, Schedules, new_record, retimed
+from tickwork.store.schedules import (
+    AUDIT_KIND,
+    KragleJob,
+    ScheduleRecord,
+    Schedules,
+    new_record,
+    retimed,
+)
 from tickwork.store.schedules import decode as decode_schedule_record
 from tickwork.store.transactions import transact
 
 Pipeline = redis.client.Pipeline
 DIALECT = KragleJob.dialect
+TEMPLATE_KIND = "kragle_schedule"
+"""The audit trail's kind of a template; a job's is ``AUDIT_KIND[DIALECT]`` (kragle_job)."""
+_TIMING_FIELDS = ("once", "config")
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +104,11 @@ def _decode(fields: Mapping[Any, Any]) -> TemplateRecord:
         raise StoreError(f"unreadable Kragle schedule: {exc}") from exc
 
 
+def _audited(template: TemplateRecord) -> dict[str, Any]:
+    """What the audit trail compares between two versions of a template: its wire fields."""
+    return {"name": template.name, "once": template.once, "config": template.config}
+
+
 def template_of(job: ScheduleRecord) -> int:
     """The id of the template a job fires on."""
     assert isinstance(job.owner, KragleJob), job.owner
@@ -110,9 +131,12 @@ class KragleSchedules:
         once: bool,
         config: dict[str, int],
         schedule: Schedule,
+        anchor: datetime,
         now: datetime,
         created_by: str | None,
+        actor: Actor = INTERNAL,
     ) -> TemplateRecord:
+        """A new template whose timing counts from ``anchor``, created at ``now``."""
         with translated():
             template_id = int(self._client.incr(self._keys.ids("kragle_schedule")))
             template = TemplateRecord(
@@ -121,7 +145,7 @@ class KragleSchedules:
                 name=name,
                 once=once,
                 config=config,
-                anchor=now,
+                anchor=anchor,
                 schedule=schedule,
                 created_by=created_by,
                 version=1,
@@ -132,6 +156,7 @@ class KragleSchedules:
                     self._keys.stack_index(stack, "kragle_schedules"),
                     {str(template_id): template_id},
                 )
+                self._audit_template(pipe, template, "created", actor=actor, at=now)
                 pipe.execute()
         return template
 
@@ -153,10 +178,16 @@ class KragleSchedules:
         return [_decode(row) for row in rows], total
 
     def update(
-        self, stack: int, template_id: int, change: TemplateChange, *, now: datetime
+        self,
+        stack: int,
+        template_id: int,
+        change: TemplateChange,
+        *,
+        now: datetime,
+        actor: Actor = INTERNAL,
     ) -> TemplateRecord:
         """Apply ``change``; when the trigger changes, every job moves to it in the same
-        transaction (occurrences before ``now`` never fire)."""
+        transaction (occurrences before ``now`` never fire), each with its audit entry."""
         key = self._keys.kragle_schedule(template_id)
 
         def attempt(pipe: Pipeline) -> TemplateRecord:
@@ -164,28 +195,45 @@ class KragleSchedules:
             jobs = self._watch_jobs(pipe, template_id)
             updated = change(current)
             moved = encode_schedule(updated.schedule) != encode_schedule(current.schedule)
+            changes = changes_between(_audited(current), _audited(updated))
             pipe.multi()
             pipe.hset(key, mapping=_encode(updated))
+            self._audit_template(pipe, updated, "updated", actor=actor, at=now, changes=changes)
             if moved:
+                timing = [c for c in changes if c.field in _TIMING_FIELDS]
                 for job in jobs:
                     self._schedules.write(pipe, retimed(job, updated.schedule, now=now))
+                    self._audit_job(
+                        pipe,
+                        job,
+                        "updated",
+                        actor=actor,
+                        at=now,
+                        changes=timing,
+                        note="with its schedule",
+                    )
             return updated
 
         return transact(self._client, attempt, key, self._keys.kragle_schedule_jobs(template_id))
 
-    def delete(self, stack: int, template_id: int) -> None:
-        """Delete the template and its jobs in one transaction; their runs stay readable."""
+    def delete(
+        self, stack: int, template_id: int, *, now: datetime, actor: Actor = INTERNAL
+    ) -> None:
+        """Delete the template and its jobs in one transaction; their runs stay readable,
+        and so do their audit trails."""
         key = self._keys.kragle_schedule(template_id)
         jobs_key = self._keys.kragle_schedule_jobs(template_id)
 
         def attempt(pipe: Pipeline) -> None:
-            self._own(stack, template_id, pipe.hgetall(key))
+            template = self._own(stack, template_id, pipe.hgetall(key))
             jobs = self._watch_jobs(pipe, template_id)
             pipe.multi()
             pipe.delete(key, jobs_key)
             pipe.zrem(self._keys.stack_index(stack, "kragle_schedules"), str(template_id))
+            self._audit_template(pipe, template, "deleted", actor=actor, at=now)
             for job in jobs:
                 self._queue_unbind(pipe, job, template_id, keep_template_index=True)
+                self._audit_job(pipe, job, "deleted", actor=actor, at=now, note="with its schedule")
 
         transact(self._client, attempt, key, jobs_key)
 
@@ -199,6 +247,7 @@ class KragleSchedules:
         load_test_id: int,
         now: datetime,
         created_by: str | None,
+        actor: Actor = INTERNAL,
     ) -> ScheduleRecord:
         """A job firing the load test on the template's timing; Conflict when the load test
         already has a job on this template (two would fire it twice)."""
@@ -236,6 +285,14 @@ class KragleSchedules:
             pipe.hset(jobs_key, str(load_test_id), job_id)
             pipe.zadd(keys.stack_index(stack, "kragle_jobs"), {str(job_id): job_id})
             pipe.hset(keys.load_test_kragle_jobs(load_test_id), str(job_id), template_id)
+            self._audit_job(
+                pipe,
+                job,
+                "created",
+                actor=actor,
+                at=now,
+                extra={"schedule_id": template_id, "load_test_id": load_test_id},
+            )
             return job
 
         return transact(
@@ -265,19 +322,28 @@ class KragleSchedules:
         )
         return [decode_schedule_record(row) for row in rows], total
 
-    def unbind(self, stack: int, job_id: int) -> None:
+    def unbind(self, stack: int, job_id: int, *, now: datetime, actor: Actor = INTERNAL) -> None:
         """Delete the job: its load test no longer fires on the template."""
 
         def attempt(pipe: Pipeline) -> None:
             job = self.job(stack, job_id)
             pipe.multi()
             self._queue_unbind(pipe, job, template_of(job))
+            self._audit_job(pipe, job, "deleted", actor=actor, at=now)
 
         transact(self._client, attempt, self._keys.schedule(job_id))
 
-    def prepare_load_test_delete(self, pipe: Pipeline, load_test_id: int) -> QueuedWrite:
+    def prepare_load_test_delete(
+        self,
+        pipe: Pipeline,
+        load_test_id: int,
+        *,
+        now: datetime | None = None,
+        actor: Actor = INTERNAL,
+    ) -> QueuedWrite:
         """WATCH the load test's jobs (a job bound meanwhile voids the deletion) and return
-        the queued removal of every one of them."""
+        the queued removal of every one of them, each with its audit entry ("deleted", with
+        its load test) by ``actor`` at ``now`` (None: the Redis server's clock)."""
         index = self._keys.load_test_kragle_jobs(load_test_id)
         pipe.watch(index)
         entries = {int(text_of(k)): int(text_of(v)) for k, v in pipe.hgetall(index).items()}
@@ -287,15 +353,72 @@ class KragleSchedules:
             job = self._schedules.get_any(job_id)
             if job is not None and job.dialect == DIALECT:
                 jobs.append((job, template_id))
+        at = now if now is not None or not jobs else self._server_now()
 
         def queue(multi: Pipeline) -> None:
             for job, template_id in jobs:
                 self._queue_unbind(multi, job, template_id)
+                assert at is not None  # there are jobs
+                self._audit_job(
+                    multi, job, "deleted", actor=actor, at=at, note="with its load test"
+                )
             multi.delete(index)
 
         return queue
 
     # Shared
+
+    def _audit_template(
+        self,
+        pipe: Pipeline,
+        template: TemplateRecord,
+        action: str,
+        *,
+        actor: Actor,
+        at: datetime,
+        changes: Sequence[Change] = (),
+    ) -> None:
+        self._schedules.audit.queue(
+            pipe,
+            stack=template.stack,
+            kind=TEMPLATE_KIND,
+            resource_id=template.id,
+            action=action,
+            actor=actor,
+            at=at,
+            changes=changes,
+        )
+
+    def _audit_job(
+        self,
+        pipe: Pipeline,
+        job: ScheduleRecord,
+        action: str,
+        *,
+        actor: Actor,
+        at: datetime,
+        changes: Sequence[Change] = (),
+        note: str = "",
+        extra: Mapping[str, Any] | None = None,
+    ) -> None:
+        self._schedules.audit.queue(
+            pipe,
+            stack=job.stack,
+            kind=AUDIT_KIND[DIALECT],
+            resource_id=job.id,
+            action=action,
+            actor=actor,
+            at=at,
+            changes=changes,
+            note=note,
+            extra=extra,
+        )
+
+    def _server_now(self) -> datetime:
+        """The Redis server's clock (for a caller that passed no instant)."""
+        with translated():
+            seconds, micros = self._client.time()
+        return from_us(int(seconds) * 1_000_000 + int(micros))
 
     def _own(self, stack: int, template_id: int, fields: Mapping[Any, Any]) -> TemplateRecord:
         template = _decode(fields) if fields else None

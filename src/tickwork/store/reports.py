@@ -6,13 +6,17 @@ transaction, the report record, an internal load test (``kind`` "report", runner
 load test's one schedule (dialect ``report``, in the due index only). The scheduler fires it
 into an ordinary test run of the internal load test; the worker's report runner builds and
 sends the digest. Deleting a report deletes all three; its runs stay readable by id.
+
+Each write queues its audit entry (kind ``report``, the report's id) in the same transaction:
+created, updated (the attrs that changed, old -> new), deleted. The trail of a deleted report
+stays readable by its stack until retention removes it.
 """
 
 from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -22,11 +26,19 @@ import redis
 from tickwork.core import Schedule
 from tickwork.core.instants import from_us, to_us
 from tickwork.errors import NotFound, StoreError
+from tickwork.store.audit import INTERNAL, Actor, Change, changes_between
 from tickwork.store.connection import text_of, translated
 from tickwork.store.keys import Keys
 from tickwork.store.load_tests import LoadTestRecord, LoadTests
 from tickwork.store.paging import read_text_page
-from tickwork.store.schedules import ReportSchedule, ScheduleRecord, Schedules, new_record, retimed
+from tickwork.store.schedules import (
+    AUDIT_KIND,
+    ReportSchedule,
+    ScheduleRecord,
+    Schedules,
+    new_record,
+    retimed,
+)
 from tickwork.store.transactions import transact
 
 Pipeline = redis.client.Pipeline
@@ -100,6 +112,7 @@ class Reports:
         schedule: Schedule,
         now: datetime,
         scheduled_by: str | None,
+        actor: Actor = INTERNAL,
     ) -> ReportRecord:
         keys = self._keys
         report_id = str(uuid.uuid4())
@@ -140,6 +153,7 @@ class Reports:
                 self._load_tests.queue_create_internal(pipe, internal)
                 pipe.set(keys.load_test_schedule(load_test_id), schedule_id)
                 self._schedules.write(pipe, record)
+                self._audit(pipe, report, "created", actor=actor, at=now)
                 pipe.execute()
         return report
 
@@ -223,7 +237,13 @@ class Reports:
         return page, total
 
     def update(
-        self, stack: int, report_id: str, change: ReportChange, *, now: datetime
+        self,
+        stack: int,
+        report_id: str,
+        change: ReportChange,
+        *,
+        now: datetime,
+        actor: Actor = INTERNAL,
     ) -> ReportRecord:
         """Apply ``change``; a new trigger moves the report's schedule in the same
         transaction (occurrences before ``now`` never fire)."""
@@ -243,11 +263,15 @@ class Reports:
             pipe.hset(key, mapping=_encode(updated))
             if record is not None and schedule is not None:
                 self._schedules.write(pipe, retimed(record, schedule, now=now))
+            changes = changes_between(current.attrs, updated.attrs)
+            self._audit(pipe, updated, "updated", actor=actor, at=now, changes=changes)
             return updated
 
         return transact(self._client, attempt, key)
 
-    def delete_many(self, stack: int, report_ids: list[str]) -> None:
+    def delete_many(
+        self, stack: int, report_ids: list[str], *, now: datetime, actor: Actor = INTERNAL
+    ) -> None:
         """Delete every named report, or none: NotFound naming those that are missing."""
         keys = self._keys
         wanted = list(dict.fromkeys(report_ids))
@@ -267,6 +291,7 @@ class Reports:
             pipe.multi()
             for report, schedule in zip(owned, schedules, strict=True):
                 self._queue_delete(pipe, report, schedule)
+                self._audit(pipe, report, "deleted", actor=actor, at=now)
 
         transact(self._client, attempt, *(keys.report(report_id) for report_id in wanted))
 
@@ -285,6 +310,27 @@ class Reports:
             pipe.hset(key, mapping=_encode(updated))
 
         transact(self._client, attempt, key)
+
+    def _audit(
+        self,
+        pipe: Pipeline,
+        report: ReportRecord,
+        action: str,
+        *,
+        actor: Actor,
+        at: datetime,
+        changes: Sequence[Change] = (),
+    ) -> None:
+        self._schedules.audit.queue(
+            pipe,
+            stack=report.stack,
+            kind=AUDIT_KIND[DIALECT],
+            resource_id=report.id,
+            action=action,
+            actor=actor,
+            at=at,
+            changes=changes,
+        )
 
     def _queue_delete(
         self, pipe: Pipeline, report: ReportRecord, schedule: ScheduleRecord | None

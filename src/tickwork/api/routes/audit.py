@@ -1,6 +1,9 @@
 """The audit trail (tickwork extensions): who changed a schedule or a load test, when, from
 where, and what changed; newest first, paged like the other lists. A deleted resource's
-entries stay readable (by id, and in the stack's feed) until retention removes them."""
+entries stay readable (by id, and in the stack's feed) until retention removes them.
+
+The Kragle and report routes answer their resources' trails through ``trail`` and
+``entry_model``; the stack's feed here holds every kind."""
 
 from __future__ import annotations
 
@@ -35,14 +38,26 @@ def entry_model(entry: AuditEntry) -> AuditEntryModel:
     )
 
 
-def _of(
-    store: Store, stack: int, kind: str, resource_id: int, *, exists: bool, paging: Paging
+def trail(
+    store: Store,
+    stack: int,
+    kind: str,
+    resource_id: int | str,
+    *,
+    exists: bool,
+    skip: int,
+    top: int,
 ) -> tuple[list[AuditEntry], int]:
-    entries, total = store.audit.of(kind, resource_id, skip=paging.skip, top=paging.top)
-    # A deleted resource is known by its entries; another stack's is not known at all.
-    owner = entries[0].stack if entries else None
-    if not exists and (owner is None or owner != stack):
-        raise NotFound(f"No audit trail for {kind} {resource_id}.")
+    """One page of a resource's entries, newest first, and how many there are; NotFound
+    unless the resource ``exists`` in ``stack`` or is a deleted one of ``stack`` (known by its
+    entries). Every dialect's audit routes answer through this."""
+    entries, total = store.audit.of(kind, resource_id, skip=skip, top=top)
+    if not exists:
+        # A deleted resource is known by its entries; another stack's is not known at all.
+        # (A page past the end holds none: the newest entry names the stack.)
+        newest = entries if entries else store.audit.of(kind, resource_id, skip=0, top=1)[0]
+        if not newest or newest[0].stack != stack:
+            raise NotFound(f"No audit trail for {kind} {resource_id}.")
     return entries, total
 
 
@@ -61,7 +76,15 @@ def schedule_audit(
         exists = True
     except NotFound:
         exists = False
-    entries, total = _of(context.store, caller.stack, "schedule", id, exists=exists, paging=paging)
+    entries, total = trail(
+        context.store,
+        caller.stack,
+        "schedule",
+        id,
+        exists=exists,
+        skip=paging.skip,
+        top=paging.top,
+    )
     return page_response(
         AuditListResponse,
         [entry_model(entry) for entry in entries],
@@ -87,7 +110,15 @@ def load_test_audit(
         exists = True
     except NotFound:
         exists = False
-    entries, total = _of(context.store, caller.stack, "load_test", id, exists=exists, paging=paging)
+    entries, total = trail(
+        context.store,
+        caller.stack,
+        "load_test",
+        id,
+        exists=exists,
+        skip=paging.skip,
+        top=paging.top,
+    )
     return page_response(
         AuditListResponse,
         [entry_model(entry) for entry in entries],

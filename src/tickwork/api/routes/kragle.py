@@ -4,6 +4,11 @@ load tests. Mounted under TICKWORK_KRAGLE_PREFIX (``/kragle`` by default) by ``c
 The two schedule reads answer without a token only when the deployment opts in (public
 listing); a caller without one then reads the stack in X-Stack-Id, or stack 1 when it names
 none. A caller who sends a token is checked as everywhere else, public listing or not.
+
+tickwork's extensions here, always behind a token: a job's occurrences (the k6 API's
+``/schedules/{id}/occurrences``, same parameters and items: a job is a schedule record), and
+the audit trails of a schedule and of a job (newest first, ten a page like every Kragle list;
+a deleted one's stays readable by its stack).
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 
 from tickwork.api.auth import parse_stack
 from tickwork.api.deps import (
+    Acting,
     ApiContext,
     Caller,
     Context,
@@ -25,11 +31,22 @@ from tickwork.api.deps import (
 )
 from tickwork.api.openapi import error_responses, json_request
 from tickwork.api.render import json_response
+from tickwork.api.routes.audit import entry_model, trail
+from tickwork.api.routes.ledger import (
+    DEFAULT_LIMIT,
+    After,
+    Before,
+    Limit,
+    next_link,
+    occurrence_list,
+    schedule_occurrences,
+)
 from tickwork.dialects.kragle import (
     MAX_PAGE,
     PAGE_SIZE,
     CreateKragleJob,
     CreateKragleSchedule,
+    KragleAuditList,
     KragleCreated,
     KragleJob,
     KragleJobList,
@@ -45,8 +62,11 @@ from tickwork.dialects.kragle import (
     template_model,
     to_core,
 )
+from tickwork.dialects.ledger import OccurrenceListResponse
+from tickwork.errors import NotFound
 from tickwork.store import ScheduleRecord, TemplateRecord
-from tickwork.store.kragle import template_of
+from tickwork.store.kragle import DIALECT, TEMPLATE_KIND, template_of
+from tickwork.store.schedules import AUDIT_KIND
 
 router = APIRouter(tags=["kragle"])
 
@@ -121,7 +141,7 @@ def get_schedule(id: ResourceId, stack: ReaderStack, context: Context) -> Respon
     responses=error_responses(*_WITH_BODY),
     openapi_extra=json_request(CreateKragleSchedule),
 )
-def create_schedule(caller: Caller, context: Context, body: JsonBody) -> Response:
+def create_schedule(caller: Caller, actor: Acting, context: Context, body: JsonBody) -> Response:
     name, timing = parse_create(body)
     now = context.clock()
     anchor = anchor_of(now)
@@ -131,8 +151,10 @@ def create_schedule(caller: Caller, context: Context, body: JsonBody) -> Respons
         once=timing.once,
         config=timing.config,
         schedule=to_core(timing, anchor=anchor),
-        now=anchor,
+        anchor=anchor,
+        now=now,
         created_by=caller.email,
+        actor=actor,
     )
     return json_response(KragleCreated(id=template.id))
 
@@ -159,7 +181,7 @@ _UPDATE_DESCRIPTION = (
     responses=error_responses(*_WITH_BODY, 404),
     openapi_extra=json_request(UpdateKragleSchedule),
 )
-def update_schedule(caller: Caller, context: Context, body: JsonBody) -> Response:
+def update_schedule(caller: Caller, actor: Acting, context: Context, body: JsonBody) -> Response:
     patch = parse_update(body)
     now = context.clock()
 
@@ -175,7 +197,7 @@ def update_schedule(caller: Caller, context: Context, body: JsonBody) -> Respons
             version=template.version + 1,
         )
 
-    updated = context.store.kragle.update(caller.stack, patch.id, change, now=now)
+    updated = context.store.kragle.update(caller.stack, patch.id, change, now=now, actor=actor)
     return json_response(template_model(updated))
 
 
@@ -188,8 +210,8 @@ def update_schedule(caller: Caller, context: Context, body: JsonBody) -> Respons
     response_class=Response,
     responses=error_responses(*_ALWAYS, 404),
 )
-def delete_schedule(id: ResourceId, caller: Caller, context: Context) -> Response:
-    context.store.kragle.delete(caller.stack, id)
+def delete_schedule(id: ResourceId, caller: Caller, actor: Acting, context: Context) -> Response:
+    context.store.kragle.delete(caller.stack, id, now=context.clock(), actor=actor)
     return Response(status_code=204)
 
 
@@ -206,7 +228,7 @@ def delete_schedule(id: ResourceId, caller: Caller, context: Context) -> Respons
     responses=error_responses(*_WITH_BODY, 404, 409),
     openapi_extra=json_request(CreateKragleJob),
 )
-def create_job(caller: Caller, context: Context, body: JsonBody) -> Response:
+def create_job(caller: Caller, actor: Acting, context: Context, body: JsonBody) -> Response:
     request = parse_job(body)
     job = context.store.kragle.bind(
         caller.stack,
@@ -214,6 +236,7 @@ def create_job(caller: Caller, context: Context, body: JsonBody) -> Response:
         load_test_id=request.load_test_id,
         now=context.clock(),
         created_by=caller.email,
+        actor=actor,
     )
     return json_response(_job_model(job))
 
@@ -254,6 +277,98 @@ def get_job(id: ResourceId, caller: Caller, context: Context) -> Response:
     response_class=Response,
     responses=error_responses(*_ALWAYS, 404),
 )
-def delete_job(id: ResourceId, caller: Caller, context: Context) -> Response:
-    context.store.kragle.unbind(caller.stack, id)
+def delete_job(id: ResourceId, caller: Caller, actor: Acting, context: Context) -> Response:
+    context.store.kragle.unbind(caller.stack, id, now=context.clock(), actor=actor)
     return Response(status_code=204)
+
+
+# tickwork extensions: a job's occurrences; a schedule's and a job's audit trail
+
+
+@router.get(
+    "/jobs/byid/{id}/occurrences",
+    operation_id="kragle_jobs_occurrences",
+    summary="List a job's occurrences, with notes and what happened (tickwork extension).",
+    description="As the k6 API's /cloud/v6/schedules/{id}/occurrences (a job is a schedule "
+    "record): oldest first, strictly after `after` (default now) and before `before`, at most "
+    "`limit`; each with its local time, notes (DST, month-end clamp, the last one) and, for "
+    "past ones, what happened (fired, skipped with its reason, ...). `@nextLink` continues.",
+    response_model=OccurrenceListResponse,
+    responses=error_responses(*_ALWAYS, 404),
+)
+def list_job_occurrences(
+    *,
+    id: ResourceId,
+    caller: Caller,
+    context: Context,
+    request: Request,
+    after: After = None,
+    before: Before = None,
+    limit: Limit = DEFAULT_LIMIT,
+) -> Response:
+    job = context.store.kragle.job(caller.stack, id)
+    page = schedule_occurrences(
+        context.store, job, after=after, before=before, limit=limit, now=context.clock()
+    )
+    return occurrence_list(
+        page.items, next_link(request, context.public_url, page, limit=limit, before=before)
+    )
+
+
+def _audit_page(
+    context: Context, stack: int, kind: str, resource_id: int, *, exists: bool, page: int
+) -> Response:
+    entries, total = trail(
+        context.store,
+        stack,
+        kind,
+        resource_id,
+        exists=exists,
+        skip=(page - 1) * PAGE_SIZE,
+        top=PAGE_SIZE,
+    )
+    body = KragleAuditList(
+        count=total,
+        pagesize=PAGE_SIZE,
+        page=page,
+        entries=[entry_model(entry) for entry in entries],
+    )
+    return json_response(body)
+
+
+@router.get(
+    "/schedules/byid/{id}/audit",
+    operation_id="kragle_schedules_audit",
+    summary="A schedule's audit trail, newest first, ten a page (tickwork extension).",
+    description="Created, updated (each field that changed, old -> new), deleted: when, by "
+    "whom (the token's e-mail), from where (api, cli, console). A deleted schedule's trail "
+    "stays readable by its stack.",
+    response_model=KragleAuditList,
+    responses=error_responses(*_ALWAYS, 404),
+)
+def schedule_audit(id: ResourceId, caller: Caller, context: Context, page: Page = 1) -> Response:
+    try:
+        context.store.kragle.get(caller.stack, id)
+        exists = True
+    except NotFound:
+        exists = False
+    return _audit_page(context, caller.stack, TEMPLATE_KIND, id, exists=exists, page=page)
+
+
+@router.get(
+    "/jobs/byid/{id}/audit",
+    operation_id="kragle_jobs_audit",
+    summary="A job's audit trail, newest first, ten a page (tickwork extension).",
+    description="Created, moved with its schedule's timing, deleted (by itself, with its "
+    "schedule, or with its load test), and expired by the scheduler. A deleted job's trail "
+    "stays readable by its stack.",
+    response_model=KragleAuditList,
+    responses=error_responses(*_ALWAYS, 404),
+)
+def job_audit(id: ResourceId, caller: Caller, context: Context, page: Page = 1) -> Response:
+    try:
+        context.store.kragle.job(caller.stack, id)
+        exists = True
+    except NotFound:
+        exists = False
+    return _audit_page(context, caller.stack, AUDIT_KIND[DIALECT], id, exists=exists, page=page)

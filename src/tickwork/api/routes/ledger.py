@@ -1,6 +1,10 @@
 """The occurrence ledger (tickwork extensions): a schedule's occurrences with the engine's
 notes and, for past ones, what happened; a preview of an unsaved schedule; its health.
 
+The Kragle and report routes answer their own schedules' occurrences with the pieces here
+(``After``, ``Before``, ``Limit``, ``schedule_occurrences``, ``next_link``): the same query
+parameters and items under each dialect's own path, in its own envelope.
+
 Registered before the k6 schedules router, so that ``/schedules/health`` is this list and
 not schedule "health".
 """
@@ -8,6 +12,7 @@ not schedule "health".
 from __future__ import annotations
 
 from collections import deque
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Annotated
 from urllib.parse import urlencode
@@ -66,9 +71,11 @@ Limit = Annotated[
 ]
 
 
-def _window(
+def window(
     after: str | None, before: str | None, now: datetime
 ) -> tuple[datetime, datetime | None]:
+    """The ``after`` and ``before`` query parameters as instants (``after`` defaults to
+    ``now``); a 400 naming the parameter otherwise."""
     after_at = instant_param(after, "after") or now
     before_at = instant_param(before, "before")
     if before_at is not None and before_at <= after_at:
@@ -77,25 +84,39 @@ def _window(
     return after_at, before_at
 
 
-def _page(
-    items: list[Occurrence],
-    explained_items: list[Explained],
-    *,
-    limit: int,
+@dataclass(frozen=True, slots=True)
+class OccurrencePage:
+    items: list[Occurrence]
+    resume_after: datetime | None  # the page was full: the next one starts after this
+
+
+def _resume_after(items: list[Explained], limit: int) -> datetime | None:
+    return items[-1].instant if len(items) == limit else None
+
+
+def next_link(
     request: Request,
     public_url: str | None,
+    page: OccurrencePage,
+    *,
+    limit: int,
     before: str | None,
-) -> Response:
-    next_link = None
-    if len(explained_items) == limit:
-        params = {"after": instant_text(explained_items[-1].instant) or "", "limit": str(limit)}
-        if before is not None:
-            params["before"] = before
-        base = (public_url or str(request.base_url)).rstrip("/")
-        next_link = f"{base}{request.url.path}?{urlencode(params)}"
-    body = OccurrenceListResponse.model_validate({"value": items, "@nextLink": next_link})
+) -> str | None:
+    """The link to the page after ``page``, or None when it was the last."""
+    if page.resume_after is None:
+        return None
+    params = {"after": instant_text(page.resume_after) or "", "limit": str(limit)}
+    if before is not None:
+        params["before"] = before
+    base = (public_url or str(request.base_url)).rstrip("/")
+    return f"{base}{request.url.path}?{urlencode(params)}"
+
+
+def occurrence_list(items: list[Occurrence], link: str | None) -> Response:
+    """The k6-style list (``value``, ``@nextLink`` when there is a next page)."""
+    body = OccurrenceListResponse.model_validate({"value": items, "@nextLink": link})
     return Response(
-        body.model_dump_json(by_alias=True, exclude={"next_link"} if next_link is None else None),
+        body.model_dump_json(by_alias=True, exclude={"next_link"} if link is None else None),
         media_type="application/json",
     )
 
@@ -128,6 +149,26 @@ def occurrences_of(
     return out
 
 
+def schedule_occurrences(
+    store: Store,
+    record: ScheduleRecord,
+    *,
+    after: str | None,
+    before: str | None,
+    limit: int,
+    now: datetime,
+) -> OccurrencePage:
+    """One page of a stored schedule's occurrences (any dialect's: a k6 schedule, a Kragle
+    job, a report's schedule), as the query parameters ask."""
+    after_at, before_at = window(after, before, now)
+    if record.since is not None:
+        after_at = max(after_at, record.since)  # earlier occurrences are not its own
+    items = explained(record.schedule, after=after_at, before=before_at, limit=limit)
+    return OccurrencePage(
+        occurrences_of(store, record, items, now=now), _resume_after(items, limit)
+    )
+
+
 @router.get(
     "/schedules/{id}/occurrences",
     operation_id="schedules_occurrences_list",
@@ -150,15 +191,11 @@ def list_occurrences(
     limit: Limit = DEFAULT_LIMIT,
 ) -> Response:
     record = context.store.schedules.get(caller.stack, id)
-    now = context.clock()
-    after_at, before_at = _window(after, before, now)
-    if record.since is not None:
-        after_at = max(after_at, record.since)  # earlier occurrences are not its own
-    items = explained(record.schedule, after=after_at, before=before_at, limit=limit)
-    values = occurrences_of(context.store, record, items, now=now)
-    return _page(
-        values, items, limit=limit, request=request, public_url=context.public_url, before=before
+    page = schedule_occurrences(
+        context.store, record, after=after, before=before, limit=limit, now=context.clock()
     )
+    link = next_link(request, context.public_url, page, limit=limit, before=before)
+    return occurrence_list(page.items, link)
 
 
 @router.post(
@@ -184,11 +221,12 @@ def preview_schedule(
     del caller  # a preview needs a valid token, and touches no stack's data
     _, schedule = parse_create_schedule(body)
     now = context.clock()
-    after_at, before_at = _window(after, before, now)
+    after_at, before_at = window(after, before, now)
     items = explained(schedule, after=after_at, before=before_at, limit=limit)
     values = [occurrence(item, "upcoming" if item.instant > now else "passed") for item in items]
-    return _page(
-        values, items, limit=limit, request=request, public_url=context.public_url, before=before
+    page = OccurrencePage(values, _resume_after(items, limit))
+    return occurrence_list(
+        values, next_link(request, context.public_url, page, limit=limit, before=before)
     )
 
 

@@ -9,6 +9,11 @@ error body: it names no operation of this API. What an error says (status, code,
 details) is decided once for every dialect (``errors_http.error_answer``); this API only
 shapes it (``reports.error_envelope``).
 
+tickwork's extensions, in the same envelope: a report's occurrences (``/schedules/{id}/
+occurrences``: the k6 API's parameters and items, a report's schedule being a schedule record)
+and its audit trail (``/schedules/{id}/audit``, newest first, ``page``/``page_size``; a deleted
+report's stays readable by its stack). Writes record who made them (``Acting``).
+
 A list reads one page of the stack's index when the index answers its filters (none, or the
 scheduled_at range): O(page), whatever the stack holds. The other filters are not indexed: the
 ids name the records to read, and name, type, schedule and scheduled_by are tested on every
@@ -27,9 +32,18 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from tickwork.api.deps import ApiContext, Caller, Context, JsonBody, PlainInt
+from tickwork.api.deps import Acting, ApiContext, Caller, Context, JsonBody, PlainInt
 from tickwork.api.errors_http import PayloadTooLarge, UnsupportedMediaType, error_answer
 from tickwork.api.render import json_response
+from tickwork.api.routes.audit import entry_model, trail
+from tickwork.api.routes.ledger import (
+    DEFAULT_LIMIT,
+    After,
+    Before,
+    Limit,
+    next_link,
+    schedule_occurrences,
+)
 from tickwork.core import Schedule
 from tickwork.dialects.k6 import render_error
 from tickwork.dialects.reports import (
@@ -40,14 +54,18 @@ from tickwork.dialects.reports import (
     Filters,
     MessageEnvelope,
     Period,
+    ReportAuditEnvelope,
     ReportErrorEnvelope,
+    ReportOccurrencesEnvelope,
     ReportScheduleEnvelope,
     ReportScheduleListEnvelope,
     UpdateReportScheduleRequest,
     apply_update,
+    audit_envelope,
     deleted_envelope,
     error_envelope,
     list_envelope,
+    occurrences_envelope,
     parse_create,
     parse_delete,
     parse_id,
@@ -66,6 +84,8 @@ from tickwork.errors import (
     ValidationError,
 )
 from tickwork.store import ReportRecord
+from tickwork.store.reports import DIALECT
+from tickwork.store.schedules import AUDIT_KIND
 
 UUID_PATTERN = r"^[0-9A-Fa-f]{8}-?[0-9A-Fa-f]{4}-?[0-9A-Fa-f]{4}-?[0-9A-Fa-f]{4}-?[0-9A-Fa-f]{12}$"
 MAX_PAGE = (2**53 - 1) // MAX_PAGE_SIZE
@@ -280,7 +300,9 @@ def get_report_schedule(schedule_id: ScheduleId, caller: Caller, context: Contex
     responses=_errors(413, 415),
     openapi_extra=_extra(CreateReportScheduleRequest),
 )
-def create_report_schedule(caller: Caller, context: Context, body: JsonBody) -> Response:
+def create_report_schedule(
+    caller: Caller, actor: Acting, context: Context, body: JsonBody
+) -> Response:
     attrs = parse_create(body)
     now = context.clock()
     report = context.store.reports.create(
@@ -289,6 +311,7 @@ def create_report_schedule(caller: Caller, context: Context, body: JsonBody) -> 
         schedule=trigger(attrs, now=now),
         now=now,
         scheduled_by=caller.email,
+        actor=actor,
     )
     return _one(report, "create")
 
@@ -304,7 +327,7 @@ def create_report_schedule(caller: Caller, context: Context, body: JsonBody) -> 
     openapi_extra=_extra(UpdateReportScheduleRequest),
 )
 def update_report_schedule(
-    schedule_id: ScheduleId, caller: Caller, context: Context, body: JsonBody
+    schedule_id: ScheduleId, caller: Caller, actor: Acting, context: Context, body: JsonBody
 ) -> Response:
     report_id = parse_id(schedule_id)
     context.store.reports.get(caller.stack, report_id)  # 404 before a body problem
@@ -315,7 +338,7 @@ def update_report_schedule(
         attrs, new_trigger = apply_update(report.attrs, changed, now=now)
         return replace(report, attrs=attrs), new_trigger
 
-    updated = context.store.reports.update(caller.stack, report_id, change, now=now)
+    updated = context.store.reports.update(caller.stack, report_id, change, now=now, actor=actor)
     return _one(updated, "update")
 
 
@@ -329,6 +352,85 @@ def update_report_schedule(
     responses=_errors(404, 413, 415),
     openapi_extra=_extra(DeleteReportSchedulesRequest),
 )
-def delete_report_schedules(caller: Caller, context: Context, body: JsonBody) -> Response:
-    context.store.reports.delete_many(caller.stack, parse_delete(body))
+def delete_report_schedules(
+    caller: Caller, actor: Acting, context: Context, body: JsonBody
+) -> Response:
+    context.store.reports.delete_many(
+        caller.stack, parse_delete(body), now=context.clock(), actor=actor
+    )
     return json_response(deleted_envelope())
+
+
+# tickwork extensions: a report's occurrences and its audit trail
+
+
+@router.get(
+    "/schedules/{schedule_id}/occurrences",
+    operation_id="reports_schedules_occurrences",
+    summary="List a schedule's occurrences, with notes and what happened (tickwork extension).",
+    description="As the k6 API's /cloud/v6/schedules/{id}/occurrences, in this API's "
+    "envelope: oldest first, strictly after `after` (default now) and before `before` (RFC "
+    "3339), at most `limit`; each with its local time in the report's zone, notes (DST), and "
+    "for past ones what happened (fired with its run, skipped with its reason, ...). "
+    "`next_link` continues the list.",
+    response_model=ReportOccurrencesEnvelope,
+    responses=_errors(404),
+    openapi_extra=_extra(),
+)
+def list_report_occurrences(
+    *,
+    schedule_id: ScheduleId,
+    caller: Caller,
+    context: Context,
+    request: Request,
+    after: After = None,
+    before: Before = None,
+    limit: Limit = DEFAULT_LIMIT,
+) -> Response:
+    report = context.store.reports.get(caller.stack, parse_id(schedule_id))
+    record = context.store.schedules.get(caller.stack, report.schedule_id, dialect=DIALECT)
+    page = schedule_occurrences(
+        context.store, record, after=after, before=before, limit=limit, now=context.clock()
+    )
+    link = next_link(request, context.public_url, page, limit=limit, before=before)
+    return json_response(occurrences_envelope(page.items, link))
+
+
+DEFAULT_AUDIT_PAGE_SIZE = 100
+
+
+@router.get(
+    "/schedules/{schedule_id}/audit",
+    operation_id="reports_schedules_audit",
+    summary="A schedule's audit trail, newest first (tickwork extension).",
+    description="Created, updated (each attr that changed, old -> new), deleted: when, by "
+    "whom (the token's e-mail), from where (api, cli, console). A deleted schedule's trail "
+    f"stays readable by its stack. `page` from 1, `page_size` {DEFAULT_AUDIT_PAGE_SIZE} "
+    f"unless given (at most {MAX_PAGE_SIZE}); `count` is the number of entries.",
+    response_model=ReportAuditEnvelope,
+    responses=_errors(404),
+    openapi_extra=_extra(),
+)
+def report_audit(
+    schedule_id: ScheduleId,
+    caller: Caller,
+    context: Context,
+    page: Annotated[int, PlainInt, Query(ge=1, le=MAX_PAGE, description="Page, from 1.")] = 1,
+    page_size: Annotated[int, PlainInt, Query(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_AUDIT_PAGE_SIZE,
+) -> Response:
+    report_id = parse_id(schedule_id)
+    try:
+        context.store.reports.get(caller.stack, report_id)
+        exists = True
+    except NotFound:
+        exists = False
+    entries, total = trail(
+        context.store,
+        caller.stack,
+        AUDIT_KIND[DIALECT],
+        report_id,
+        exists=exists,
+        skip=(page - 1) * page_size,
+        top=page_size,
+    )
+    return json_response(audit_envelope([entry_model(entry) for entry in entries], total))
