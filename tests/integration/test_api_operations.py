@@ -104,6 +104,8 @@ SERVED = {
     ("delete", "/cloud/v6/schedules/{id}"),
     ("post", "/cloud/v6/schedules/{id}/activate"),
     ("post", "/cloud/v6/schedules/{id}/deactivate"),
+    ("post", "/cloud/v6/schedules/bulk/activate"),
+    ("post", "/cloud/v6/schedules/bulk/deactivate"),
     ("get", "/cloud/v6/schedules/{id}/occurrences"),
     ("post", "/cloud/v6/schedules/preview"),
     ("get", "/cloud/v6/schedules/{id}/health"),
