@@ -348,6 +348,7 @@ def test_another_stacks_schedules_and_jobs_do_not_exist(api: Api, store: Store) 
     ]
 
     assert [r.status_code for r in answers] == [404] * len(answers)
+    assert {_code(r) for r in answers} == {"not_found"}
     assert bob.get("/kragle/schedules").json()["count"] == 0
     assert bob.get("/kragle/jobs").json()["count"] == 0
     assert snapshot(store) == before
@@ -431,27 +432,37 @@ def test_job_refuses_what_does_not_exist_or_is_malformed(
     assert snapshot(store) == before
 
 
-def test_a_second_job_of_one_schedule_and_load_test_is_409(api: Api) -> None:
+def test_a_second_job_of_one_schedule_and_load_test_is_409(api: Api, store: Store) -> None:
     load_test = api.load_test()
     schedule_id = _create(api, {"config": {"period": 60}})
     first = _job(api, schedule_id, load_test)
+    before = snapshot(store)
 
     response = api.post(
         "/kragle/jobs", json={"schedule_id": schedule_id, "load_test_id": load_test}
     )
 
     assert response.status_code == 409
+    assert _code(response) == "conflict"
     assert str(first["id"]) in response.json()["error"]["message"]
+    assert snapshot(store) == before
 
 
 def test_jobs_are_not_k6_schedules_and_leave_the_k6_schedule_alone(api: Api, store: Store) -> None:
     load_test = api.load_test()
     k6 = api.schedule(load_test, {"starts": "2026-12-01T08:00:00Z"})
     job = _job(api, _create(api, {"config": {"period": 60}}), load_test)
+    before = snapshot(store)
 
-    assert api.get(f"/cloud/v6/schedules/{job['id']}").status_code == 404
-    assert api.delete(f"/cloud/v6/schedules/{job['id']}").status_code == 404
-    assert api.post(f"/cloud/v6/schedules/{job['id']}/deactivate").status_code == 404
+    answers = [
+        api.get(f"/cloud/v6/schedules/{job['id']}"),
+        api.delete(f"/cloud/v6/schedules/{job['id']}"),
+        api.post(f"/cloud/v6/schedules/{job['id']}/deactivate"),
+    ]
+
+    assert [r.status_code for r in answers] == [404] * len(answers)
+    assert {_code(r) for r in answers} == {"not_found"}
+    assert snapshot(store) == before
     assert [s["id"] for s in api.get("/cloud/v6/schedules").json()["value"]] == [k6["id"]]
     assert api.get(f"/cloud/v6/load_tests/{load_test}/schedule").json() == k6
     due = {int(text_of(m)) for m in store.client.zrange(store.keys.due, 0, -1)}
@@ -582,7 +593,16 @@ def test_the_prefix_is_a_value_of_the_app(store: Store, clock: Clock) -> None:
             "id": 1
         }
         assert api.get("/tools/kragle/schedules").json()["count"] == 1
-        assert api.get("/kragle/schedules").status_code == 404
+        before = snapshot(store)
+        elsewhere = [
+            api.get("/kragle/schedules"),
+            api.post("/kragle/schedules", json={"config": {"period": 5}}),
+        ]
+        assert [r.status_code for r in elsewhere] == [404, 404]
+        assert [(_code(r), r.json()["error"]["message"]) for r in elsewhere] == [
+            ("not_found", "No such route.")
+        ] * 2
+        assert snapshot(store) == before
 
 
 def test_the_prefix_and_public_listing_are_settings() -> None:

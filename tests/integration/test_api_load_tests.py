@@ -5,14 +5,33 @@ from __future__ import annotations
 import io
 import json
 import tarfile
+from typing import Any
 
+import httpx2 as httpx
 import pytest
 
 from tickwork.store import Store
 
-from .api_support import Api
+from .api_support import Api, snapshot
 
 SCRIPT = b"import http from 'k6/http';\nexport default function () { http.get('http://x'); }\n"
+
+
+def _refused(
+    response: httpx.Response, status: int, code: str, targets: set[str] | None = None
+) -> dict[str, Any]:
+    """The error of a refused request: its status, its code, and (given ``targets``) the
+    fields its details name."""
+    assert response.status_code == status, response.text
+    error: dict[str, Any] = response.json()["error"]
+    assert error["code"] == code, error
+    if targets is not None:
+        assert set(_targets(error)) == targets, error
+    return error
+
+
+def _targets(error: dict[str, Any]) -> list[str]:
+    return [str(detail["target"]) for detail in error["details"]]
 
 
 def _tar() -> bytes:
@@ -46,29 +65,38 @@ def test_project_create_read_rename_delete(api: Api) -> None:
     assert api.get(f"/cloud/v6/projects/{pid}").status_code == 404
 
 
-def test_project_name_taken_is_409(api: Api) -> None:
+def test_project_name_taken_is_409(api: Api, store: Store) -> None:
     api.project("One")
     other = api.project("Two")
+    before = snapshot(store)
 
-    assert api.post("/cloud/v6/projects", json={"name": "One"}).status_code == 409
+    _refused(api.post("/cloud/v6/projects", json={"name": "One"}), 409, "conflict")
     response = api.patch(f"/cloud/v6/projects/{other}", json={"name": "One"})
-    assert response.status_code == 409
-    assert response.json()["error"]["code"] == "conflict"
+    assert "'One'" in _refused(response, 409, "conflict")["message"]
+    assert snapshot(store) == before
 
 
 @pytest.mark.parametrize(
     "body", [{}, {"name": ""}, {"name": "x" * 256}, {"name": None}, {"name": 1}]
 )
-def test_invalid_project_is_400(api: Api, body: dict[str, object]) -> None:
-    assert api.post("/cloud/v6/projects", json=body).status_code == 400
+def test_invalid_project_is_400(api: Api, store: Store, body: dict[str, object]) -> None:
+    before = snapshot(store)
+
+    response = api.post("/cloud/v6/projects", json=body)
+
+    _refused(response, 400, "validation_error", {"name"})
+    assert snapshot(store) == before
 
 
-def test_project_patch_rejects_unknown_fields(api: Api) -> None:
-    pid = api.project()
+def test_project_patch_rejects_unknown_fields(api: Api, store: Store) -> None:
+    pid = api.project("kept")
+    before = snapshot(store)
 
     response = api.patch(f"/cloud/v6/projects/{pid}", json={"name": "ok", "color": "red"})
 
-    assert response.status_code == 400
+    _refused(response, 400, "validation_error", {"color"})
+    assert snapshot(store) == before
+    assert api.get(f"/cloud/v6/projects/{pid}").json()["name"] == "kept"
 
 
 def test_load_test_created_from_multipart_form_like_k6(api: Api, store: Store) -> None:
@@ -142,14 +170,18 @@ def test_runner_extension_in_json_and_form(api: Api, store: Store) -> None:
 
 
 @pytest.mark.parametrize("runner", [{"type": "ssh"}, {"argv": ["x"]}, "k6", ["k6"]])
-def test_runner_of_unknown_shape_is_400(api: Api, runner: object) -> None:
+def test_runner_of_unknown_shape_is_400(api: Api, store: Store, runner: object) -> None:
     pid = api.project()
+    before = snapshot(store)
 
     response = api.post(
         f"/cloud/v6/projects/{pid}/load_tests", json={"name": "r", "runner": runner}
     )
 
-    assert response.status_code == 400
+    targets = _targets(_refused(response, 400, "validation_error"))
+    assert targets
+    assert all(target.startswith("runner") for target in targets), targets
+    assert snapshot(store) == before
 
 
 @pytest.mark.parametrize(
@@ -186,8 +218,9 @@ def test_runner_with_wrong_settings_is_400_naming_them_and_nothing_is_created(
         {"name": "n", "runner": '{"type": "ftp"}'},
     ],
 )
-def test_invalid_form_is_400(api: Api, form: dict[str, str]) -> None:
+def test_invalid_form_is_400(api: Api, store: Store, form: dict[str, str]) -> None:
     pid = api.project()
+    before = snapshot(store)
 
     response = api.post(
         f"/cloud/v6/projects/{pid}/load_tests", data=form, files={"script": ("s.js", b"x")}
@@ -195,21 +228,30 @@ def test_invalid_form_is_400(api: Api, form: dict[str, str]) -> None:
 
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "validation_error"
+    assert snapshot(store) == before
 
 
-def test_load_test_name_is_unique_in_its_project_only(api: Api) -> None:
+def test_load_test_name_is_unique_in_its_project_only(api: Api, store: Store) -> None:
     first, second = api.project(), api.project()
     api.load_test(first, name="smoke")
+    before = snapshot(store)
 
     again = api.post(f"/cloud/v6/projects/{first}/load_tests", json={"name": "smoke"})
+    assert "'smoke'" in _refused(again, 409, "conflict")["message"]
+    assert snapshot(store) == before
     elsewhere = api.post(f"/cloud/v6/projects/{second}/load_tests", json={"name": "smoke"})
 
-    assert again.status_code == 409
     assert elsewhere.status_code == 201
 
 
-def test_load_test_in_a_missing_project_is_404(api: Api) -> None:
-    assert api.post("/cloud/v6/projects/4242/load_tests", json={"name": "x"}).status_code == 404
+def test_load_test_in_a_missing_project_is_404(api: Api, store: Store) -> None:
+    api.project()
+    before = snapshot(store)
+
+    response = api.post("/cloud/v6/projects/4242/load_tests", json={"name": "x"})
+
+    assert "4242" in _refused(response, 404, "not_found")["message"]
+    assert snapshot(store) == before
 
 
 def test_patch_changes_only_the_given_fields(api: Api) -> None:
@@ -237,20 +279,39 @@ def test_patch_changes_only_the_given_fields(api: Api) -> None:
 
 
 @pytest.mark.parametrize(
-    "body", [{"name": None}, {"name": ""}, {"color": "red"}, {"k6_version": "1"}]
+    ("body", "target"),
+    [
+        ({"name": None}, "name"),
+        ({"name": ""}, "name"),
+        ({"color": "red"}, "color"),
+        ({"k6_version": "1"}, "k6_version"),
+    ],
 )
-def test_invalid_patch_is_400(api: Api, body: dict[str, object]) -> None:
+def test_invalid_patch_is_400(api: Api, store: Store, body: dict[str, object], target: str) -> None:
     lt = api.load_test()
+    before = snapshot(store)
 
-    assert api.patch(f"/cloud/v6/load_tests/{lt}", json=body).status_code == 400
+    response = api.patch(f"/cloud/v6/load_tests/{lt}", json=body)
+
+    targets = _targets(_refused(response, 400, "validation_error"))
+    # Each detail names the field (a rejected name also carries the union member pydantic
+    # tried: "name.constrained-str", "name.none").
+    assert targets
+    assert {name.split(".")[0] for name in targets} == {target}
+    assert snapshot(store) == before
 
 
-def test_rename_to_a_taken_name_is_409(api: Api) -> None:
+def test_rename_to_a_taken_name_is_409(api: Api, store: Store) -> None:
     pid = api.project()
     api.load_test(pid, name="a")
     b = api.load_test(pid, name="b")
+    before = snapshot(store)
 
-    assert api.patch(f"/cloud/v6/load_tests/{b}", json={"name": "a"}).status_code == 409
+    response = api.patch(f"/cloud/v6/load_tests/{b}", json={"name": "a"})
+
+    assert "'a'" in _refused(response, 409, "conflict")["message"]
+    assert snapshot(store) == before
+    assert api.get(f"/cloud/v6/load_tests/{b}").json()["name"] == "b"
 
 
 def test_script_upload_replaces_the_script(api: Api) -> None:
@@ -266,17 +327,27 @@ def test_script_upload_replaces_the_script(api: Api) -> None:
     assert api.get(f"/cloud/v6/load_tests/{lt}/script").content == b"export default () => {}"
 
 
-def test_empty_script_upload_is_400(api: Api) -> None:
-    lt = api.load_test()
+def test_empty_script_upload_is_400(api: Api, store: Store) -> None:
+    lt = api.load_test(script="kept")
+    before = snapshot(store)
 
-    assert api.put(f"/cloud/v6/load_tests/{lt}/script", content=b"").status_code == 400
+    response = api.put(f"/cloud/v6/load_tests/{lt}/script", content=b"")
+
+    _refused(response, 400, "validation_error", {"script"})
+    assert snapshot(store) == before
+    assert api.get(f"/cloud/v6/load_tests/{lt}/script").content == b"kept"
 
 
-def test_load_test_without_script_has_404_script(api: Api) -> None:
+def test_load_test_without_script_has_404_script(api: Api, store: Store) -> None:
     pid = api.project()
     lt = api.post(f"/cloud/v6/projects/{pid}/load_tests", json={"name": "bare"}).json()["id"]
+    before = snapshot(store)
 
-    assert api.get(f"/cloud/v6/load_tests/{lt}/script").status_code == 404
+    response = api.get(f"/cloud/v6/load_tests/{lt}/script")
+
+    assert "no script" in _refused(response, 404, "not_found")["message"]
+    assert api.get(f"/cloud/v6/load_tests/{lt}").status_code == 200  # the load test is there
+    assert snapshot(store) == before
 
 
 @pytest.mark.parametrize(

@@ -155,7 +155,8 @@ def test_create_refuses_an_invalid_schedule_in_the_envelope(
     assert snapshot(store) == before
 
 
-def test_create_needs_attrs(api: Api) -> None:
+def test_create_needs_attrs(api: Api, store: Store) -> None:
+    before = snapshot(store)
     error = _error(
         api.post(f"{BASE}/schedules", json=DOCUMENTED_ATTRS), 400, "Error creating new schedule"
     )
@@ -166,6 +167,7 @@ def test_create_needs_attrs(api: Api) -> None:
         "Error creating new schedule",
     )
     _error(api.post(f"{BASE}/schedules", content=b"attrs"), 415, "Error creating new schedule")
+    assert snapshot(store) == before
 
 
 def test_read_only_fields_sent_back_in_attrs_are_ignored(api: Api) -> None:
@@ -306,10 +308,16 @@ def test_delete_is_all_or_nothing(api: Api, store: Store) -> None:
     "body",
     [{}, {"schedules_ids": []}, {"schedules_ids": ["nope"]}, {"schedules_ids": "x"}],
 )
-def test_delete_refuses_a_malformed_body(api: Api, body: dict[str, Any]) -> None:
+def test_delete_refuses_a_malformed_body(api: Api, store: Store, body: dict[str, Any]) -> None:
+    _create(api)
+    before = snapshot(store)
+
     response = api.request("DELETE", f"{BASE}/registries", json=body)
 
-    _error(response, 400, "Error deleting report schedules")
+    error = _error(response, 400, "Error deleting report schedules")
+    assert error["code"] == "validation_error"
+    assert {detail["target"] for detail in error["details"]} == {"schedules_ids"}
+    assert snapshot(store) == before
 
 
 # GET /api/v1/reports/schedules
@@ -443,17 +451,16 @@ def test_another_stacks_schedules_do_not_exist(api: Api, store: Store) -> None:
     bob = api.as_(BOB, 3)
     before = snapshot(store)
 
-    assert bob.get(f"{BASE}/schedules/{created['id']}").status_code == 404
-    assert (
-        bob.put(f"{BASE}/schedules/{created['id']}", json={"attrs": {"name": "x"}}).status_code
-        == 404
-    )
-    assert (
-        bob.request(
-            "DELETE", f"{BASE}/registries", json={"schedules_ids": [created["id"]]}
-        ).status_code
-        == 404
-    )
+    answers = [
+        bob.get(f"{BASE}/schedules/{created['id']}"),
+        bob.put(f"{BASE}/schedules/{created['id']}", json={"attrs": {"name": "x"}}),
+        bob.request("DELETE", f"{BASE}/registries", json={"schedules_ids": [created["id"]]}),
+    ]
+
+    for response in answers:
+        error = _error(response, 404, "Report schedule not found")
+        assert error["code"] == "not_found"
+        assert created["id"] in error["message"]
     assert _list(bob) == []
     assert _list(bob, id=created["id"]) == []
     assert snapshot(store) == before
@@ -495,10 +502,19 @@ def test_a_new_period_or_zone_moves_the_next_report(api: Api, store: Store, cloc
 def test_a_report_is_neither_a_k6_load_test_nor_a_k6_schedule(api: Api, store: Store) -> None:
     created = _create(api)
     report = store.reports.get(1, created["id"])
+    before = snapshot(store)
 
-    assert api.get(f"/cloud/v6/load_tests/{report.load_test_id}").status_code == 404
-    assert api.get(f"/cloud/v6/load_tests/{report.load_test_id}/schedule").status_code == 404
-    assert api.post(f"/cloud/v6/load_tests/{report.load_test_id}/start").status_code == 404
-    assert api.get(f"/cloud/v6/schedules/{report.schedule_id}").status_code == 404
+    answers = [
+        api.get(f"/cloud/v6/load_tests/{report.load_test_id}"),
+        api.get(f"/cloud/v6/load_tests/{report.load_test_id}/schedule"),
+        api.post(f"/cloud/v6/load_tests/{report.load_test_id}/start"),
+        api.get(f"/cloud/v6/schedules/{report.schedule_id}"),
+        api.delete(f"/cloud/v6/schedules/{report.schedule_id}"),
+        api.post(f"/cloud/v6/schedules/{report.schedule_id}/deactivate"),
+    ]
+
+    assert [r.status_code for r in answers] == [404] * len(answers)
+    assert {r.json()["error"]["code"] for r in answers} == {"not_found"}
+    assert snapshot(store) == before
     assert api.get("/cloud/v6/load_tests").json()["value"] == []
     assert api.get("/cloud/v6/schedules").json()["value"] == []

@@ -9,7 +9,7 @@ import pytest
 from tickwork.core.instants import parse_instant, to_ms
 from tickwork.store import Store
 
-from .api_support import T0, Api, Clock
+from .api_support import T0, Api, Clock, snapshot
 
 SCHEDULE_KEYS = {
     "id",
@@ -123,15 +123,22 @@ def test_load_test_without_schedule_answers_404(api: Api) -> None:
 
 def test_schedule_for_a_missing_load_test_is_404_and_stores_nothing(api: Api, store: Store) -> None:
     body = {"starts": "2026-12-01T08:00:00Z"}
+    api.load_test()
+    before = snapshot(store)
 
     response = api.post("/cloud/v6/load_tests/999/schedule", json=body)
 
     assert response.status_code == 404
+    error = response.json()["error"]
+    assert error["code"] == "not_found"
+    assert "999" in error["message"]
     assert store.client.zcard(store.keys.due) == 0
+    assert snapshot(store) == before
 
 
-def test_invalid_schedule_is_400_with_one_detail_per_problem(api: Api) -> None:
+def test_invalid_schedule_is_400_with_one_detail_per_problem(api: Api, store: Store) -> None:
     load_test = api.load_test()
+    before = snapshot(store)
 
     response = api.post(
         f"/cloud/v6/load_tests/{load_test}/schedule",
@@ -147,6 +154,7 @@ def test_invalid_schedule_is_400_with_one_detail_per_problem(api: Api) -> None:
     assert error["code"] == "validation_error"
     assert error["details"]
     assert all({"code", "message", "target"} <= set(detail) for detail in error["details"])
+    assert snapshot(store) == before
 
 
 def test_once_schedule_in_the_past_has_null_next_run(api: Api) -> None:
@@ -202,16 +210,18 @@ def test_repost_over_a_deactivated_schedule_reactivates_it_and_keeps_its_id(api:
     assert api.get(f"/cloud/v6/schedules/{sid}").json()["deactivated"] is False
 
 
-def test_activate_an_expired_schedule_is_409(api: Api, clock: Clock) -> None:
+def test_activate_an_expired_schedule_is_409(api: Api, store: Store, clock: Clock) -> None:
     load_test = api.load_test()
     sid = api.schedule(load_test, {"starts": "2026-11-23T13:00:00Z"})["id"]
     api.post(f"/cloud/v6/schedules/{sid}/deactivate")
     clock.now = T0 + timedelta(days=1)
+    before = snapshot(store)
 
     response = api.post(f"/cloud/v6/schedules/{sid}/activate")
 
     assert response.status_code == 409
     assert response.json()["error"]["code"] == "conflict"
+    assert snapshot(store) == before
 
 
 def test_deactivate_an_expired_schedule_is_204_without_effect(api: Api, store: Store) -> None:
@@ -236,11 +246,17 @@ def test_a_schedule_whose_last_occurrence_passed_unsettled_is_expired_for_both_o
     assert store.client.zscore(store.keys.due, str(sid)) is not None
     before = store.client.hgetall(store.keys.schedule(sid))
 
+    everything = snapshot(store)
+
     # Then deactivate has no effect and activate is a conflict, as for a settled one
     assert api.post(f"/cloud/v6/schedules/{sid}/deactivate").status_code == 204
     assert store.client.hgetall(store.keys.schedule(sid)) == before
-    assert api.post(f"/cloud/v6/schedules/{sid}/activate").status_code == 409
+    activated = api.post(f"/cloud/v6/schedules/{sid}/activate")
+    assert activated.status_code == 409
+    assert activated.json()["error"]["code"] == "conflict"
+    assert "expired" in activated.json()["error"]["message"]
     assert store.client.hgetall(store.keys.schedule(sid)) == before
+    assert snapshot(store) == everything
 
 
 def test_activate_an_active_schedule_is_204(api: Api) -> None:
@@ -251,8 +267,19 @@ def test_activate_an_active_schedule_is_204(api: Api) -> None:
 
 
 @pytest.mark.parametrize("operation", ["activate", "deactivate"])
-def test_activate_and_deactivate_a_missing_schedule_is_404(api: Api, operation: str) -> None:
-    assert api.post(f"/cloud/v6/schedules/12345/{operation}").status_code == 404
+def test_activate_and_deactivate_a_missing_schedule_is_404(
+    api: Api, store: Store, operation: str
+) -> None:
+    api.schedule(api.load_test())
+    before = snapshot(store)
+
+    response = api.post(f"/cloud/v6/schedules/12345/{operation}")
+
+    assert response.status_code == 404
+    error = response.json()["error"]
+    assert error["code"] == "not_found"
+    assert "12345" in error["message"]
+    assert snapshot(store) == before
 
 
 def test_extension_fields_are_stored_and_echoed(api: Api, store: Store) -> None:
@@ -289,8 +316,9 @@ def test_deleting_the_load_test_deletes_its_schedule(api: Api, store: Store) -> 
 
 
 @pytest.mark.parametrize("catch_up", [-1, 365 * 86_400 + 1, 10**23])
-def test_catch_up_window_out_of_range_is_400(api: Api, catch_up: int) -> None:
+def test_catch_up_window_out_of_range_is_400(api: Api, store: Store, catch_up: int) -> None:
     load_test = api.load_test()
+    before = snapshot(store)
 
     response = api.post(
         f"/cloud/v6/load_tests/{load_test}/schedule",
@@ -299,3 +327,4 @@ def test_catch_up_window_out_of_range_is_400(api: Api, catch_up: int) -> None:
 
     assert response.status_code == 400
     assert response.json()["error"]["details"][0]["target"] == "catch_up_seconds"
+    assert snapshot(store) == before

@@ -11,7 +11,7 @@ from rq.job import Job
 from tickwork.store import RunRecord, StatusEntry, Store
 from tickwork.store.queue import queue, run_job_id
 
-from .api_support import T0, Api, Clock
+from .api_support import T0, Api, Clock, snapshot
 from .seeding import created_run
 
 TEST_RUN_KEYS = {
@@ -74,16 +74,30 @@ def test_idempotency_key_expired_starts_a_new_run(api: Api, store: Store) -> Non
 
 
 @pytest.mark.parametrize("key", ["", "x" * 37])
-def test_idempotency_key_out_of_bounds_is_400(api: Api, key: str) -> None:
+def test_idempotency_key_out_of_bounds_is_400(api: Api, store: Store, key: str) -> None:
     lt = api.load_test()
+    before = snapshot(store)
 
     response = api.post(f"/cloud/v6/load_tests/{lt}/start", headers={"K6-Idempotency-Key": key})
 
     assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == "validation_error"
+    assert [detail["target"] for detail in error["details"]] == ["K6-Idempotency-Key"]
+    assert snapshot(store) == before
 
 
-def test_start_of_a_missing_load_test_is_404(api: Api) -> None:
-    assert api.post("/cloud/v6/load_tests/777/start").status_code == 404
+def test_start_of_a_missing_load_test_is_404(api: Api, store: Store) -> None:
+    api.load_test()
+    before = snapshot(store)
+
+    response = api.post("/cloud/v6/load_tests/777/start")
+
+    assert response.status_code == 404
+    error = response.json()["error"]
+    assert error["code"] == "not_found"
+    assert "777" in error["message"]
+    assert snapshot(store) == before
 
 
 def test_abort_of_a_run_not_yet_started_ends_it_at_once(api: Api, store: Store) -> None:
@@ -120,15 +134,17 @@ def test_abort_of_a_running_run_leaves_it_to_its_worker(api: Api, store: Store) 
     assert 0 < store.client.ttl(store.keys.run_abort(run_id)) <= 7 * 86_400
 
 
-def test_abort_of_a_finished_run_is_409(api: Api) -> None:
+def test_abort_of_a_finished_run_is_409(api: Api, store: Store) -> None:
     lt = api.load_test()
     run_id = api.post(f"/cloud/v6/load_tests/{lt}/start").json()["id"]
     api.post(f"/cloud/v6/test_runs/{run_id}/abort")
+    before = snapshot(store)
 
     response = api.post(f"/cloud/v6/test_runs/{run_id}/abort")
 
     assert response.status_code == 409
     assert response.json()["error"]["code"] == "conflict"
+    assert snapshot(store) == before
 
 
 def test_runs_written_by_the_scheduler_are_listed_with_their_occurrence(
@@ -180,7 +196,10 @@ def test_lists_of_runs(api: Api) -> None:
     assert everything["@count"] == 3
     assert [r["id"] for r in of_first["value"]] == [ids[0], ids[2]]
     assert of_first["@count"] == 2
-    assert api.get("/cloud/v6/load_tests/999/test_runs").status_code == 404
+    missing = api.get("/cloud/v6/load_tests/999/test_runs")
+    assert missing.status_code == 404
+    assert missing.json()["error"]["code"] == "not_found"
+    assert "999" in missing.json()["error"]["message"]
 
 
 def test_note_is_patched(api: Api) -> None:
@@ -193,17 +212,38 @@ def test_note_is_patched(api: Api) -> None:
     assert api.get(f"/cloud/v6/test_runs/{run_id}").json()["note"] == "after the deploy"
 
 
-@pytest.mark.parametrize("body", [{}, {"note": 1}, {"note": "x", "is_starred": True}])
-def test_invalid_note_patch_is_400(api: Api, body: dict[str, object]) -> None:
+@pytest.mark.parametrize(
+    ("body", "target"),
+    [({}, "note"), ({"note": 1}, "note"), ({"note": "x", "is_starred": True}, "is_starred")],
+)
+def test_invalid_note_patch_is_400(
+    api: Api, store: Store, body: dict[str, object], target: str
+) -> None:
     lt = api.load_test()
     run_id = api.post(f"/cloud/v6/load_tests/{lt}/start").json()["id"]
+    before = snapshot(store)
 
-    assert api.patch(f"/cloud/v6/test_runs/{run_id}", json=body).status_code == 400
+    response = api.patch(f"/cloud/v6/test_runs/{run_id}", json=body)
+
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == "validation_error"
+    assert [detail["target"] for detail in error["details"]] == [target]
+    assert snapshot(store) == before
 
 
-def test_missing_run_is_404(api: Api) -> None:
-    assert api.get("/cloud/v6/test_runs/31337").status_code == 404
-    assert api.post("/cloud/v6/test_runs/31337/abort").status_code == 404
+def test_missing_run_is_404(api: Api, store: Store) -> None:
+    api.post(f"/cloud/v6/load_tests/{api.load_test()}/start")
+    before = snapshot(store)
+
+    answers = [api.get("/cloud/v6/test_runs/31337"), api.post("/cloud/v6/test_runs/31337/abort")]
+
+    for response in answers:
+        assert response.status_code == 404
+        error = response.json()["error"]
+        assert error["code"] == "not_found"
+        assert "31337" in error["message"]
+    assert snapshot(store) == before
 
 
 def test_runs_are_listed_by_creation_filtered_and_ordered_as_asked(api: Api, store: Store) -> None:
