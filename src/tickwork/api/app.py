@@ -9,7 +9,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from tickwork import __version__
+from tickwork import __version__, console
 from tickwork.api import errors_http, openapi
 from tickwork.api.auth import ApiToken, TokenBook
 from tickwork.api.deps import ApiContext, Clock
@@ -85,8 +85,8 @@ def create_app(
         title="tickwork — k6 Cloud REST API v6",
         version=__version__,
         description=DESCRIPTION,
-        docs_url="/docs",
-        redoc_url="/redoc",
+        docs_url=None,  # the console serves /docs and /redoc from local assets
+        redoc_url=None,
         openapi_url="/openapi.json",
     )
     app.state.context = ApiContext(
@@ -105,6 +105,7 @@ def create_app(
         app.include_router(module.router)
     app.include_router(run_results.router)
     app.include_router(kragle.router, prefix=kragle_prefix.rstrip("/"))
+    console.install(app, tokens=token_list, queue_name=queue_name)
     # Last added runs first: metrics see every response, the 429s and 413s included; a
     # limited request is refused before its body is read.
     app.state.reshape_error = reports.enveloped
