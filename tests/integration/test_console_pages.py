@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from tickwork.dialects.k6 import parse_create_schedule
 from tickwork.store import Store
 
 from .api_support import ALICE, BOB, CAROL, snapshot
@@ -236,3 +238,47 @@ def test_docs_and_redoc_load_every_asset_from_the_app(browser: TestClient) -> No
         assert "fonts.googleapis" not in html
         for address in addresses:
             assert browser.get(address).status_code == 200, address
+
+
+def test_the_schedule_list_pages_and_filters_by_project_name_and_state(
+    browser: TestClient, store: Store
+) -> None:
+    _sign_in(browser, ALICE)
+    now = datetime.now(UTC)
+    request, schedule = parse_create_schedule(
+        b'{"starts": "2030-01-01T00:00:00Z", "cron": {"schedule": "0 9 * * 1-5",'
+        b' "time_zone": "Europe/Berlin"}}'
+    )
+    odd = store.projects.create(1, name="odd", now=now)
+    even = store.projects.create(1, name="even", now=now)
+    for n in range(120):
+        test = store.load_tests.create(
+            1, project_id=(odd if n % 2 else even).id, name=f"lt {n}", script=b"x", now=now
+        )
+        record = store.schedules.put(
+            stack=1,
+            load_test_id=test.id,
+            schedule=schedule,
+            request=request.model_dump_json(),
+            created_by=None,
+            now=now,
+        )
+        if n % 3 == 0:
+            store.schedules.deactivate(1, record.id, now=now, note=f"why {n}")
+
+    def rows(query: str) -> tuple[int, bool]:
+        html = browser.get(f"/ui/schedules{query}").text
+        return len(re.findall(r'data-schedule="[0-9]+"', html)), "Next →" in html
+
+    assert rows("") == (50, True)
+    assert rows("?page=3") == (20, False)
+    assert rows("?state=paused") == (40, False)
+    assert rows("?state=active&page=2") == (30, False)
+    assert rows(f"?project={odd.id}") == (50, True)
+    assert rows(f"?project={odd.id}&page=2") == (10, False)
+    assert rows(f"?project={odd.id}&state=active") == (40, False)  # odd n, not a multiple of 3
+    assert rows("?name=lt+9") == (1, False)
+    assert rows("?name=lt") == (0, False)
+    page = browser.get("/ui/schedules?name=lt+9").text
+    assert "every weekday at 09:00 Europe/Berlin" in page
+    assert "why 9" in page  # paused, with its note
