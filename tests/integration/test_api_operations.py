@@ -7,6 +7,7 @@ import socket
 from fastapi.testclient import TestClient
 
 from tickwork.api import create_app
+from tickwork.api.rate_limits import EXEMPT
 from tickwork.store import Store, connect
 
 from .api_support import ALICE, Api, tokens
@@ -188,6 +189,27 @@ def test_openapi_schedule_shapes_follow_the_k6_spec(api: Api) -> None:
     assert schemas["CreateScheduleRequest"]["required"] == ["starts"]
     assert "@nextLink" in schemas["ScheduleListResponse"]["properties"]
     assert schemas["TestRunApiModel"]["required"]
+
+
+def test_every_rate_limited_operation_documents_its_429_with_retry_after(api: Api) -> None:
+    document = api.get("/openapi.json").json()
+
+    exempt = set()
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            answer = operation["responses"].get("429")
+            if path in EXEMPT:  # probes, scrapes and the documents are never limited
+                assert answer is None, (method, path)
+                exempt.add((method, path))
+                continue
+            assert answer is not None, (method, path)
+            assert answer["headers"]["Retry-After"]["schema"] == {"type": "integer", "minimum": 1}
+            # the body its other errors have: the report envelope there, the k6 body elsewhere
+            assert answer["content"] == operation["responses"]["400"]["content"], (method, path)
+            envelope = path.startswith("/api/v1/reports/")
+            schema = answer["content"]["application/json"]["schema"]["$ref"]
+            assert schema.endswith("ReportErrorEnvelope" if envelope else "ErrorResponseApiModel")
+    assert exempt == {("get", "/healthz"), ("get", "/readyz"), ("get", "/metrics")}
 
 
 def test_an_authenticated_request_is_not_logged_with_its_token(api: Api) -> None:

@@ -13,6 +13,8 @@ Codes are stable and documented here:
     409 conflict                the resource's state forbids the request
     413 payload_too_large       the body is over the configured limit
     415 unsupported_media_type  the body is not of the type the operation takes
+    429 rate_limited            over a rate limit (per token, stack or client address);
+                                Retry-After says when to retry
     499 client_disconnected     the client went away while sending its body (nobody reads
                                 this answer; it keeps such requests out of the 500s and logs)
     500 internal_error          a bug: logged with its traceback, never caused by input alone

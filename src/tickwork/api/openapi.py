@@ -3,7 +3,9 @@
 The endpoints read their own bodies (for our error codes: 415 for a wrong type, 400 with one
 detail per problem), so request bodies are declared here rather than inferred. Every /cloud
 operation also gets the k6 spec's ``stackId`` header parameter and the error responses any of
-them can give; FastAPI's 422 is removed, since this API answers 400 instead.
+them can give; FastAPI's 422 is removed, since this API answers 400 instead. Every operation
+the rate limiter covers (all but ``rate_limits.EXEMPT``) documents its 429, with the
+``Retry-After`` header, in the body its dialect answers errors with.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
+from tickwork.api.rate_limits import EXEMPT
 from tickwork.dialects.k6 import (
     BulkActivateRequest,
     BulkDeactivateRequest,
@@ -74,12 +77,23 @@ _ERRORS = {
     "409": "The resource's state forbids the request.",
     "413": "The request body is over the size limit.",
     "415": "The request body is not of a supported content type.",
+    "429": "Over a rate limit (per token, stack or client address, when the deployment sets "
+    "one; code rate_limited): Retry-After says when to retry.",
     "500": "Unexpected error.",
     "503": "The store (Redis) is unavailable.",
 }
 
 _ALWAYS = ("400", "401", "403", "500", "503")
 _WITH_BODY = ("413", "415")
+
+RETRY_AFTER: dict[str, Any] = {
+    "Retry-After": {
+        "description": "Seconds to wait before the limit lets a request through (whole "
+        "seconds, rounded up, at least 1).",
+        "schema": {"type": "integer", "minimum": 1},
+    }
+}
+"""The header of every 429 (``responses=`` entries may carry it as ``headers``)."""
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -111,6 +125,16 @@ def _error_response(description: str) -> dict[str, Any]:
     }
 
 
+def _rate_limited(responses: dict[str, Any]) -> dict[str, Any]:
+    """The 429 of an operation, its body the one its other errors have (the report API's
+    envelope there, the k6 error body elsewhere)."""
+    answer = _error_response(_ERRORS["429"])
+    bad_request = responses.get("400", {}).get("content")
+    if bad_request is not None:
+        answer["content"] = bad_request
+    return answer | {"headers": RETRY_AFTER}
+
+
 def build(app: FastAPI) -> dict[str, Any]:
     document = get_openapi(
         title=app.title,
@@ -132,6 +156,8 @@ def build(app: FastAPI) -> dict[str, Any]:
         for operation in item.values():
             responses = operation.setdefault("responses", {})
             responses.pop("422", None)
+            if path not in EXEMPT:
+                responses.setdefault("429", _rate_limited(responses))
             if not path.startswith("/cloud/"):
                 continue
             operation["parameters"] = [

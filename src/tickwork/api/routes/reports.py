@@ -34,6 +34,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tickwork.api.deps import Acting, ApiContext, Caller, Context, JsonBody, PlainInt
 from tickwork.api.errors_http import PayloadTooLarge, UnsupportedMediaType, error_answer
+from tickwork.api.openapi import RETRY_AFTER
 from tickwork.api.render import json_response
 from tickwork.api.routes.audit import entry_model, trail
 from tickwork.api.routes.ledger import (
@@ -159,14 +160,17 @@ _DESCRIPTIONS = {
     404: "No such report schedule in the stack.",
     413: "The request body is over the size limit.",
     415: "The request body is not JSON.",
+    429: "Over a rate limit (per token, stack or client address): Retry-After says when to retry.",
     503: "The store (Redis) is unavailable.",
 }
+_HEADERS = {429: RETRY_AFTER}
 
 
 def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return {
         status: {"model": ReportErrorEnvelope, "description": _DESCRIPTIONS[status]}
-        for status in (400, 401, 403, 503, *statuses)
+        | ({"headers": _HEADERS[status]} if status in _HEADERS else {})
+        for status in (400, 401, 403, 429, 503, *statuses)
     }
 
 
