@@ -33,6 +33,11 @@ short of N ``--timeout`` seconds after the instant is stopped and reported with 
 ``--profile DIR`` records the tickwork leader with py-spy (collapsed stacks; the figures of a
 profiled run are skewed).
 
+``--jitter S`` gives every tickwork schedule ``jitter_seconds=S`` (issue 16): the N runs are
+then planned over S seconds after the instant. Its lag is then created - planned instant (the
+scheduler's own lateness), and a histogram of the planned instants shows the spread; the peers
+have no jitter, so run it with ``--systems tickwork``.
+
 Idle: each system holding the largest N (100,000) entries of which none is due (a day away):
 scheduler CPU seconds and Redis commands/s over ``--idle-seconds`` (INFO deltas on the private
 server, the benchmark's own two INFO calls subtracted).
@@ -93,7 +98,7 @@ PREFIX = "bench"
 QUEUE = "bench-runs"
 STACK = 1
 RQ_CRON_REGISTRY = "rq:cron_schedulers"  # rq.cron_scheduler_registry.get_registry_key()
-RUN_FIELDS = ["created", "scheduled_for", "schedule_id", "job_id", "status"]
+RUN_FIELDS = ["created", "scheduled_for", "schedule_id", "job_id", "status", "details"]
 BIN = Path(sys.executable).parent
 
 RQ_CRON_CONFIG = '''"""rq cron config written by bench/fire.py: N entries due at one minute."""
@@ -211,7 +216,7 @@ class Bench:
 
     def wait_landed(self, child: Child, n: int, instant: datetime, fire: Fire) -> None:
         """Poll the queue's length until it holds N jobs, the timeout passes, or it died."""
-        deadline = instant + timedelta(seconds=self.args.timeout)
+        deadline = instant + timedelta(seconds=self.args.timeout + self.args.jitter)
         queue_key = f"rq:queue:{QUEUE}"
         while True:
             landed = int(self.redis.llen(queue_key))
@@ -310,6 +315,8 @@ class Bench:
                 fired_through=now - ONE_MICROSECOND,
                 next_at=next_at,
                 version=1,
+                since=now - ONE_MICROSECOND,
+                jitter_s=self.args.jitter,
             )
 
         self.redis.hset(keys.load_test(1), mapping={"stack": STACK, "project_id": 1})
@@ -320,6 +327,7 @@ class Bench:
             request=request,
             created_by="bench@example.com",
             now=now,
+            jitter_s=self.args.jitter,
         )
         assert first == record(1), (first, record(1))
         for part in chunks(range(2, n + 1), CHUNK // 8):
@@ -395,6 +403,7 @@ class Bench:
         keys = Store(self.redis, PREFIX).keys
         last_id = int(self.redis.get(keys.ids("run")) or 0)
         runs: list[tuple[datetime, datetime | None, str, str, str]] = []
+        planned: list[datetime] = []
         for part in chunks(range(1, last_id + 1)):
             pipe = self.redis.pipeline(transaction=False)
             for run_id in part:
@@ -402,7 +411,9 @@ class Bench:
             for row in pipe.execute():
                 if row[0] is None:
                     continue
-                created, scheduled, schedule_id, job_id, status = (text_of(v) for v in row)
+                created, scheduled, schedule_id, job_id, status, details = (text_of(v) for v in row)
+                planned_for = json.loads(details or "{}").get("planned_for")
+                planned.append(parse_instant(planned_for or scheduled or created))
                 runs.append(
                     (
                         parse_instant(created),
@@ -414,8 +425,11 @@ class Bench:
                 )
         fire.runs = len(runs)
         fire.lags = sorted(
-            (created - scheduled).total_seconds() for created, scheduled, *_ in runs if scheduled
+            (created - plan).total_seconds()
+            for (created, scheduled, *_), plan in zip(runs, planned, strict=True)
+            if scheduled
         )
+        fire.planned_s = sorted((plan - fire.instant).total_seconds() for plan in planned)
         per_schedule = Counter(schedule_id for _, _, schedule_id, _, _ in runs)
         if any(count > 1 for count in per_schedule.values()):
             fire.problems.append("a schedule has two runs")
@@ -623,6 +637,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--no-idle", action="store_true")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
     parser.add_argument("--profile", metavar="DIR", help="py-spy record the tickwork leader")
+    parser.add_argument(
+        "--jitter", type=int, default=0, help="jitter_seconds of the tickwork schedules"
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.sizes = args.sizes or "1000"

@@ -48,6 +48,7 @@ class Fire:
     note: str = ""
     error: str = ""
     extra: dict[str, float] = field(default_factory=dict)
+    planned_s: list[float] = field(default_factory=list)  # tickwork: planned - instant
 
     @property
     def fires_per_s(self) -> float:
@@ -206,7 +207,7 @@ def report(
     rows = []
     for n, limit in ((10_000, 0.5), (100_000, 5.0)):
         runs = by_key.get((TICKWORK, n), [])
-        if not runs:
+        if not runs or args.jitter > 0:  # with jitter the herd is spread on purpose
             continue
         worst = max((f.lag(1.0) for f in runs if f.lags), default=math.nan)
         seen = max((f.observed_s for f in runs), default=math.nan)
@@ -262,6 +263,11 @@ def report(
             )
         )
 
+    if args.jitter > 0:
+        for fire in (f for round_fires in fires for f in round_fires):
+            if fire.system == TICKWORK and fire.planned_s:
+                print(jitter_spread(fire, args.jitter))
+
     print(f"\nTotal wall time {time.monotonic() - started:.0f} s.")
 
 
@@ -288,4 +294,33 @@ def environment(args: argparse.Namespace) -> str:
         f"{args.batch_size}, rqscheduler --interval {args.rqs_interval} s, peer timeout "
         f"{args.timeout:.0f} s. Workload: one-shot schedules (tickwork, rq-scheduler: a whole "
         "second; rq cron: the cron string of one whole minute), no worker running."
+    )
+
+
+def jitter_spread(fire: Fire, jitter_s: int, buckets: int = 12) -> str:
+    """Where ``jitter_s`` put the N runs: planned instants per slice of the window, and
+    whether any was planned before its instant or ran before its planned instant."""
+    width = jitter_s / buckets
+    counts = [0] * buckets
+    for offset in fire.planned_s:
+        counts[min(int(offset // width), buckets - 1)] += 1
+    expected = len(fire.planned_s) / buckets
+    rows = [
+        [
+            f"{i * width:5.1f}-{(i + 1) * width:5.1f}",
+            f"{count:,}",
+            f"{count / expected:.2f}",
+            "#" * round(40 * count / max(counts)),
+        ]
+        for i, count in enumerate(counts)
+    ]
+    early = sum(1 for offset in fire.planned_s if offset < 0)
+    before_plan = sum(1 for lag in fire.lags if lag < 0)
+    return (
+        f"\n## Jitter {jitter_s} s: planned instants of {fire.n:,} runs due at one instant\n\n"
+        + table(["s after instant", "runs", "/ even share", ""], rows)
+        + f"\n\nplanned before the instant: {early}; created before the planned instant: "
+        f"{before_plan}; lag after the planned instant p50 {fmt(fire.lag(0.5))} s, "
+        f"p99 {fmt(fire.lag(0.99))} s, max {fmt(fire.lag(1.0))} s; exactly once: "
+        f"{fire.exactly_once}"
     )

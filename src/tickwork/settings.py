@@ -51,6 +51,8 @@ class Settings(BaseSettings):
     tokens: list[TokenSpec] = Field(default_factory=list)
     lease_ttl_seconds: float = Field(default=5.0, ge=1.0, le=300.0)
     catch_up_window_seconds: float = Field(default=300.0, ge=0.0)
+    # The jitter of a schedule set without jitter_seconds (narrowed to its shortest interval).
+    default_jitter_seconds: int = Field(default=0, ge=0, le=3600)
     fire_batch_size: int = Field(default=500, ge=1, le=10_000)
     # How far ahead the leader plans and encodes due fires (0: not at all); see firing.py.
     fire_lookahead_seconds: float = Field(default=30.0, ge=0.0, le=300.0)

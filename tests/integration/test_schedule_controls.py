@@ -3,18 +3,22 @@ and a manual start that never consumes a scheduled occurrence."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 from rq import Queue
 
+from tickwork.api import create_app
+from tickwork.core import parse_instant
+from tickwork.core.instants import format_instant
 from tickwork.errors import LeaseLost
 from tickwork.scheduler.firing import Firer
 from tickwork.store import Lease, Store
 from tickwork.store.queue import queue
 
-from .api_support import T0, Api, Clock, snapshot
+from .api_support import T0, Api, Clock, snapshot, tokens
 
 
 @pytest.fixture
@@ -267,3 +271,121 @@ def test_a_bad_dst_policy_is_400_naming_the_field_and_changes_nothing(
     assert response.status_code == 400
     assert [d["target"] for d in response.json()["error"]["details"]] == ["cron.dst.gap"]
     assert snapshot(store) == before
+
+
+def _jittered(api: Api, jitter: int) -> tuple[int, int, datetime, datetime]:
+    """A one-shot at 12:05 with ``jitter``: its id, load test, instant and planned instant."""
+    load_test = api.load_test()
+    body = {"starts": "2026-11-23T12:05:00Z", "jitter_seconds": jitter, "overlap": "allow"}
+    schedule = api.schedule(load_test, body)
+    assert schedule["jitter_seconds"] == jitter
+    (item,) = api.get(
+        f"/cloud/v6/schedules/{schedule['id']}/occurrences",
+        params={"after": "2026-11-23T12:00:00Z"},
+    ).json()["value"]
+    instant, planned = parse_instant(item["instant"]), parse_instant(item["planned_for"])
+    return schedule["id"], load_test, instant, planned
+
+
+def test_a_jittered_occurrence_runs_at_its_planned_instant_not_before(
+    api: Api, clock: Clock, firer: Firer, lease: Lease
+) -> None:
+    # Given a one-shot whose preview plans it some seconds after its instant
+    sid, load_test, instant, planned = _jittered(api, 600)
+    assert instant < planned < instant + timedelta(seconds=600)
+
+    # When the leader looks at the instant and just before the planned one: nothing runs
+    for now in (instant, planned - timedelta(milliseconds=1)):
+        clock.now = now
+        assert firer.fire_due(lease).fired == []
+
+    # Then at the planned instant it runs once, recording both instants
+    clock.now = planned
+    assert [at for _, at in firer.fire_due(lease).fired] == [instant]
+    assert firer.fire_due(lease).fired == []
+    (run,) = api.get(f"/cloud/v6/load_tests/{load_test}/test_runs").json()["value"]
+    assert (run["scheduled_for"], run["planned_for"]) == (
+        format_instant(instant),
+        format_instant(planned),
+    )
+    (item,) = api.get(
+        f"/cloud/v6/schedules/{sid}/occurrences", params={"after": "2026-11-23T12:00:00Z"}
+    ).json()["value"]
+    assert (item["outcome"], item["lateness_ms"]) == ("fired", 0)  # late against the plan
+
+
+def test_the_leaders_look_ahead_commits_a_jittered_fire_at_its_planned_instant(
+    api: Api, store: Store, rq_queue: Queue, clock: Clock, lease: Lease
+) -> None:
+    sid, load_test, instant, planned = _jittered(api, 600)
+    ahead = Firer(
+        store, rq_queue, clock=clock, catch_up=timedelta(minutes=5), lookahead=timedelta(hours=1)
+    )
+    clock.now = T0
+    while ahead.prepare():
+        pass
+    assert ahead.ahead == 1
+    clock.now = instant
+    assert ahead.fire_ahead(lease) is None  # held until its planned instant
+    clock.now = planned
+    fired = ahead.fire_ahead(lease)
+    assert fired is not None
+    assert [at for _, at in fired.fired] == [instant]
+    (run,) = api.get(f"/cloud/v6/load_tests/{load_test}/test_runs").json()["value"]
+    assert run["planned_for"] == format_instant(planned)
+    del sid
+
+
+def test_jitter_wider_than_the_schedules_interval_is_400_naming_it_and_changes_nothing(
+    api: Api, store: Store
+) -> None:
+    load_test = api.load_test()
+    before = snapshot(store)
+    body = {
+        "starts": "2026-11-23T12:00:00Z",
+        "cron": {"schedule": "*/5 * * * *", "time_zone": "UTC"},
+    }
+    response = api.post(
+        f"/cloud/v6/load_tests/{load_test}/schedule", json=body | {"jitter_seconds": 301}
+    )
+    assert response.status_code == 400
+    (detail,) = response.json()["error"]["details"]
+    assert detail["target"] == "jitter_seconds"
+    assert "300" in detail["message"]
+    assert snapshot(store) == before
+    assert api.schedule(load_test, body | {"jitter_seconds": 300})["jitter_seconds"] == 300
+
+
+def test_a_schedule_without_jitter_reads_zero_and_runs_record_no_planned_instant(
+    api: Api, clock: Clock, firer: Firer, lease: Lease
+) -> None:
+    load_test = api.load_test()
+    schedule = api.schedule(load_test, {"starts": "2026-11-23T12:05:00Z"})
+    assert schedule["jitter_seconds"] == 0
+    clock.now = T0 + timedelta(minutes=5)
+    assert len(firer.fire_due(lease).fired) == 1
+    (run,) = api.get(f"/cloud/v6/load_tests/{load_test}/test_runs").json()["value"]
+    assert run["planned_for"] is None
+
+
+def test_the_deployment_default_jitter_applies_to_new_schedules_narrowed_to_their_interval(
+    store: Store, clock: Clock
+) -> None:
+    app = create_app(
+        store,
+        tokens=tokens(),
+        queue_name=f"{store.keys.prefix}-runs",
+        clock=clock,
+        default_jitter_s=120,
+    )
+    with TestClient(app) as http:
+        api = Api(http)
+        every_minute = {
+            "starts": "2026-11-23T12:00:00Z",
+            "cron": {"schedule": "* * * * *", "time_zone": "UTC"},
+        }
+        hourly = {"starts": "2026-11-23T13:00:00Z", "recurrence_rule": {"frequency": "HOURLY"}}
+        assert api.schedule(api.load_test(), hourly)["jitter_seconds"] == 120
+        assert api.schedule(api.load_test(), every_minute)["jitter_seconds"] == 60
+        explicit = hourly | {"jitter_seconds": 0}
+        assert api.schedule(api.load_test(), explicit)["jitter_seconds"] == 0

@@ -71,6 +71,7 @@ def create_app(
     kragle_public_listing: bool = False,
     rate_limit: Rate | None = None,
     stack_rate_limit: Rate | None = None,
+    default_jitter_s: int = 0,
 ) -> FastAPI:
     """The API over ``store``. ``tokens`` are the accepted bearer tokens; ``queue_name`` the
     RQ queue that receives started runs; ``public_url`` the base of absolute links (else
@@ -78,7 +79,8 @@ def create_app(
     where the Kragle-style API is mounted ("" for the root), and ``kragle_public_listing``
     whether its schedule reads answer without a token. ``rate_limit`` is each token's (and
     each anonymous client address's) request rate, ``stack_rate_limit`` each stack's, shared
-    by every process on the store; None: not limited."""
+    by every process on the store; None: not limited. ``default_jitter_s`` is the jitter of a
+    schedule set without ``jitter_seconds``."""
     token_list = tuple(tokens)
     token_book = TokenBook(token_list)
     app = _App(
@@ -95,6 +97,7 @@ def create_app(
         rq_queue=queue(store.rq_connection, queue_name),
         public_url=public_url.rstrip("/") if public_url else None,
         clock=clock,
+        default_jitter_s=default_jitter_s,
     )
     metrics = ApiMetrics(store, frozenset(s for token in token_list for s in token.stacks))
     app.state.metrics = metrics

@@ -36,6 +36,7 @@ class ApiContext:
     rq_queue: Queue
     public_url: str | None
     clock: Clock
+    default_jitter_s: int = 0  # a new schedule's jitter when it names none
 
 
 def _context(request: Request) -> ApiContext:

@@ -40,6 +40,7 @@ def schedule_model(record: ScheduleRecord, *, now: datetime) -> ScheduleApiModel
         next_run=record.upcoming(now=now),
         created_by=record.created_by,
         paused=None if record.pause is None else pause_model(record.pause),
+        jitter_seconds=record.jitter_s,
     )
 
 

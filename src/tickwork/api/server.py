@@ -43,6 +43,7 @@ def app_from_settings(settings: Settings) -> FastAPI:
         stack_rate_limit=_rate(
             settings.stack_rate_limit_per_second, settings.stack_rate_limit_burst
         ),
+        default_jitter_s=settings.default_jitter_seconds,
     )
 
 

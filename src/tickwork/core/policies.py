@@ -10,6 +10,7 @@ not finished is recorded as skipped; ``allow`` fires it anyway.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -41,6 +42,10 @@ class Plan:
     skips: list[Skip] = field(default_factory=list)
 
 
+def _on_time(at: datetime) -> datetime:
+    return at
+
+
 def plan(
     schedule: Schedule,
     *,
@@ -49,13 +54,15 @@ def plan(
     catch_up: timedelta,
     overlap: str = "skip",
     previous_unfinished: bool = False,
+    planned: Callable[[datetime], datetime] = _on_time,
 ) -> Plan:
-    """Settle every occurrence from ``due_at`` (inclusive) up to ``now``."""
+    """Settle every occurrence from ``due_at`` (inclusive) whose planned instant (with the
+    schedule's jitter; ``planned``) has come by ``now``."""
     missed: list[datetime] = []
     missed_count, last_missed = 0, None
     latest = due_at
     upcoming = next_after(schedule, latest)
-    while upcoming is not None and upcoming <= now:
+    while upcoming is not None and planned(upcoming) <= now:
         # ``latest`` has a successor that is also due: it was missed.
         missed_count, last_missed = missed_count + 1, latest
         if len(missed) < SKIP_RECORD_CAP:
@@ -66,7 +73,7 @@ def plan(
     if missed_count > len(missed):
         skips[-1] = Skip(missed[-1], MISSED, more=missed_count - len(missed), last_at=last_missed)
     fire: datetime | None = latest
-    if now - latest > catch_up:
+    if now - planned(latest) > catch_up:
         skips.append(Skip(latest, MISSED_OUTSIDE_WINDOW))
         fire = None
     elif overlap == "skip" and previous_unfinished:

@@ -75,8 +75,11 @@ class RunRecord:
         occurrence_at: datetime,
         job_id: str,
         now: datetime,
+        planned_for: datetime | None = None,
     ) -> RunRecord:
-        """The run of a schedule's occurrence, created (and queued) at ``now``."""
+        """The run of a schedule's occurrence, created (and queued) at ``now``; with jitter,
+        ``planned_for`` is the instant it was planned for (after the occurrence)."""
+        details = {} if planned_for is None else {"planned_for": format_instant(planned_for)}
         return cls(
             id=run_id,
             stack=stack,
@@ -87,6 +90,7 @@ class RunRecord:
             schedule_id=schedule_id,
             scheduled_for=occurrence_at,
             job_id=job_id,
+            details=details,
         )
 
     @classmethod

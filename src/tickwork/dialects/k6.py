@@ -16,7 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic import ValidationError as PydanticValidationError
 
 from tickwork.core import CronSpec, Frequency, RuleSpec, Schedule, Weekday, build_schedule
-from tickwork.core.instants import format_instant
+from tickwork.core.instants import ONE_MICROSECOND, format_instant
+from tickwork.core.jitter import MAX_JITTER_S, widest_jitter
 from tickwork.core.model import DstGap, DstRepeat
 from tickwork.core.validation import MAX_COUNT, MAX_INTERVAL, instant_field
 from tickwork.dialects.wire import DateTime, ErrorParts, StrictWire, from_json
@@ -90,6 +91,16 @@ class CreateScheduleRequest(StrictWire):
         le=365 * 86_400,
         description="tickwork extension. How late a missed occurrence may still fire (at "
         "most a year); null uses the deployment's TICKWORK_CATCH_UP_WINDOW_SECONDS.",
+    )
+    jitter_seconds: int | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_JITTER_S,
+        description="tickwork extension. Each occurrence runs at its instant plus an offset "
+        "in [0, jitter_seconds) fixed by the schedule and the occurrence (never earlier), so "
+        "schedules due at one instant reach their target spread out. At most an hour and at "
+        "most the schedule's shortest interval; null uses the deployment's "
+        "TICKWORK_DEFAULT_JITTER_SECONDS.",
     )
 
 
@@ -176,6 +187,9 @@ class ScheduleApiModel(BaseModel):
     created_by: str | None
     overlap: Overlap = "skip"
     catch_up_seconds: int | None = None
+    jitter_seconds: int = Field(
+        default=0, description="tickwork extension: the jitter in force (0: none)."
+    )
     paused: PauseApiModel | None = Field(
         default=None,
         description="tickwork extension, read-only: the pause in force while deactivated.",
@@ -211,6 +225,30 @@ def parse_create_schedule(body: str | bytes) -> tuple[CreateScheduleRequest, Sch
     """Validate a CreateScheduleRequest JSON document; ValidationError lists every problem."""
     request = from_json(CreateScheduleRequest, body, "The schedule is not valid.")
     return request, to_core(request)
+
+
+def jitter_of(
+    request: CreateScheduleRequest, schedule: Schedule, *, default_s: int, now: datetime
+) -> int:
+    """The jitter a schedule set at ``now`` runs with: the request's, else the deployment's
+    default narrowed to the schedule's shortest interval (so occurrences stay in order). A
+    requested jitter wider than that interval is refused, naming the field."""
+    asked = request.jitter_seconds
+    wanted = default_s if asked is None else asked
+    if wanted == 0:
+        return 0
+    widest = widest_jitter(schedule, now - ONE_MICROSECOND)
+    if widest is None or wanted <= widest:
+        return wanted
+    if asked is None:
+        return widest
+    problem = Problem(
+        "out_of_range",
+        "jitter_seconds",
+        f"'jitter_seconds' must be at most {widest}, the shortest time between two of the "
+        "schedule's occurrences (so they run in order).",
+    )
+    raise ValidationError([problem], "The schedule is not valid.")
 
 
 def stored_request(text: str | bytes) -> CreateScheduleRequest:
@@ -315,6 +353,7 @@ def schedule_api_model(
     next_run: datetime | None,
     created_by: str | None,
     paused: PauseApiModel | None = None,
+    jitter_seconds: int = 0,
 ) -> ScheduleApiModel:
     """All eight keys; omitted rule fields come back filled, ``starts`` echoed as given."""
     return ScheduleApiModel(
@@ -328,6 +367,7 @@ def schedule_api_model(
         created_by=created_by,
         overlap=request.overlap,
         catch_up_seconds=request.catch_up_seconds,
+        jitter_seconds=jitter_seconds,
         paused=paused,
     )
 

@@ -71,6 +71,11 @@ class TestRunApiModel(BaseModel):
     scheduled_for: DateTime | None = Field(
         default=None, description="tickwork extension: the occurrence this run is for."
     )
+    planned_for: DateTime | None = Field(
+        default=None,
+        description="tickwork extension: with the schedule's jitter, the instant this run was "
+        "planned for (scheduled_for plus a fixed offset); null without jitter.",
+    )
 
 
 class StartLoadTestResponse(TestRunApiModel):
@@ -154,6 +159,7 @@ def run_fields(run: RunRecord, *, now: datetime) -> dict[str, object]:
         "is_starred": False,
         "schedule_id": run.schedule_id,
         "scheduled_for": format_instant(run.scheduled_for) if run.scheduled_for else None,
+        "planned_for": run.details.get("planned_for"),
     }
 
 

@@ -42,7 +42,13 @@ class Occurrence(BaseModel):
         default=None,
         description="Why it was skipped: missed, missed_outside_catch_up_window, overlap, paused.",
     )
-    lateness_ms: int | None = Field(default=None, description="Fired: created - instant.")
+    planned_for: str | None = Field(
+        default=None,
+        description="With jitter: when it runs, its instant plus the schedule's fixed offset.",
+    )
+    lateness_ms: int | None = Field(
+        default=None, description="Fired: created - planned instant (the instant, no jitter)."
+    )
     run_status: str | None = None
     run_result: str | None = None
 
@@ -63,6 +69,7 @@ def occurrence(
     lateness_ms: int | None = None,
     run_status: str | None = None,
     run_result: str | None = None,
+    planned_for: datetime | None = None,
 ) -> Occurrence:
     return Occurrence(
         instant=format_instant(explained.instant),
@@ -71,6 +78,7 @@ def occurrence(
         outcome=outcome,
         run_id=run_id,
         reason=reason,
+        planned_for=None if planned_for is None else format_instant(planned_for),
         lateness_ms=lateness_ms,
         run_status=run_status,
         run_result=run_result,

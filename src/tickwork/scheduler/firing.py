@@ -95,7 +95,7 @@ class Firer:
             if ahead.entry.schedule_id not in left_out:
                 result.load_tests.add(ahead.load_test_id)
                 result.fired.append((ahead.run_id, ahead.due))
-                result.lags_s.append((stamp - ahead.due).total_seconds())
+                result.lags_s.append((stamp - ahead.planned).total_seconds())
         # Busy ones are not conflicts: the ordinary path records their overlap skip next.
         result.conflicts = len(outcome.conflicts)
         return result
@@ -142,7 +142,7 @@ class Firer:
         plans = {
             sid: planner.plan(record, now, unfinished=record.load_test_id in unfinished)
             for sid, record in records.items()
-            if record.next_at is not None and record.next_at <= now
+            if record.next_at is not None and record.planned(record.next_at) <= now
         }
         next_id = store.runs.reserve_ids(sum(runs_needed(p) for p in plans.values()))
         advances = []
@@ -171,7 +171,8 @@ class Firer:
                 if job is not None:
                     assert run.scheduled_for is not None
                     result.fired.append((run.id, run.scheduled_for))
-                    result.lags_s.append((now - run.scheduled_for).total_seconds())
+                    planned = advance.record.planned(run.scheduled_for)
+                    result.lags_s.append((now - planned).total_seconds())
                 else:
                     reason = str(run.details["skip_reason"])
                     more = int(run.details.get("more", 0))

@@ -44,7 +44,8 @@ class Ahead:
     entry: FireEntry
     run_id: int
     load_test_id: int
-    due: datetime
+    due: datetime  # the occurrence
+    planned: datetime  # when it runs (its instant, plus the schedule's jitter)
     holds_until: datetime
 
 
@@ -128,7 +129,7 @@ class Lookahead:
         for sid, record in records.items():
             if record.next_at is None or record.deactivated:
                 continue
-            decision = planner.plan(record, record.next_at, unfinished=False)
+            decision = planner.plan(record, record.planned(record.next_at), unfinished=False)
             if decision.fire == record.next_at and not decision.skips:
                 plans[sid] = decision
         if not plans:
@@ -144,18 +145,21 @@ class Lookahead:
                 decision,
                 project_id=projects.get(record.load_test_id, 0),
                 first_id=next_id,
-                now=decision.fire,
+                now=record.planned(decision.fire),
             )
             next_id += 1
             advance = Advance(record, decision.fired_through, decision.next_at, tuple(runs))
             entry = store.fires.encode(advance, ahead=True, overlap_check=record.overlap == "skip")
-            holds_until = decision.fire + planner.catch_up_of(record)
+            planned = record.planned(decision.fire)
+            holds_until = planned + planner.catch_up_of(record)
             if decision.next_at is not None:
-                holds_until = min(holds_until, decision.next_at)
-            at = to_us(decision.fire)
+                holds_until = min(holds_until, record.planned(decision.next_at))
+            at = to_us(planned)
             if at not in self._by_instant:
                 self._by_instant[at] = []
                 heapq.heappush(self._instants, at)
-            ahead = Ahead(entry, runs[0][0].id, record.load_test_id, decision.fire, holds_until)
+            ahead = Ahead(
+                entry, runs[0][0].id, record.load_test_id, decision.fire, planned, holds_until
+            )
             self._by_instant[at].append(ahead)
             self._schedules[sid] = at

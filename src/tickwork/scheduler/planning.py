@@ -37,6 +37,7 @@ class Planner:
             catch_up=self.catch_up_of(record),
             overlap=record.overlap,
             previous_unfinished=unfinished,
+            planned=record.planned,
         )
 
     def runs(
@@ -66,6 +67,7 @@ class Planner:
             run_id += 1
         if decision.fire is not None:
             job_id = fire_job_id(record.id, decision.fire)
+            planned = record.planned(decision.fire)
             fired = RunRecord.fired(
                 run_id=run_id,
                 stack=record.stack,
@@ -75,6 +77,7 @@ class Planner:
                 occurrence_at=decision.fire,
                 job_id=job_id,
                 now=now,
+                planned_for=planned if planned != decision.fire else None,
             )
             runs.append((fired, self.jobs.job(run_id=run_id, job_id=job_id)))
         return runs

@@ -187,7 +187,9 @@ def _entry_args(advance: Advance, *, overlap_check: bool, stamped: bool) -> list
         "expected_next_us": "" if record.next_at is None else to_us(record.next_at),
         "fired_through_us": to_us(advance.fired_through),
         "next_us": "" if advance.next_at is None else to_us(advance.next_at),
-        "due_ms": "" if advance.next_at is None or record.deactivated else to_ms(advance.next_at),
+        "due_ms": ""
+        if advance.next_at is None or record.deactivated
+        else to_ms(record.planned(advance.next_at)),
         "overlap_load_test": record.load_test_id if overlap_check else "",
         "first_occurrence_us": min((to_us(at) for at in occurrences), default=""),
         "n_runs": len(advance.runs),

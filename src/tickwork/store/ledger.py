@@ -50,7 +50,7 @@ class Happened:
     outcome: str
     run_id: int | None = None
     reason: str | None = None  # why it was skipped
-    lateness_ms: int | None = None  # fired: created - instant
+    lateness_ms: int | None = None  # fired: created - planned instant (jitter)
     status: str | None = None  # fired: the run's status and result now
     result: str | None = None
 
@@ -114,7 +114,7 @@ class Ledger:
             if entry.status == Status.SKIPPED:
                 return Happened(SKIPPED, run_id=entry.run_id, reason=entry.reason)
             assert entry.created is not None
-            lateness = round((entry.created - instant).total_seconds() * 1000)
+            lateness = round((entry.created - record.planned(instant)).total_seconds() * 1000)
             return Happened(
                 FIRED,
                 run_id=entry.run_id,

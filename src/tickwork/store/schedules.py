@@ -32,6 +32,7 @@ from redis.client import Pipeline
 
 from tickwork.core import Schedule, next_after
 from tickwork.core.instants import ONE_MICROSECOND, format_instant, from_us, to_ms, to_us
+from tickwork.core.jitter import jitter_offset
 from tickwork.errors import Conflict, LeaseLost, NotFound, StoreError
 from tickwork.store.audit import INTERNAL, SCHEDULER, Actor, Audit, changes_between
 from tickwork.store.codec import decode_schedule, encode_schedule
@@ -107,6 +108,16 @@ class ScheduleRecord:
     since: datetime | None = None  # when its timing took effect: earlier occurrences are not its
     pauses: tuple[Pause, ...] = ()
     forgotten_through: datetime | None = None  # retention removed the runs up to here
+    jitter_s: int = 0  # each occurrence runs up to this much after its instant
+
+    def planned(self, at: datetime) -> datetime:
+        """When the occurrence at ``at`` runs: its instant plus the schedule's jitter."""
+        return at + jitter_offset(self.id, at, self.jitter_s) if self.jitter_s else at
+
+    @property
+    def due_ms(self) -> int | None:
+        """Its due-index score: the planned instant of its next occurrence (ms)."""
+        return None if self.next_at is None else to_ms(self.planned(self.next_at))
 
     @property
     def pause(self) -> Pause | None:
@@ -160,6 +171,7 @@ def new_record(
     now: datetime,
     overlap: str = "skip",
     catch_up_s: int | None = None,
+    jitter_s: int = 0,
 ) -> ScheduleRecord:
     """A schedule set at ``now``: its first occurrence is the first at or after ``now``."""
     fired_through = now - ONE_MICROSECOND
@@ -177,6 +189,7 @@ def new_record(
         overlap=overlap,
         catch_up_s=catch_up_s,
         since=fired_through,
+        jitter_s=jitter_s,
     )
 
 
@@ -237,6 +250,7 @@ def _encode(record: ScheduleRecord) -> dict[Any, Any]:
         "overlap": record.overlap,
         "catch_up_s": "" if record.catch_up_s is None else str(record.catch_up_s),
         "since_us": "" if record.since is None else str(to_us(record.since)),
+        "jitter_s": str(record.jitter_s),
         "pauses": json.dumps([_pause_json(pause) for pause in record.pauses]),
     }
 
@@ -299,6 +313,7 @@ def decode(fields: Mapping[Any, Any]) -> ScheduleRecord:
         since=from_us(int(text["since_us"])) if text.get("since_us") else None,
         pauses=tuple(_pause(item) for item in json.loads(text.get("pauses") or "[]")),
         forgotten_through=from_us(int(text["forgotten_us"])) if text.get("forgotten_us") else None,
+        jitter_s=int(text.get("jitter_s") or 0),
     )
 
 
@@ -405,6 +420,7 @@ class Schedules:
         now: datetime,
         overlap: str = "skip",
         catch_up_s: int | None = None,
+        jitter_s: int = 0,
         actor: Actor = INTERNAL,
     ) -> ScheduleRecord:
         """Set the load test's k6 schedule (``request``: its CreateScheduleRequest as given),
@@ -431,6 +447,7 @@ class Schedules:
                     now=now,
                     overlap=overlap,
                     catch_up_s=catch_up_s,
+                    jitter_s=jitter_s,
                 )
             else:
                 if previous.deactivated:
@@ -440,6 +457,7 @@ class Schedules:
                     owner=K6Schedule(request_echo=request),
                     overlap=overlap,
                     catch_up_s=catch_up_s,
+                    jitter_s=jitter_s,
                 )
             pipe.multi()
             pipe.set(pointer, record.id)
@@ -456,8 +474,9 @@ class Schedules:
         of the hash that the record does not hold (the fire commit's ``committed_us``) stay."""
         key = self._keys.schedule(record.id)
         pipe.hset(key, mapping=_encode(record))
-        if record.next_at is not None and not record.deactivated:
-            pipe.zadd(self._keys.due, {str(record.id): to_ms(record.next_at)})
+        due_ms = record.due_ms
+        if due_ms is not None and not record.deactivated:
+            pipe.zadd(self._keys.due, {str(record.id): due_ms})
         else:
             pipe.zrem(self._keys.due, str(record.id))
         pause = record.pause
@@ -510,7 +529,7 @@ class Schedules:
             entry_id=f"r{record.id}-{to_us(pause.resume_at)}",
         )
         fields = [item for pair in _encode(resumed).items() for item in pair]
-        due = "" if resumed.next_at is None else to_ms(resumed.next_at)
+        due = "" if resumed.due_ms is None else resumed.due_ms
         keys = [
             self._keys.lease(lease.name),
             self._keys.schedule(record.id),

@@ -25,7 +25,7 @@ from tickwork.api.pagination import Paging, page_response
 from tickwork.api.render import json_response
 from tickwork.core.explain import MAX_WINDOW, Explained, explained
 from tickwork.core.occurrences import iter_after
-from tickwork.dialects.k6 import CreateScheduleRequest, parse_create_schedule
+from tickwork.dialects.k6 import CreateScheduleRequest, jitter_of, parse_create_schedule
 from tickwork.dialects.ledger import (
     LastFire,
     Occurrence,
@@ -127,6 +127,10 @@ def occurrences_of(
     """The items joined with the ledger: past ones say what happened, future ones whether
     they will run (``paused`` while the schedule is deactivated)."""
     past = [item for item in items if item.instant <= now]
+
+    def planned(at: datetime) -> datetime | None:
+        return None if record.jitter_s == 0 else record.planned(at)
+
     out = []
     for item, happened in zip(
         past, store.ledger.happened(record, [i.instant for i in past]), strict=True
@@ -142,10 +146,13 @@ def occurrences_of(
                 lateness_ms=happened.lateness_ms,
                 run_status=happened.status,
                 run_result=happened.result,
+                planned_for=planned(item.instant),
             )
         )
     coming = "paused" if record.deactivated else "upcoming"
-    out += [occurrence(item, coming) for item in items[len(past) :]]
+    out += [
+        occurrence(item, coming, planned_for=planned(item.instant)) for item in items[len(past) :]
+    ]
     return out
 
 
@@ -204,7 +211,9 @@ def list_occurrences(
     summary="Preview the occurrences of a schedule before saving it (tickwork extension).",
     description="The body is a CreateScheduleRequest, validated as creating it would be; "
     "nothing is saved. Items are as in the occurrences list: `upcoming` after now, `passed` "
-    "for instants before now (a schedule set now never fires those).",
+    "for instants before now (a schedule set now never fires those). With jitter, each "
+    "occurrence's planned instant shows once the schedule is saved (the offset depends on "
+    "its id).",
     response_model=OccurrenceListResponse,
     openapi_extra=json_request(CreateScheduleRequest),
 )
@@ -219,8 +228,10 @@ def preview_schedule(
     limit: Limit = DEFAULT_LIMIT,
 ) -> Response:
     del caller  # a preview needs a valid token, and touches no stack's data
-    _, schedule = parse_create_schedule(body)
+    request_body, schedule = parse_create_schedule(body)
     now = context.clock()
+    # refused as creating it would be; the offsets themselves need the saved schedule's id
+    jitter_of(request_body, schedule, default_s=context.default_jitter_s, now=now)
     after_at, before_at = window(after, before, now)
     items = explained(schedule, after=after_at, before=before_at, limit=limit)
     values = [occurrence(item, "upcoming" if item.instant > now else "passed") for item in items]

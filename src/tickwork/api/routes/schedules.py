@@ -19,6 +19,7 @@ from tickwork.dialects.k6 import (
     CreateScheduleRequest,
     ScheduleApiModel,
     ScheduleListResponse,
+    jitter_of,
     parse_create_schedule,
     parse_deactivate,
 )
@@ -57,6 +58,7 @@ def set_load_test_schedule(
     store.load_tests.get(caller.stack, id)
     request, schedule = parse_create_schedule(body)
     now = context.clock()
+    jitter_s = jitter_of(request, schedule, default_s=context.default_jitter_s, now=now)
     record = store.schedules.put(
         stack=caller.stack,
         load_test_id=id,
@@ -66,6 +68,7 @@ def set_load_test_schedule(
         now=now,
         overlap=request.overlap,
         catch_up_s=request.catch_up_seconds,
+        jitter_s=jitter_s,
         actor=actor,
     )
     try:
