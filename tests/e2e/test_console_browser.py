@@ -319,7 +319,7 @@ def test_a_user_schedules_watches_pauses_and_signs_out(console: Console) -> None
             for c in page.context.cookies()
         ]
     )
-    for path in ("/ui", "/ui/schedules", schedule_url):
+    for path in ("/ui/", "/ui/schedules", schedule_url):
         narrow.goto(path)
         assert _no_overflow(narrow), path
     console.shot(narrow, "schedule-narrow")

@@ -10,7 +10,9 @@ from datetime import UTC, datetime
 
 import pytest
 from fastapi import FastAPI
+from fastapi.routing import iter_route_contexts
 from fastapi.testclient import TestClient
+from starlette.routing import Mount
 
 from tickwork.dialects.k6 import parse_create_schedule
 from tickwork.store import Store
@@ -34,11 +36,11 @@ def _sign_in(client: TestClient, token: str, zone: str = "Europe/Berlin") -> str
     assert nonce is not None
     answer = client.post(
         "/ui/sign-in",
-        data={"nonce": nonce.group(1), "token": token, "zone": zone, "next": "/ui"},
+        data={"nonce": nonce.group(1), "token": token, "zone": zone, "next": "/ui/"},
         follow_redirects=False,
     )
     assert answer.status_code == 303, answer.text
-    return _csrf(client.get("/ui").text)
+    return _csrf(client.get("/ui/").text)
 
 
 def _csrf(html: str) -> str:
@@ -68,8 +70,9 @@ def _project_and_test(client: TestClient, csrf: str) -> tuple[int, int]:
 
 
 def test_a_stranger_is_sent_to_sign_in_from_every_page(browser: TestClient) -> None:
-    assert browser.get("/", follow_redirects=False).headers["location"] == "/ui"
-    for path in ("/ui", "/ui/schedules", "/ui/runs/1", "/ui/load-tests/1/schedule"):
+    assert browser.get("/", follow_redirects=False).headers["location"] == "/ui/"
+    assert browser.get("/ui", follow_redirects=False).headers["location"].endswith("/ui/")
+    for path in ("/ui/", "/ui/schedules", "/ui/runs/1", "/ui/load-tests/1/schedule"):
         answer = browser.get(path, follow_redirects=False)
         assert answer.status_code == 303
         assert answer.headers["location"].startswith("/ui/sign-in?next=")
@@ -85,17 +88,17 @@ def test_signing_in_keeps_a_strict_httponly_session_cookie_and_never_the_token(
     assert nonce is not None
     answer = browser.post(
         "/ui/sign-in",
-        data={"nonce": nonce.group(1), "token": ALICE, "zone": "Europe/Berlin", "next": "/ui"},
+        data={"nonce": nonce.group(1), "token": ALICE, "zone": "Europe/Berlin", "next": "/ui/"},
         follow_redirects=False,
     )
     assert answer.status_code == 303
-    assert answer.headers["location"] == "/ui"
+    assert answer.headers["location"] == "/ui/"
     cookie = next(c for c in answer.headers.get_list("set-cookie") if c.startswith("tw_session="))
     assert "HttpOnly" in cookie
     assert "SameSite=strict" in cookie
     assert ALICE not in cookie
     assert ALICE not in str(snapshot(store))
-    overview = browser.get("/ui")
+    overview = browser.get("/ui/")
     assert "alice@example.com" in overview.text
     assert ALICE not in overview.text
 
@@ -210,7 +213,7 @@ def test_carol_configured_by_digest_signs_in_and_stacks_switch_within_the_token(
     browser: TestClient,
 ) -> None:
     csrf = _sign_in(browser, CAROL)
-    assert "carol@example.com" in browser.get("/ui").text
+    assert "carol@example.com" in browser.get("/ui/").text
     refused = browser.post("/ui/stack", data={"csrf": csrf, "stack": "2"})
     assert refused.status_code == 403
 
@@ -222,7 +225,7 @@ def test_signing_out_ends_the_session_for_good(browser: TestClient, store: Store
     out = browser.post("/ui/sign-out", data={"csrf": csrf}, follow_redirects=False)
     assert out.headers["location"] == "/ui/sign-in"
     browser.cookies.set("tw_session", cookie)  # a copy of the old cookie opens nothing
-    assert browser.get("/ui", follow_redirects=False).status_code == 303
+    assert browser.get("/ui/", follow_redirects=False).status_code == 303
     assert list(store.client.scan_iter(match=f"{store.prefix}:session:*")) == []
 
 
@@ -282,3 +285,45 @@ def test_the_schedule_list_pages_and_filters_by_project_name_and_state(
     page = browser.get("/ui/schedules?name=lt+9").text
     assert "every weekday at 09:00 Europe/Berlin" in page
     assert "why 9" in page  # paused, with its note
+
+
+def _console_routes(app: FastAPI) -> list[tuple[str, str]]:
+    (mount,) = [r for r in app.routes if isinstance(r, Mount) and r.path == "/ui"]
+    assert isinstance(mount.app, FastAPI)
+    return sorted(
+        (method, "/ui" + route.path)
+        for route in iter_route_contexts(mount.app.routes)
+        if route.path
+        for method in route.methods or ()
+        if method != "HEAD"
+    )
+
+
+def _any(template: str) -> str:
+    path = template.replace("{report_id}", "6f1c2e0a-3b7d-4c55-9a8e-2d4f6b8c0e13")
+    return re.sub(r"\{[^}]+\}", "1", path)
+
+
+OPEN_PAGES = {("GET", "/ui/sign-in"), ("POST", "/ui/sign-in")}
+OPEN_PAGES |= {("GET", "/ui/docs-assets/redoc.standalone.js")}
+
+
+def test_every_console_page_needs_a_session_and_every_write_its_csrf_token(
+    app: FastAPI, browser: TestClient, store: Store
+) -> None:
+    """The console's own auth matrix, enumerated from its routes: a route added later is in
+    it without anyone listing it (the API's matrix, test_auth_matrix, covers bearer routes)."""
+    routes = [route for route in _console_routes(app) if route not in OPEN_PAGES]
+    assert len(routes) >= 30
+    for method, template in routes:
+        answer = browser.request(method, _any(template), follow_redirects=False)
+        expected = 303 if method == "GET" else 401
+        assert answer.status_code == expected, (method, template)
+    csrf = _sign_in(browser, ALICE)
+    _project_and_test(browser, csrf)
+    before = snapshot(store)
+    for method, template in routes:
+        if method == "POST":
+            answer = browser.post(_any(template), data={"csrf": "forged"})
+            assert answer.status_code == 403, template
+    assert snapshot(store) == before

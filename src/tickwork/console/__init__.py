@@ -14,8 +14,11 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from fastapi import FastAPI
-from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tickwork.api.auth import ApiToken
 from tickwork.console import docs
@@ -25,10 +28,19 @@ from tickwork.console.overview import router as overview_router
 from tickwork.console.runs import router as runs_router
 from tickwork.console.schedules import router as schedules_router
 from tickwork.console.signin import router as signin_router
-from tickwork.console.web import Console, build_templates
+from tickwork.console.web import Console, build_templates, error_page
 from tickwork.store.sessions import DEFAULT_TTL_S
 
 STATIC_DIR = Path(__file__).parent / "static"
+ROUTERS = (
+    signin_router,
+    overview_router,
+    schedules_router,
+    load_tests_router,
+    runs_router,
+    others_router,
+    docs.assets,
+)
 
 
 def install(
@@ -38,27 +50,48 @@ def install(
     queue_name: str,
     session_ttl_s: int = DEFAULT_TTL_S,
 ) -> None:
-    """Serve the console under /ui (``/`` redirects there), and /docs and /redoc offline.
-    ``tokens`` are the API's: a session lasts while its token is one of them."""
-    app.state.console = Console(
+    """Mount the console at /ui (``/`` redirects there) and serve /docs and /redoc offline.
+    ``tokens`` are the API's: a session lasts while its token is one of them. Call it after
+    ``app.state.context`` is set: the console acts through the same context.
+
+    The console is an app of its own, mounted: its pages answer HTML (its errors too) and
+    take a session cookie, not a bearer token, so they are neither operations of the API's
+    OpenAPI document nor rows of the API's auth matrix; its own tests cover both
+    (tests/integration/test_console_pages.py)."""
+    console_app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+    console_app.state.context = app.state.context
+    console_app.state.console = Console(
         tokens={token.sha256.hex(): token for token in tokens},
         templates=build_templates(),
         session_ttl_s=session_ttl_s,
         queue_name=queue_name,
     )
-    app.mount("/ui/static", StaticFiles(directory=STATIC_DIR), name="console-static")
-    app.mount(docs.VENDOR_URL, docs.vendor_files(), name="console-vendor")
+    console_app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    console_app.mount("/vendor", docs.vendor_files(), name="vendor")
+    for router in ROUTERS:
+        console_app.include_router(router)
+    console_app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.mount("/ui", console_app)
     app.include_router(docs.router)
-    for router in (
-        signin_router,
-        overview_router,
-        schedules_router,
-        load_tests_router,
-        runs_router,
-        others_router,
-    ):
-        app.include_router(router)
+    app.add_middleware(RootRedirect)
 
-    @app.get("/", include_in_schema=False)
-    def root() -> RedirectResponse:
-        return RedirectResponse("/ui", status_code=307)
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 404:
+        return error_page(request, 404, "No such page.")
+    return error_page(request, exc.status_code, str(exc.detail))
+
+
+class RootRedirect:
+    """``GET /`` goes to the console: the first address people type. Answered before
+    routing, as the root is no resource of any API."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] == "/" and scope["method"] in ("GET", "HEAD"):
+            await RedirectResponse("/ui/", status_code=307)(scope, receive, send)
+            return
+        await self.app(scope, receive, send)

@@ -55,7 +55,7 @@ def _schedule_of(viewer: Viewer, test: LoadTestRecord) -> ScheduleRecord | None:
         return None
 
 
-@router.get("/ui/projects", response_class=HTMLResponse)
+@router.get("/projects", response_class=HTMLResponse)
 def projects(request: Request, viewer: SignedIn) -> HTMLResponse:
     return _projects_page(request, viewer)
 
@@ -91,7 +91,7 @@ def _problems(exc: ValidationError) -> dict[str, list[str]]:
     return found or {"form": [exc.message]}
 
 
-@router.post("/ui/projects", response_class=HTMLResponse)
+@router.post("/projects", response_class=HTMLResponse)
 def create_project(request: Request, viewer: SignedIn, form: CheckedForm) -> Response:
     name = form.get("name")
     try:
@@ -102,7 +102,7 @@ def create_project(request: Request, viewer: SignedIn, form: CheckedForm) -> Res
     return see_other(f"/ui/projects/{project.id}")
 
 
-@router.get("/ui/projects/{project_id}", response_class=HTMLResponse)
+@router.get("/projects/{project_id}", response_class=HTMLResponse)
 def project_page(request: Request, project_id: int, viewer: SignedIn) -> HTMLResponse:
     return _project_page(request, viewer, project_id)
 
@@ -144,7 +144,7 @@ def _script_of(form_files: dict[str, bytes], text: str) -> bytes | None:
     return text.encode() if text.strip() else None
 
 
-@router.post("/ui/projects/{project_id}/load-tests", response_class=HTMLResponse)
+@router.post("/projects/{project_id}/load-tests", response_class=HTMLResponse)
 def create_load_test(
     request: Request, project_id: int, viewer: SignedIn, form: CheckedForm
 ) -> Response:
@@ -179,7 +179,7 @@ def create_load_test(
     return see_other(f"/ui/load-tests/{test.id}")
 
 
-@router.get("/ui/load-tests", response_class=HTMLResponse)
+@router.get("/load-tests", response_class=HTMLResponse)
 def load_test_list(request: Request, viewer: SignedIn) -> HTMLResponse:
     page = _page_number(request)
     name = (request.query_params.get("name") or "").strip()
@@ -244,12 +244,12 @@ def _load_test_page(
     )
 
 
-@router.get("/ui/load-tests/{load_test_id}", response_class=HTMLResponse)
+@router.get("/load-tests/{load_test_id}", response_class=HTMLResponse)
 def load_test_page(request: Request, load_test_id: int, viewer: SignedIn) -> HTMLResponse:
     return _load_test_page(request, viewer, load_test_id)
 
 
-@router.post("/ui/load-tests/{load_test_id}/script", response_class=HTMLResponse)
+@router.post("/load-tests/{load_test_id}/script", response_class=HTMLResponse)
 def replace_script(
     request: Request, load_test_id: int, viewer: SignedIn, form: CheckedForm
 ) -> Response:
@@ -269,7 +269,7 @@ def replace_script(
     return see_other(f"/ui/load-tests/{load_test_id}")
 
 
-@router.post("/ui/load-tests/{load_test_id}/runner", response_class=HTMLResponse)
+@router.post("/load-tests/{load_test_id}/runner", response_class=HTMLResponse)
 def edit_runner(
     request: Request, load_test_id: int, viewer: SignedIn, form: CheckedForm
 ) -> Response:
@@ -303,13 +303,13 @@ def edit_runner(
     return see_other(f"/ui/load-tests/{load_test_id}")
 
 
-@router.post("/ui/load-tests/{load_test_id}/start")
+@router.post("/load-tests/{load_test_id}/start")
 def start(load_test_id: int, viewer: SignedIn, form: CheckedForm) -> Response:
     del form
     return start_run(viewer, load_test_id)
 
 
-@router.get("/ui/load-tests/{load_test_id}/delete", response_class=HTMLResponse)
+@router.get("/load-tests/{load_test_id}/delete", response_class=HTMLResponse)
 def confirm_delete(request: Request, load_test_id: int, viewer: SignedIn) -> HTMLResponse:
     test = viewer.store.load_tests.get(viewer.stack, load_test_id)
     return render(
@@ -325,7 +325,7 @@ def confirm_delete(request: Request, load_test_id: int, viewer: SignedIn) -> HTM
     )
 
 
-@router.post("/ui/load-tests/{load_test_id}/delete")
+@router.post("/load-tests/{load_test_id}/delete")
 def delete(load_test_id: int, viewer: SignedIn, form: CheckedForm) -> Response:
     del form
     test = viewer.store.load_tests.get(viewer.stack, load_test_id)

@@ -32,7 +32,7 @@ def _upcoming(viewer: Viewer, schedule_id: int, dialect: str, now: datetime) -> 
     return record.upcoming(now=now)
 
 
-@router.get("/ui/reports", response_class=HTMLResponse)
+@router.get("/reports", response_class=HTMLResponse)
 def reports(request: Request, viewer: SignedIn) -> HTMLResponse:
     page, now = _page(request), viewer.now()
     found, total = viewer.store.reports.page(viewer.stack, skip=(page - 1) * PAGE, top=PAGE)
@@ -49,7 +49,7 @@ def reports(request: Request, viewer: SignedIn) -> HTMLResponse:
     )
 
 
-@router.get("/ui/reports/{report_id}/delete", response_class=HTMLResponse)
+@router.get("/reports/{report_id}/delete", response_class=HTMLResponse)
 def confirm_report_delete(request: Request, report_id: str, viewer: SignedIn) -> HTMLResponse:
     report = viewer.store.reports.get(viewer.stack, report_id)
     return render(
@@ -64,7 +64,7 @@ def confirm_report_delete(request: Request, report_id: str, viewer: SignedIn) ->
     )
 
 
-@router.post("/ui/reports/{report_id}/delete")
+@router.post("/reports/{report_id}/delete")
 def delete_report(report_id: str, viewer: SignedIn, form: CheckedForm) -> Response:
     del form
     viewer.store.reports.get(viewer.stack, report_id)
@@ -74,7 +74,7 @@ def delete_report(report_id: str, viewer: SignedIn, form: CheckedForm) -> Respon
     return see_other("/ui/reports")
 
 
-@router.get("/ui/kragle", response_class=HTMLResponse)
+@router.get("/kragle", response_class=HTMLResponse)
 def kragle(request: Request, viewer: SignedIn) -> HTMLResponse:
     page, now = _page(request), viewer.now()
     store = viewer.store
@@ -105,7 +105,7 @@ def kragle(request: Request, viewer: SignedIn) -> HTMLResponse:
     )
 
 
-@router.get("/ui/kragle/{template_id}/delete", response_class=HTMLResponse)
+@router.get("/kragle/{template_id}/delete", response_class=HTMLResponse)
 def confirm_kragle_delete(request: Request, template_id: int, viewer: SignedIn) -> HTMLResponse:
     template = viewer.store.kragle.get(viewer.stack, template_id)
     return render(
@@ -121,7 +121,7 @@ def confirm_kragle_delete(request: Request, template_id: int, viewer: SignedIn) 
     )
 
 
-@router.post("/ui/kragle/{template_id}/delete")
+@router.post("/kragle/{template_id}/delete")
 def delete_kragle(template_id: int, viewer: SignedIn, form: CheckedForm) -> Response:
     del form
     viewer.store.kragle.delete(viewer.stack, template_id, now=viewer.now(), actor=viewer.actor)

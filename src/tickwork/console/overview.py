@@ -114,7 +114,7 @@ def processes(store: Store, queue_name: str) -> Processes:
     )
 
 
-@router.get("/ui", response_class=HTMLResponse)
+@router.get("/", response_class=HTMLResponse)
 def overview(request: Request, viewer: SignedIn) -> HTMLResponse:
     store = viewer.store
     now = viewer.now()

@@ -20,7 +20,7 @@ PAGE = 50
 OUTPUT_SHOWN = 16 * 1024
 
 
-@router.get("/ui/runs", response_class=HTMLResponse)
+@router.get("/runs", response_class=HTMLResponse)
 def run_list(request: Request, viewer: SignedIn) -> HTMLResponse:
     text = request.query_params.get("page") or "1"
     page = int(text) if text.isdigit() and 0 < len(text) < 9 and int(text) > 0 else 1
@@ -63,7 +63,7 @@ def _live_values(viewer: Viewer, run_id: int) -> dict[str, Any]:
     }
 
 
-@router.get("/ui/runs/{run_id}", response_class=HTMLResponse)
+@router.get("/runs/{run_id}", response_class=HTMLResponse)
 def run_page(request: Request, run_id: int, viewer: SignedIn) -> HTMLResponse:
     values = _live_values(viewer, run_id)
     run = viewer.store.runs.get(viewer.stack, run_id)
@@ -74,12 +74,12 @@ def run_page(request: Request, run_id: int, viewer: SignedIn) -> HTMLResponse:
     return render(request, "run.html", viewer=viewer, test_name=test_name, **values)
 
 
-@router.get("/ui/runs/{run_id}/live", response_class=HTMLResponse)
+@router.get("/runs/{run_id}/live", response_class=HTMLResponse)
 def run_live(request: Request, run_id: int, viewer: SignedIn) -> HTMLResponse:
     return render(request, "_run_live.html", viewer=viewer, **_live_values(viewer, run_id))
 
 
-@router.post("/ui/runs/{run_id}/abort")
+@router.post("/runs/{run_id}/abort")
 def abort(run_id: int, viewer: SignedIn, form: CheckedForm) -> Response:
     del form
     viewer.store.run_requests.abort(

@@ -123,7 +123,7 @@ def _int_param(text: str | None) -> int | None:
     return int(text) if text and text.isdigit() and len(text) < 19 else None
 
 
-@router.get("/ui/schedules", response_class=HTMLResponse)
+@router.get("/schedules", response_class=HTMLResponse)
 def schedule_list(request: Request, viewer: SignedIn) -> HTMLResponse:
     store, stack, now = viewer.store, viewer.stack, viewer.now()
     params = request.query_params
@@ -170,7 +170,7 @@ def _past(store: Store, record: ScheduleRecord, now: datetime) -> list[Any]:
     return list(reversed(ledger.occurrences_of(store, record, items, now=now)))
 
 
-@router.get("/ui/schedules/{schedule_id}", response_class=HTMLResponse)
+@router.get("/schedules/{schedule_id}", response_class=HTMLResponse)
 def schedule_page(request: Request, schedule_id: int, viewer: SignedIn) -> HTMLResponse:
     store, stack, now = viewer.store, viewer.stack, viewer.now()
     record = store.schedules.get(stack, schedule_id)
@@ -222,7 +222,7 @@ def _resume_at(text: str, now: datetime) -> datetime | None:
     return value
 
 
-@router.post("/ui/schedules/{schedule_id}/pause")
+@router.post("/schedules/{schedule_id}/pause")
 def pause(schedule_id: int, viewer: SignedIn, form: CheckedForm) -> Response:
     now = viewer.now()
     viewer.store.schedules.deactivate(
@@ -237,14 +237,14 @@ def pause(schedule_id: int, viewer: SignedIn, form: CheckedForm) -> Response:
     return see_other(f"/ui/schedules/{schedule_id}")
 
 
-@router.post("/ui/schedules/{schedule_id}/resume")
+@router.post("/schedules/{schedule_id}/resume")
 def resume(schedule_id: int, viewer: SignedIn, form: CheckedForm) -> Response:
     del form
     viewer.store.schedules.activate(viewer.stack, schedule_id, now=viewer.now(), actor=viewer.actor)
     return see_other(f"/ui/schedules/{schedule_id}")
 
 
-@router.post("/ui/schedules/{schedule_id}/run-now")
+@router.post("/schedules/{schedule_id}/run-now")
 def run_now(schedule_id: int, viewer: SignedIn, form: CheckedForm) -> Response:
     del form
     record = viewer.store.schedules.get(viewer.stack, schedule_id)
@@ -264,7 +264,7 @@ def start_run(viewer: Viewer, load_test_id: int) -> Response:
     return see_other(f"/ui/runs/{run.id}")
 
 
-@router.get("/ui/schedules/{schedule_id}/delete", response_class=HTMLResponse)
+@router.get("/schedules/{schedule_id}/delete", response_class=HTMLResponse)
 def confirm_delete(request: Request, schedule_id: int, viewer: SignedIn) -> HTMLResponse:
     record = viewer.store.schedules.get(viewer.stack, schedule_id)
     return render(
@@ -280,7 +280,7 @@ def confirm_delete(request: Request, schedule_id: int, viewer: SignedIn) -> HTML
     )
 
 
-@router.post("/ui/schedules/{schedule_id}/delete")
+@router.post("/schedules/{schedule_id}/delete")
 def delete(schedule_id: int, viewer: SignedIn, form: CheckedForm) -> Response:
     del form
     viewer.store.schedules.delete(viewer.stack, schedule_id, now=viewer.now(), actor=viewer.actor)
@@ -319,7 +319,7 @@ def _editor(
     )
 
 
-@router.get("/ui/load-tests/{load_test_id}/schedule", response_class=HTMLResponse)
+@router.get("/load-tests/{load_test_id}/schedule", response_class=HTMLResponse)
 def edit_schedule(request: Request, load_test_id: int, viewer: SignedIn) -> HTMLResponse:
     test = viewer.store.load_tests.get(viewer.stack, load_test_id)
     try:
@@ -332,7 +332,7 @@ def edit_schedule(request: Request, load_test_id: int, viewer: SignedIn) -> HTML
     return _editor(request, viewer, test, values)
 
 
-@router.post("/ui/load-tests/{load_test_id}/schedule", response_class=HTMLResponse)
+@router.post("/load-tests/{load_test_id}/schedule", response_class=HTMLResponse)
 def save_schedule(
     request: Request, load_test_id: int, viewer: SignedIn, form: CheckedForm
 ) -> Response:
@@ -352,7 +352,7 @@ def save_schedule(
     return see_other(f"/ui/schedules/{record.id}")
 
 
-@router.post("/ui/schedules/preview")
+@router.post("/schedules/preview")
 def preview(request: Request, viewer: SignedIn, form: CheckedForm) -> Response:
     """The next occurrences of the rule being edited, from POST /schedules/preview, with the
     API's problems by field (JSON for the editor's script)."""

@@ -37,9 +37,9 @@ router = APIRouter(route_class=ConsoleRoute, include_in_schema=False)
 
 def _safe_next(target: str) -> str:
     """Where to go after sign-in: a console path only (never another site)."""
-    if target.startswith("/ui") and not target.startswith("//") and "\\" not in target:
+    if target.startswith("/ui/") and "\\" not in target:
         return target
-    return "/ui"
+    return "/ui/"
 
 
 def _set_cookie(request: Request, response: Response, name: str, value: str, max_age: int) -> None:
@@ -63,20 +63,20 @@ def _sign_in_page(request: Request, *, error: str = "", status: int = 200) -> HT
         status=status,
         error=error,
         nonce=nonce,
-        next=_safe_next(request.query_params.get("next", "/ui")),
+        next=_safe_next(request.query_params.get("next", "/ui/")),
     )
     _set_cookie(request, response, SIGN_IN_COOKIE, nonce, 1800)
     return response
 
 
-@router.get("/ui/sign-in", response_class=HTMLResponse)
+@router.get("/sign-in", response_class=HTMLResponse)
 def sign_in_page(request: Request) -> Response:
     if current_viewer(request) is not None:
-        return see_other(_safe_next(request.query_params.get("next", "/ui")))
+        return see_other(_safe_next(request.query_params.get("next", "/ui/")))
     return _sign_in_page(request)
 
 
-@router.post("/ui/sign-in", response_class=HTMLResponse)
+@router.post("/sign-in", response_class=HTMLResponse)
 async def sign_in(request: Request) -> Response:
     form = await read_form(request)
     nonce = request.cookies.get(SIGN_IN_COOKIE, "")
@@ -103,13 +103,13 @@ async def sign_in(request: Request) -> Response:
         now=context.clock(),
         ttl_s=console.session_ttl_s,
     )
-    response = see_other(_safe_next(form.get("next", "/ui")))
+    response = see_other(_safe_next(form.get("next", "/ui/")))
     _set_cookie(request, response, COOKIE, session_id, console.session_ttl_s)
     response.delete_cookie(SIGN_IN_COOKIE, path="/")
     return response
 
 
-@router.post("/ui/sign-out")
+@router.post("/sign-out")
 def sign_out(viewer: SignedIn, form: CheckedForm) -> Response:
     del form  # checked: a cross-site page cannot sign anyone out
     viewer.store.sessions.delete(viewer.session_id)
@@ -118,7 +118,7 @@ def sign_out(viewer: SignedIn, form: CheckedForm) -> Response:
     return response
 
 
-@router.post("/ui/stack")
+@router.post("/stack")
 def choose_stack(request: Request, viewer: SignedIn, form: CheckedForm) -> Response:
     chosen = form.get("stack")
     if not chosen.isdigit() or int(chosen) not in viewer.token.stacks:
@@ -130,4 +130,4 @@ def choose_stack(request: Request, viewer: SignedIn, form: CheckedForm) -> Respo
             message=f"Your token may not act in stack {chosen}.",
         )
     viewer.store.sessions.switch_stack(viewer.session_id, int(chosen))
-    return see_other("/ui")
+    return see_other("/ui/")
