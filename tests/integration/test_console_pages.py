@@ -327,3 +327,38 @@ def test_every_console_page_needs_a_session_and_every_write_its_csrf_token(
             answer = browser.post(_any(template), data={"csrf": "forged"})
             assert answer.status_code == 403, template
     assert snapshot(store) == before
+
+
+def test_the_editor_sets_the_dst_policy_and_jitter_and_the_schedule_page_shows_them(
+    browser: TestClient, store: Store
+) -> None:
+    csrf = _sign_in(browser, ALICE)
+    _, test_id = _project_and_test(browser, csrf)
+    form = {
+        "csrf": csrf,
+        "kind": "cron",
+        "starts": "2026-11-23T09:00:00Z",
+        "cron.schedule": "30 2 * * *",
+        "cron.time_zone": "Europe/Berlin",
+        "cron.dst.gap": "skip",
+        "cron.dst.repeat": "both",
+        "jitter_seconds": "90000",
+    }
+    refused = browser.post(f"/ui/load-tests/{test_id}/schedule", data=form)
+    assert refused.status_code == 400
+    assert 'id="err-jitter_seconds"' in refused.text
+    assert "jitter_seconds" in refused.text
+    saved = browser.post(
+        f"/ui/load-tests/{test_id}/schedule",
+        data=form | {"jitter_seconds": "30"},
+        follow_redirects=False,
+    )
+    schedule_id = _created(saved)
+    record = store.schedules.get(1, schedule_id)
+    assert record.jitter_s == 30
+    page = browser.get(f"/ui/schedules/{schedule_id}").text
+    assert "up to 30 s after each instant" in page
+    assert "a skipped local time runs nothing that day; a repeated one runs at both passes" in page
+    editor = browser.get(f"/ui/load-tests/{test_id}/schedule").text
+    assert re.search(r'<option value="skip" selected>', editor)
+    assert 'name="jitter_seconds" type="text" inputmode="numeric" value="30"' in editor

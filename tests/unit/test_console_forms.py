@@ -118,3 +118,28 @@ def test_spans_read_as_people_say_them() -> None:
     assert duration(now, datetime(2026, 11, 23, 12, 0, 1, 250_000, tzinfo=UTC)) == "1.2 s"
     assert duration(now, datetime(2026, 11, 23, 12, 3, 5, tzinfo=UTC)) == "3 min 5 s"
     assert duration(now, None) == ""
+
+
+def test_the_operator_controls_of_a_rule_go_into_the_request_only_when_set() -> None:
+    base = {
+        "kind": ["cron"],
+        "starts": ["2026-11-23T09:00:00Z"],
+        "cron.schedule": ["30 2 * * *"],
+        "cron.time_zone": ["Europe/Berlin"],
+        "cron.dst.gap": ["shift"],
+        "cron.dst.repeat": ["first"],
+    }
+    assert "dst" not in request_document(base)["cron"]  # cron's own way: absent, as k6 has it
+    assert "jitter_seconds" not in request_document(base)
+    chosen = base | {"cron.dst.gap": ["skip"], "jitter_seconds": ["30"]}
+    document = request_document(chosen)
+    assert document["cron"]["dst"] == {"gap": "skip", "repeat": "first"}
+    assert document["jitter_seconds"] == 30
+    stored = {
+        "starts": "2026-11-23T09:00:00Z",
+        "cron": {"schedule": "30 2 * * *", "time_zone": "Europe/Berlin", "dst": {"gap": "skip"}},
+        "jitter_seconds": 30,
+    }
+    values = form_values(stored, now=datetime(2026, 11, 23, tzinfo=UTC), zone="UTC")
+    assert (values["cron.dst.gap"], values["cron.dst.repeat"]) == ("skip", "first")
+    assert values["jitter_seconds"] == "30"

@@ -22,6 +22,8 @@ FIELDS = (
     "starts",
     "cron.schedule",
     "cron.time_zone",
+    "cron.dst.gap",
+    "cron.dst.repeat",
     "recurrence_rule.frequency",
     "recurrence_rule.interval",
     "recurrence_rule.byday",
@@ -29,6 +31,7 @@ FIELDS = (
     "recurrence_rule.until",
     "overlap",
     "catch_up_seconds",
+    "jitter_seconds",
 )
 GENERAL = "form"
 """Where a problem that names no field of the form is shown."""
@@ -55,6 +58,10 @@ def request_document(values: Values) -> dict[str, Any]:
             "schedule": _first(values, "cron.schedule"),
             "time_zone": _first(values, "cron.time_zone"),
         }
+        gap = _first(values, "cron.dst.gap") or "shift"
+        repeat = _first(values, "cron.dst.repeat") or "first"
+        if (gap, repeat) != ("shift", "first"):  # absent unless set, as the API echoes it
+            document["cron"]["dst"] = {"gap": gap, "repeat": repeat}
     elif kind == "rule":
         rule: dict[str, Any] = {"frequency": _first(values, "recurrence_rule.frequency")}
         for name in ("interval", "count"):
@@ -74,6 +81,9 @@ def request_document(values: Values) -> dict[str, Any]:
     catch_up = _first(values, "catch_up_seconds")
     if catch_up:
         document["catch_up_seconds"] = _integer(catch_up)
+    jitter = _first(values, "jitter_seconds")
+    if jitter:
+        document["jitter_seconds"] = _integer(jitter)
     return document
 
 
@@ -112,18 +122,25 @@ def form_values(stored: Mapping[str, Any] | None, *, now: datetime, zone: str) -
             "recurrence_rule.byday": [],
             "recurrence_rule.count": "",
             "recurrence_rule.until": "",
+            "cron.dst.gap": "shift",
+            "cron.dst.repeat": "first",
             "overlap": "skip",
             "catch_up_seconds": "",
+            "jitter_seconds": "",
         }
     cron = stored.get("cron") or {}
     rule = stored.get("recurrence_rule") or {}
     kind = "cron" if stored.get("cron") else "rule" if stored.get("recurrence_rule") else "once"
     catch_up = stored.get("catch_up_seconds")
+    jitter = stored.get("jitter_seconds")
+    dst = cron.get("dst") or {}
     return {
         "kind": kind,
         "starts": str(stored.get("starts") or ""),
         "cron.schedule": cron.get("schedule", "0 9 * * 1-5"),
         "cron.time_zone": cron.get("time_zone", zone),
+        "cron.dst.gap": dst.get("gap") or "shift",
+        "cron.dst.repeat": dst.get("repeat") or "first",
         "recurrence_rule.frequency": rule.get("frequency", "DAILY"),
         "recurrence_rule.interval": str(rule.get("interval") or 1),
         "recurrence_rule.byday": list(rule.get("byday") or []),
@@ -131,6 +148,7 @@ def form_values(stored: Mapping[str, Any] | None, *, now: datetime, zone: str) -
         "recurrence_rule.until": str(rule.get("until") or ""),
         "overlap": stored.get("overlap") or "skip",
         "catch_up_seconds": "" if catch_up is None else str(catch_up),
+        "jitter_seconds": "" if jitter is None else str(jitter),
     }
 
 

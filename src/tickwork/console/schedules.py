@@ -201,10 +201,20 @@ def schedule_page(request: Request, schedule_id: int, viewer: SignedIn) -> HTMLR
         audit=[entry_model(entry) for entry in audit],
         audit_total=audit_total,
         request_echo=json.dumps(request_echo, indent=2),
+        dst_policy=_dst_words((request_echo.get("cron") or {}).get("dst")),
         schedule_tz=tz,
         viewer_tz=tz_of(viewer.zone),
         now=now,
     )
+
+
+def _dst_words(dst: dict[str, str] | None) -> str:
+    """The DST policy of a cron schedule in words; "" for cron's own (the default)."""
+    if not dst:
+        return ""
+    gap = "runs nothing that day" if dst.get("gap") == "skip" else "runs right after the gap"
+    repeat = "runs at both passes" if dst.get("repeat") == "both" else "runs at the first pass"
+    return f"a skipped local time {gap}; a repeated one {repeat}"
 
 
 def _resume_at(text: str, now: datetime) -> datetime | None:
