@@ -115,7 +115,8 @@ def _parser() -> argparse.ArgumentParser:
         "run. Reads TICKWORK_REDIS_URL, TICKWORK_KEY_PREFIX, TICKWORK_LEASE_TTL_SECONDS, "
         "TICKWORK_CATCH_UP_WINDOW_SECONDS, TICKWORK_FIRE_BATCH_SIZE, "
         "TICKWORK_FIRE_LOOKAHEAD_SECONDS and TICKWORK_QUEUES (the "
-        "first queue receives the runs). SIGTERM or SIGINT hands the lease back at once.",
+        "first queue receives the runs), and the retention settings (TICKWORK_*_RETENTION_*, "
+        "TICKWORK_NOTIFY_RETENTION_DAYS). SIGTERM or SIGINT hands the lease back at once.",
     )
     scheduler.add_argument(
         "--health-host",
@@ -142,7 +143,9 @@ def _parser() -> argparse.ArgumentParser:
         "TICKWORK_EGRESS_ALLOW_PRIVATE, TICKWORK_EGRESS_ALLOWED_CIDRS, "
         "TICKWORK_COMMAND_ALLOWED, TICKWORK_WORK_DIR, and for reports TICKWORK_SMTP_URL (or "
         "TICKWORK_SMTP_HOST and TICKWORK_SMTP_PORT), TICKWORK_SMTP_FROM and "
-        "TICKWORK_PUBLIC_URL. The first SIGTERM or SIGINT lets "
+        "TICKWORK_PUBLIC_URL; it also sends notifications (the queue {prefix}-notifications, "
+        "after its own), reading TICKWORK_NOTIFY_QUIET_SECONDS and "
+        "TICKWORK_NOTIFY_RETRY_SECONDS. The first SIGTERM or SIGINT lets "
         "the current run finish; a second one stops it, recorded as aborted.",
     )
     worker.add_argument(
@@ -280,6 +283,9 @@ def _scheduler(args: argparse.Namespace) -> int:
         audit_retention=timedelta(days=settings.audit_retention_days)
         if settings.audit_retention_days
         else None,
+        notification_retention=timedelta(days=settings.notify_retention_days)
+        if settings.notify_retention_days
+        else None,
     )
     daemon = Scheduler(
         store,
@@ -310,6 +316,7 @@ def _worker(args: argparse.Namespace) -> int:
     from tickwork.store import Store, connect
     from tickwork.worker.daemon import serve
     from tickwork.worker.executor import WorkerConfig
+    from tickwork.worker.notify import NotifyOptions
     from tickwork.worker.reports.mail import SmtpOptions
     from tickwork.worker.runners import RunnerOptions
 
@@ -350,6 +357,9 @@ def _worker(args: argparse.Namespace) -> int:
         config=config,
         burst=args.burst,
         metrics_address=(args.metrics_host, args.metrics_port) if args.metrics_port else None,
+        notify=NotifyOptions(
+            quiet_s=settings.notify_quiet_seconds, retry_s=settings.notify_retry_seconds
+        ),
     )
     return 0
 

@@ -77,6 +77,14 @@ class Settings(BaseSettings):
     run_max_queued_seconds: float = Field(default=86_400.0, ge=60.0)
     # Audit entries (who changed what) older than this are removed (0: kept).
     audit_retention_days: float = Field(default=90.0, ge=0.0, le=36_500.0)
+    # Notifications: one message per rule, event kind and load test per this many seconds
+    # (a rule may set its own; 0: every event); the events held back are counted, and the
+    # next message says how many ("and 12 more").
+    notify_quiet_seconds: float = Field(default=600.0, ge=0.0, le=7 * 86_400.0)
+    # How long a worker retries one delivery (5xx, 429, network errors) before it is failed.
+    notify_retry_seconds: float = Field(default=60.0, ge=0.0, le=3600.0)
+    # Notification deliveries (the delivery log) older than this are removed (0: kept).
+    notify_retention_days: float = Field(default=30.0, ge=0.0, le=36_500.0)
     # Workers. A run's time limit when its load test's runner names none:
     run_timeout_seconds: float = Field(default=3600.0, gt=0.0, le=5 * 3600.0)
     # How often a running run's heartbeat is renewed; it counts as lost (its worker killed)

@@ -22,6 +22,7 @@ from tickwork.api.routes import (
     kragle,
     ledger,
     load_tests,
+    notifications,
     projects,
     reports,
     run_results,
@@ -107,6 +108,7 @@ def create_app(
     for module in (health, projects, load_tests, ledger, schedules, audit, runs, reports):
         app.include_router(module.router)
     app.include_router(run_results.router)
+    app.include_router(notifications.router)
     app.include_router(kragle.router, prefix=kragle_prefix.rstrip("/"))
     console.install(app, tokens=token_list, queue_name=queue_name)
     # Last added runs first: metrics see every response, the 429s and 413s included; a

@@ -9,8 +9,9 @@ never holds up a fire:
 - strand check: runs whose job no worker will run (lost between queue and worker, or not
   taken within ``max_queued``) end ``aborted`` with the reason;
 - retention: finished runs older than ``run_retention``, or beyond ``runs_per_load_test`` of
-  their load test, are removed with their indexes and RQ job (``store/retention.py``), and
-  audit entries older than ``audit_retention`` (``store/audit.py``).
+  their load test, are removed with their indexes and RQ job (``store/retention.py``), audit
+  entries older than ``audit_retention`` (``store/audit.py``), and notification deliveries
+  older than ``notification_retention`` (``store/notifications.py``).
 """
 
 from __future__ import annotations
@@ -48,6 +49,8 @@ class RetentionPolicy:
     """A queued run no worker has claimed after this is ended, job lost or not."""
     audit_retention: timedelta | None = timedelta(days=90)
     """Audit entries older than this are removed (None: kept)."""
+    notification_retention: timedelta | None = timedelta(days=30)
+    """Notification deliveries (the log) older than this are removed (None: kept)."""
 
 
 class Housekeeping:
@@ -104,6 +107,10 @@ class Housekeeping:
                 retention.stacks(),
                 before=self._clock() - policy.audit_retention,
                 limit=STEP_RUNS - removed,
+            )
+        if policy.notification_retention is not None and removed < STEP_RUNS:
+            removed += self._store.notifications.sweep(
+                before=self._clock() - policy.notification_retention, limit=STEP_RUNS - removed
             )
         if removed:
             log.info("records_retired", extra={"count": removed})

@@ -21,6 +21,7 @@ from tickwork.errors import LeaseLost, StoreUnavailable
 from tickwork.scheduler.firing import Firer
 from tickwork.scheduler.housekeeping import Housekeeping, RetentionPolicy
 from tickwork.scheduler.metrics import SchedulerMetrics
+from tickwork.scheduler.notices import FireNotices
 from tickwork.store import Lease, Store
 
 log = logging.getLogger("tickwork.scheduler")
@@ -49,6 +50,7 @@ class Scheduler:
         self._store = store
         self._firer = firer
         self._housekeeping = Housekeeping(store, retention or RetentionPolicy(), clock=clock)
+        self._notices = FireNotices(store, clock=clock)  # skips and expiries, after a batch
         self._ttl_ms = int(lease_ttl.total_seconds() * 1000)
         self._renew_every_s = lease_ttl.total_seconds() / 3
         self._clock = clock
@@ -143,6 +145,7 @@ class Scheduler:
         if result.conflicts:
             self.metrics.conflicts.inc(result.conflicts)
         self._housekeeping.touched(result.load_tests)
+        self._notices.after_batch(result)
         if result.fired or result.skipped:
             for lag in result.lags_s:
                 self.metrics.fire_lag.observe(lag)

@@ -23,6 +23,7 @@ from tickwork.store.ledger import Ledger
 from tickwork.store.limits import Rate, RateLimits
 from tickwork.store.load_tests import LoadTestRecord, LoadTests
 from tickwork.store.manual_runs import ManualRuns
+from tickwork.store.notifications import Notifications
 from tickwork.store.projects import ProjectRecord, Projects
 from tickwork.store.queue import queue
 from tickwork.store.reports import ReportRecord, Reports
@@ -44,6 +45,7 @@ __all__ = [
     "LoadTestRecord",
     "LoadTests",
     "ManualRuns",
+    "Notifications",
     "ProjectRecord",
     "Projects",
     "Rate",
@@ -98,9 +100,10 @@ class Store:
         )
         self.reports = Reports(client, self.keys, self.schedules, self.load_tests)
         self.projects = Projects(client, self.keys, self.load_tests)
-        self.run_requests = RunRequests(client, self.keys, self.runs)
+        self.notifications = Notifications(client, self.keys)
+        self.run_requests = RunRequests(client, self.keys, self.runs, self.notifications)
         self.manual_runs = ManualRuns(client, self.keys, self.runs)
-        self.executions = Executions(client, self.keys, self.runs)
+        self.executions = Executions(client, self.keys, self.runs, self.notifications)
         self.retention = Retention(client, self.keys)
         self.rate_limits = RateLimits(client, self.keys)
         self.sessions = Sessions(client, self.keys)

@@ -10,6 +10,10 @@
                worker last wrote (WATCH/MULTI): a reaped or otherwise ended run stays ended.
     reap       end, as ``aborted`` (worker lost), each run whose deadline has passed.
 
+Every ending (``move`` to a terminal status, whoever asks) records the run's notification
+event and queues its job in the same MULTI when the run's stack has notification rules
+(``store/notifications.py``): one EXISTS more, read while the run is WATCHed.
+
 Deadlines are in the Redis server's clock (``TIME``), so the workers' and the reapers'
 clocks may disagree without a live run being reaped.
 """
@@ -38,6 +42,7 @@ from tickwork.core.runs import RunRecord
 from tickwork.errors import Conflict
 from tickwork.store.connection import text_of, translated
 from tickwork.store.keys import Keys
+from tickwork.store.notifications import Notifications
 from tickwork.store.queue import (
     JOB_GONE_STATUSES,
     JOB_KEY_PREFIX,
@@ -73,10 +78,17 @@ class Claim:
 
 
 class Executions:
-    def __init__(self, client: redis.Redis, keys: Keys, runs: Runs) -> None:
+    def __init__(
+        self,
+        client: redis.Redis,
+        keys: Keys,
+        runs: Runs,
+        notifications: Notifications | None = None,
+    ) -> None:
         self._client = client
         self._keys = keys
         self._runs = runs
+        self._notifications = notifications
         self._heartbeat = client.register_script(_HEARTBEAT)
 
     def claim(self, run_id: int, *, worker: str, at: datetime, lapse_ms: int) -> Claim:
@@ -139,11 +151,16 @@ class Executions:
                 updated = change(current)
             except Conflict:
                 return None  # the lifecycle forbids it (moved_to)
+            ended = is_terminal(updated.status)
+            notices = self._notifications
+            notify = ended and notices is not None and notices.watching(pipe, updated.stack)
             pipe.multi()
             self._runs.queue_update(pipe, updated)
-            if is_terminal(updated.status):
+            if ended:
                 pipe.zrem(self._keys.running, str(run_id))
                 pipe.zrem(self._keys.unclaimed, str(run_id))
+            if notify and notices is not None:
+                notices.queue_run_ended(pipe, updated)
             return updated
 
         return transact(self._client, attempt, run_key)

@@ -86,8 +86,43 @@
                                                stack, CSRF token, viewer's zone, created;
                                                EXPIRE = the session's lifetime (sessions.py)
 
+    {p}:notify:channel:{id}            HASH    notification channel: stack, name, type, url,
+                                               secret, headers (JSON), to (JSON), template,
+                                               subject, created, updated (secrets included:
+                                               the API never answers them)
+    {p}:stack:{stack}:notify_channels  ZSET    channel ids (score = id)
+    {p}:notify:channel:{id}:rules      SET     ids of the rules that send to the channel
+    {p}:notify:rule:{id}               HASH    notification rule: stack, name, events (JSON),
+                                               channels (JSON), project_id, load_test_id,
+                                               consecutive_failures, skip_reasons (JSON),
+                                               quiet_seconds, enabled, created, updated
+    {p}:stack:{stack}:notify_rules     ZSET    rule ids (score = id); that it exists is the
+                                               one read a run's ending makes to know whether
+                                               its stack has rules
+    {p}:notify:rule:{id}:windows       HASH    "{kind}:{load_test}" -> "{until_ms} {held}": the
+                                               rule's storm windows (one message per window;
+                                               ``held`` counts the events kept back since)
+    {p}:notify:watch:{kind}            SET     ids of the rules naming occurrence_skipped or
+                                               schedule_expired: the leader looks (every few
+                                               seconds, not per fire) whether any exists
+    {p}:notify:event:{id}              STRING  an event waiting for its notify job (JSON: a run
+                                               ended, a fire batch to look at, a channel's
+                                               test); expires after 7 days
+    {p}:notify:event:{id}:decisions    HASH    rule id -> "send:{held}" | "quiet" | "gone": each
+                                               rule's storm decision for the event, made once
+    {p}:notify:delivery:{event}:{channel}
+                                       HASH    one message of one event to one channel: status
+                                               (queued, sending, sent, failed), attempts,
+                                               answer_status, error, response, created_us, ...
+    {p}:notify:channel:{id}:deliveries ZSET    delivery ids ("{event}:{channel}") by creation (µs)
+    {p}:notify:run:{id}:deliveries     ZSET    delivery ids of the run's events
+    {p}:stack:{stack}:notify_deliveries
+                                       ZSET    delivery ids of the stack (retention walks it)
+    {p}:notify:stacks                  SET     stacks with deliveries
+
 RQ keeps its own keys (``rq:*``) in the same database; job ids are
-``fire-{schedule_id}-{occurrence_ms}`` for scheduled runs and ``run-{run_id}`` otherwise
+``fire-{schedule_id}-{occurrence_ms}`` for scheduled runs, ``run-{run_id}`` otherwise, and
+``notify-{event_id}`` for notification jobs, which go on the queue ``{p}-notifications``
 (RQ 3 allows only letters, digits, "_" and "-" in job ids).
 """
 
@@ -220,3 +255,37 @@ class Keys:
 
     def session(self, sha256_hex: str) -> str:
         return f"{self.prefix}:session:{sha256_hex}"
+
+    def notify_channel(self, channel_id: int) -> str:
+        return f"{self.prefix}:notify:channel:{channel_id}"
+
+    def notify_channel_rules(self, channel_id: int) -> str:
+        return f"{self.prefix}:notify:channel:{channel_id}:rules"
+
+    def notify_rule(self, rule_id: int) -> str:
+        return f"{self.prefix}:notify:rule:{rule_id}"
+
+    def notify_rule_windows(self, rule_id: int) -> str:
+        return f"{self.prefix}:notify:rule:{rule_id}:windows"
+
+    def notify_watch(self, kind: str) -> str:
+        return f"{self.prefix}:notify:watch:{kind}"
+
+    def notify_event(self, event_id: str) -> str:
+        return f"{self.prefix}:notify:event:{event_id}"
+
+    def notify_decisions(self, event_id: str) -> str:
+        return f"{self.prefix}:notify:event:{event_id}:decisions"
+
+    def notify_delivery(self, delivery_id: str) -> str:
+        return f"{self.prefix}:notify:delivery:{delivery_id}"
+
+    def notify_channel_deliveries(self, channel_id: int) -> str:
+        return f"{self.prefix}:notify:channel:{channel_id}:deliveries"
+
+    def notify_run_deliveries(self, run_id: int) -> str:
+        return f"{self.prefix}:notify:run:{run_id}:deliveries"
+
+    @property
+    def notify_stacks(self) -> str:
+        return f"{self.prefix}:notify:stacks"

@@ -18,6 +18,7 @@ from tickwork.core.lifecycle import NOT_STARTED, Outcome, ending_of
 from tickwork.core.runs import RunRecord
 from tickwork.errors import Conflict
 from tickwork.store.keys import Keys
+from tickwork.store.notifications import Notifications
 from tickwork.store.runs import Runs
 from tickwork.store.transactions import transact
 
@@ -26,10 +27,17 @@ ABORT_FLAG_TTL_S = 7 * 86_400
 
 
 class RunRequests:
-    def __init__(self, client: redis.Redis, keys: Keys, runs: Runs) -> None:
+    def __init__(
+        self,
+        client: redis.Redis,
+        keys: Keys,
+        runs: Runs,
+        notifications: Notifications | None = None,
+    ) -> None:
         self._client = client
         self._keys = keys
         self._runs = runs
+        self._notifications = notifications
 
     def abort(self, stack: int, run_id: int, *, by_user: str, now: datetime) -> RunRecord:
         """Ask for the run to stop. A run that has not started ends as ``aborted`` now; a
@@ -40,14 +48,19 @@ class RunRequests:
             run = self._runs.get(stack, run_id)
             if run.finished:
                 raise Conflict(f"Test run {run_id} has already finished ({run.status}).")
+            ends_here = run.status in NOT_STARTED
+            notices = self._notifications
+            notify = ends_here and notices is not None and notices.watching(pipe, run.stack)
             pipe.multi()
             pipe.set(self._keys.run_abort(run_id), by_user, ex=ABORT_FLAG_TTL_S)
-            if run.status in NOT_STARTED:
+            if ends_here:
                 # Ended here as a worker ends a user's abort: no worker has it to end.
                 ending = ending_of(Outcome.ABORTED_BY_USER)
                 run = run.ended_as(ending, at=now, detail="before it started", by_user=by_user)
                 self._runs.queue_update(pipe, run)
                 pipe.zrem(self._keys.unclaimed, str(run_id))
+                if notify and notices is not None:
+                    notices.queue_run_ended(pipe, run)  # with the ending, as a worker's
             return run
 
         return self._on_run(run_id, attempt)

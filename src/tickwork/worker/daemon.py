@@ -14,7 +14,11 @@ Why SimpleWorker (the job runs in the worker process) rather than RQ's forking W
 
 The job guard: RQ imports whatever function a job names. JSON instead of pickle keeps the
 data inert, but a job written straight into Redis could still name ``os.system``; the guard
-refuses any function but ``run_test`` and every callback, before anything is imported.
+refuses any function but ``run_test`` and ``notify`` (notifications) and every callback,
+before anything is imported.
+
+Every worker also takes notify jobs (the queue ``{prefix}-notifications``), after its own
+queues: a run due now goes first, a message waits for the next free moment.
 """
 
 from __future__ import annotations
@@ -34,10 +38,12 @@ from rq.serializers import JSONSerializer
 from tickwork.errors import JobRefused, StoreUnavailable
 from tickwork.store import Executions, Store
 from tickwork.store.connection import translated
+from tickwork.store.notifications import NOTIFY_FUNCTION, notify_queue_name
 from tickwork.store.queue import JOB_FUNCTION
 from tickwork.worker import jobs
 from tickwork.worker.executor import WorkerConfig
 from tickwork.worker.metrics import WorkerMetrics
+from tickwork.worker.notify import NotifyOptions
 
 log = logging.getLogger("tickwork.worker")
 
@@ -47,13 +53,20 @@ _BACKOFF_MAX_S = 5.0
 
 
 class GuardedJob(Job):
-    """An RQ job that can only ever call ``tickwork.worker.jobs.run_test``."""
+    """An RQ job that can only ever call ``tickwork.worker.jobs.run_test`` or ``.notify``."""
 
     @property
     def func(self) -> Callable[..., Any]:
-        if self.func_name != JOB_FUNCTION or self.instance is not None:
-            raise JobRefused(f"job {self.id} names {self.func_name!r}; workers run only run_test")
-        return jobs.run_test
+        allowed: dict[str, Callable[..., Any]] = {
+            JOB_FUNCTION: jobs.run_test,
+            NOTIFY_FUNCTION: jobs.notify,
+        }
+        found = allowed.get(self.func_name or "") if self.instance is None else None
+        if found is None:
+            raise JobRefused(
+                f"job {self.id} names {self.func_name!r}; workers run only run_test and notify"
+            )
+        return found
 
     @property
     def success_callback(self) -> None:
@@ -207,14 +220,19 @@ def serve(
     config: WorkerConfig,
     burst: bool = False,
     metrics_address: tuple[str, int] | None = None,
+    notify: NotifyOptions | None = None,
 ) -> bool:
     """Work the queues until stopped (or, with ``burst``, until they are empty). Whether any
-    job was executed. With ``metrics_address``, Prometheus metrics are served there."""
+    job was executed. With ``metrics_address``, Prometheus metrics are served there.
+    ``notify``: the notification settings (default: NotifyOptions's)."""
     metrics = WorkerMetrics()
     if metrics_address is not None:
         host, port = metrics_address
         start_http_server(port, addr=host, registry=metrics.registry)
     jobs.configure(config, metrics)
+    jobs.configure_notifications(notify or NotifyOptions())
+    notifications = notify_queue_name(store.prefix)
+    queue_names = [*queue_names, *([] if notifications in queue_names else [notifications])]
     reaper = Reaper(store.executions, interval_s=config.heartbeat_s)
     worker = TickworkWorker(
         queue_names,  # names: the worker builds the queues with its job class and serializer
