@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import httpx
 import pytest
 
 from .processes import Process, Processes
@@ -341,6 +342,46 @@ def test_a_user_schedules_watches_pauses_and_signs_out(console: Console) -> None
     expect(page.locator("#leader")).to_contain_text("held")
     expect(page.locator("#workers")).to_have_text("1")
     console.shot(page, "overview")
+
+    # Report and Kragle schedules set through their APIs: listed with their next run; a
+    # report is deleted from the console after its confirmation.
+    api = httpx.Client(
+        base_url=console.base,
+        headers={"Authorization": f"Bearer {ALICE}", "X-Stack-Id": "1"},
+        timeout=10,
+    )
+    template = api.post("/kragle/schedules", json={"name": "hourly", "config": {"period": 3600}})
+    assert template.status_code in (200, 201), template.text
+    job = api.post(
+        "/kragle/jobs", json={"schedule_id": template.json()["id"], "load_test_id": load_test_id}
+    )
+    assert job.status_code in (200, 201), job.text
+    report = api.post(
+        "/api/v1/reports/schedules",
+        json={
+            "attrs": {
+                "name": "daily digest",
+                "schedule": "daily",
+                "send_via": "email",
+                "send_to": ["ops@example.com"],
+                "timezone": "Europe/Berlin",
+                "type": "generic",
+                "hosts": ["example.com"],
+            }
+        },
+    )
+    assert report.status_code in (200, 201), report.text
+    api.close()
+    page.get_by_role("link", name="Kragle", exact=True).click()
+    expect(page.locator("main tbody tr")).to_contain_text("every hour")
+    expect(page.locator("main tbody tr")).to_contain_text("checkout")
+    console.shot(page, "kragle")
+    page.get_by_role("link", name="Reports", exact=True).click()
+    expect(page.locator("main tbody tr")).to_contain_text("daily digest")
+    console.shot(page, "reports")
+    page.get_by_role("link", name="Delete…").click()
+    page.get_by_role("button", name="Delete the report").click()
+    expect(page.locator("main")).to_contain_text("No report schedules.")
 
     # Signing out ends it: the console asks for the token again.
     page.get_by_role("button", name="Sign out").click()
