@@ -65,7 +65,12 @@ def _parser() -> argparse.ArgumentParser:
         description="Serve the REST API with uvicorn: the k6 Cloud REST API v6 resources "
         "under /cloud/v6, /healthz, /readyz, /metrics, the OpenAPI document at /openapi.json "
         "and docs at /docs. Reads TICKWORK_REDIS_URL, TICKWORK_KEY_PREFIX, TICKWORK_TOKENS, "
-        "TICKWORK_QUEUES, TICKWORK_MAX_BODY_BYTES and TICKWORK_PUBLIC_URL.",
+        "TICKWORK_QUEUES, TICKWORK_MAX_BODY_BYTES and TICKWORK_PUBLIC_URL, and the request "
+        "rate limits, shared by every API process through Redis (0: no limit): "
+        "TICKWORK_RATE_LIMIT_PER_SECOND and TICKWORK_RATE_LIMIT_BURST per token (and per "
+        "client address without one; default 50/s, bursts of 200), "
+        "TICKWORK_STACK_RATE_LIMIT_PER_SECOND and TICKWORK_STACK_RATE_LIMIT_BURST per stack "
+        "(default 100/s, bursts of 400). Past a limit: 429 rate_limited with Retry-After.",
     )
     api.add_argument(
         "--host", default="127.0.0.1", metavar="H", help="address to listen on (default: 127.0.0.1)"
