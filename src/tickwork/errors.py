@@ -4,6 +4,7 @@
     ├── ValidationError        bad input; carries one Problem per violation   (HTTP 400)
     ├── NotFound               no such resource in the caller's stack         (HTTP 404)
     ├── Conflict               the resource's state forbids the request       (HTTP 409)
+    │   └── QuotaExceeded      a quota of the stack refuses one more thing    (HTTP 409)
     ├── AuthError
     │   ├── Unauthenticated    missing or unknown token                       (HTTP 401)
     │   └── Forbidden          token not valid for the stack                  (HTTP 403)
@@ -55,6 +56,19 @@ class NotFound(TickworkError):
 
 class Conflict(TickworkError):
     code = "conflict"
+
+
+class QuotaExceeded(Conflict):
+    """A quota of the caller's stack refuses the request: it holds ``limit`` of what the
+    quota counts already (or, for a size quota, the thing is larger than ``limit``).
+    ``quota`` is the quota's name, as the settings and the error body's ``target`` spell it."""
+
+    code = "quota_exceeded"
+
+    def __init__(self, quota: str, limit: int, message: str) -> None:
+        super().__init__(message)
+        self.quota = quota
+        self.limit = limit
 
 
 class AuthError(TickworkError):

@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 from typing import Any, get_origin
 
-from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic import ValidationError as PydanticValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from pydantic_settings import SettingsError as SourceError
@@ -36,6 +36,30 @@ class TokenSpec(BaseModel):
         if (self.token is None) == (self.token_sha256 is None):
             raise ValueError("give exactly one of 'token' and 'token_sha256'")
         return self
+
+
+class StackQuotas(BaseModel):
+    """One stack's quotas in TICKWORK_STACK_QUOTAS: those it names (0: unlimited); the
+    others are the TICKWORK_QUOTA_* defaults. An unknown name is refused, not ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    schedules: int | None = Field(default=None, ge=0)
+    load_tests: int | None = Field(default=None, ge=0)
+    kragle_templates: int | None = Field(default=None, ge=0)
+    kragle_jobs: int | None = Field(default=None, ge=0)
+    report_schedules: int | None = Field(default=None, ge=0)
+    script_bytes: int | None = Field(default=None, ge=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_quotas(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            unknown = sorted(str(name) for name in data if name not in cls.model_fields)
+            if unknown:
+                known = ", ".join(cls.model_fields)
+                raise ValueError(f"unknown quota {unknown[0]!r}; the quotas are {known}")
+        return data
 
 
 class Settings(BaseSettings):
@@ -65,6 +89,22 @@ class Settings(BaseSettings):
     rate_limit_burst: int = Field(default=200, ge=1, le=1_000_000)
     stack_rate_limit_per_second: float = Field(default=100.0, ge=0.0, le=1_000_000.0)
     stack_rate_limit_burst: int = Field(default=400, ge=1, le=1_000_000)
+    # Quotas per stack (0: unlimited): k6 schedules, load tests, Kragle schedules (templates),
+    # Kragle jobs, report schedules, and the size of one load test's script (bytes). Past
+    # one a create answers 409 quota_exceeded naming it, and nothing is created.
+    quota_schedules: int = Field(default=10_000, ge=0)
+    quota_load_tests: int = Field(default=10_000, ge=0)
+    quota_kragle_templates: int = Field(default=100, ge=0)
+    quota_kragle_jobs: int = Field(default=10_000, ge=0)
+    quota_report_schedules: int = Field(default=1_000, ge=0)
+    quota_script_bytes: int = Field(default=1_048_576, ge=0)
+    # Per stack, quotas other than those above (JSON): {"7": {"schedules": 50}}; a quota
+    # the stack does not name keeps its default.
+    stack_quotas: dict[int, StackQuotas] = Field(default_factory=dict)
+    # The shortest time between two runs of any schedule (0: no minimum; the k6 dialect's
+    # shortest is a minute, cron's), and the shortest period of a Kragle schedule.
+    min_schedule_interval_seconds: int = Field(default=0, ge=0, le=366 * 86_400)
+    min_kragle_period_seconds: int = Field(default=1, ge=1, le=366 * 86_400)
     public_url: str | None = None  # base of absolute links (@nextLink) behind a proxy
     # Run against a Redis whose maxmemory-policy may evict keys (every process then starts
     # but is never ready, and logs why): exactly-once cannot hold there. Off: they refuse.
@@ -129,6 +169,14 @@ class Settings(BaseSettings):
     def _rate_or_off(cls, value: float) -> float:
         if 0 < value < 0.01:
             raise ValueError("must be 0 (no limit) or at least 0.01 (one request per 100 s)")
+        return value
+
+    @field_validator("stack_quotas")
+    @classmethod
+    def _stack_ids(cls, value: dict[int, StackQuotas]) -> dict[int, StackQuotas]:
+        wrong = sorted(stack for stack in value if stack < 1)
+        if wrong:
+            raise ValueError(f"stack ids are positive integers, not {wrong[0]}")
         return value
 
     @field_validator("egress_allowed_cidrs")

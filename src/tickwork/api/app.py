@@ -31,6 +31,7 @@ from tickwork.api.routes import (
 )
 from tickwork.store import Rate, Store
 from tickwork.store.queue import DEFAULT_QUEUE, queue
+from tickwork.store.quotas import Limits
 
 DEFAULT_MAX_BODY_BYTES = 1_048_576
 """Largest request body accepted (a k6 script or archive included); larger ones get 413."""
@@ -73,6 +74,7 @@ def create_app(
     rate_limit: Rate | None = None,
     stack_rate_limit: Rate | None = None,
     default_jitter_s: int = 0,
+    limits: Limits | None = None,
 ) -> FastAPI:
     """The API over ``store``. ``tokens`` are the accepted bearer tokens; ``queue_name`` the
     RQ queue that receives started runs; ``public_url`` the base of absolute links (else
@@ -81,7 +83,8 @@ def create_app(
     whether its schedule reads answer without a token. ``rate_limit`` is each token's (and
     each anonymous client address's) request rate, ``stack_rate_limit`` each stack's, shared
     by every process on the store; None: not limited. ``default_jitter_s`` is the jitter of a
-    schedule set without ``jitter_seconds``."""
+    schedule set without ``jitter_seconds``. ``limits`` are the stacks' quotas and the
+    minimum spacing of runs (None: ``Limits()``, the generous defaults)."""
     token_list = tuple(tokens)
     token_book = TokenBook(token_list)
     app = _App(
@@ -103,6 +106,7 @@ def create_app(
     metrics = ApiMetrics(store, frozenset(s for token in token_list for s in token.stacks))
     app.state.metrics = metrics
     app.state.kragle_public_listing = kragle_public_listing
+    app.state.limits = limits if limits is not None else Limits()
     errors_http.install(app)
     # The ledger before the k6 schedules: /schedules/health is its list, not a schedule id.
     for module in (health, projects, load_tests, ledger, schedules, audit, runs, reports):

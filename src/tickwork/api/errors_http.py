@@ -11,6 +11,11 @@ Codes are stable and documented here:
     405 method_not_allowed      the route exists, the method does not
     406 not_acceptable          the Accept header excludes the only type available
     409 conflict                the resource's state forbids the request
+        quota_exceeded          a quota of the stack is reached (or a script is over its
+                                size quota): ``target`` names the quota, the message its
+                                value; nothing was created. 409 as the k6 API answers its own
+                                count limits (label keys, saved test runs): the stack's
+                                state, not the request's form, refuses it
     413 payload_too_large       the body is over the configured limit
     415 unsupported_media_type  the body is not of the type the operation takes
     429 rate_limited            over a rate limit (per token, stack or client address);
@@ -47,6 +52,7 @@ from tickwork.errors import (
     Forbidden,
     NotFound,
     Problem,
+    QuotaExceeded,
     StoreOutOfMemory,
     StoreUnavailable,
     TickworkError,
@@ -164,6 +170,8 @@ def _tickwork_error(exc: TickworkError, status: int) -> ErrorAnswer:
             else "The store is unavailable; retry later."
         )
         return ErrorAnswer(503, ErrorParts(exc.code, message), {"Retry-After": "5"})
+    if isinstance(exc, QuotaExceeded):
+        return ErrorAnswer(status, ErrorParts(exc.code, str(exc), target=exc.quota))
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else {}
     return ErrorAnswer(status, ErrorParts(exc.code, str(exc)), headers)
 

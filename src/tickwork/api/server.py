@@ -3,6 +3,7 @@ them)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import uvicorn
@@ -11,6 +12,7 @@ from fastapi import FastAPI
 from tickwork.api.app import create_app
 from tickwork.api.auth import ApiToken
 from tickwork.store import Rate, Store, connect
+from tickwork.store.quotas import Limits, Quotas
 
 if TYPE_CHECKING:
     from tickwork.settings import Settings, TokenSpec
@@ -44,6 +46,29 @@ def app_from_settings(settings: Settings) -> FastAPI:
             settings.stack_rate_limit_per_second, settings.stack_rate_limit_burst
         ),
         default_jitter_s=settings.default_jitter_seconds,
+        limits=limits_of(settings),
+    )
+
+
+def limits_of(settings: Settings) -> Limits:
+    """The quotas and minimums settings as create_app takes them: a stack named in
+    TICKWORK_STACK_QUOTAS has the defaults with the quotas it names replaced."""
+    default = Quotas(
+        schedules=settings.quota_schedules,
+        load_tests=settings.quota_load_tests,
+        kragle_templates=settings.quota_kragle_templates,
+        kragle_jobs=settings.quota_kragle_jobs,
+        report_schedules=settings.quota_report_schedules,
+        script_bytes=settings.quota_script_bytes,
+    )
+    return Limits(
+        quotas=default,
+        stack_quotas={
+            stack: replace(default, **given.model_dump(exclude_none=True))
+            for stack, given in settings.stack_quotas.items()
+        },
+        min_interval_s=settings.min_schedule_interval_seconds,
+        min_kragle_period_s=settings.min_kragle_period_seconds,
     )
 
 

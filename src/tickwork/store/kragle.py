@@ -38,6 +38,7 @@ from tickwork.store.keys import Keys
 from tickwork.store.load_tests import QueuedWrite
 from tickwork.store.load_tests import decode as decode_load_test
 from tickwork.store.paging import read_page
+from tickwork.store.quotas import INDEX_OF, Quotas, check_count
 from tickwork.store.schedules import (
     AUDIT_KIND,
     KragleJob,
@@ -135,9 +136,16 @@ class KragleSchedules:
         now: datetime,
         created_by: str | None,
         actor: Actor = INTERNAL,
+        quotas: Quotas | None = None,
     ) -> TemplateRecord:
-        """A new template whose timing counts from ``anchor``, created at ``now``."""
-        with translated():
+        """A new template whose timing counts from ``anchor``, created at ``now``;
+        QuotaExceeded when the stack holds its ``kragle_templates`` quota already (None: not
+        limited)."""
+        index = self._keys.stack_index(stack, INDEX_OF["kragle_templates"])
+
+        def attempt(pipe: Pipeline) -> TemplateRecord:
+            if quotas is not None:
+                check_count(pipe, index, quota="kragle_templates", limit=quotas.kragle_templates)
             template_id = int(self._client.incr(self._keys.ids("kragle_schedule")))
             template = TemplateRecord(
                 id=template_id,
@@ -150,15 +158,13 @@ class KragleSchedules:
                 created_by=created_by,
                 version=1,
             )
-            with self._client.pipeline() as pipe:
-                pipe.hset(self._keys.kragle_schedule(template_id), mapping=_encode(template))
-                pipe.zadd(
-                    self._keys.stack_index(stack, "kragle_schedules"),
-                    {str(template_id): template_id},
-                )
-                self._audit_template(pipe, template, "created", actor=actor, at=now)
-                pipe.execute()
-        return template
+            pipe.multi()
+            pipe.hset(self._keys.kragle_schedule(template_id), mapping=_encode(template))
+            pipe.zadd(index, {str(template_id): template_id})
+            self._audit_template(pipe, template, "created", actor=actor, at=now)
+            return template
+
+        return transact(self._client, attempt)
 
     def get(self, stack: int, template_id: int) -> TemplateRecord:
         """The template in ``stack``; NotFound for a missing one or another stack's."""
@@ -248,9 +254,11 @@ class KragleSchedules:
         now: datetime,
         created_by: str | None,
         actor: Actor = INTERNAL,
+        quotas: Quotas | None = None,
     ) -> ScheduleRecord:
         """A job firing the load test on the template's timing; Conflict when the load test
-        already has a job on this template (two would fire it twice)."""
+        already has a job on this template (two would fire it twice), QuotaExceeded when the
+        stack holds its ``kragle_jobs`` quota already (None: not limited)."""
         keys = self._keys
         template_key, jobs_key = (
             keys.kragle_schedule(template_id),
@@ -270,6 +278,9 @@ class KragleSchedules:
                     f"Load test {load_test_id} already has job {text_of(existing)} on "
                     f"schedule {template_id}."
                 )
+            if quotas is not None:
+                index = keys.stack_index(stack, INDEX_OF["kragle_jobs"])
+                check_count(pipe, index, quota="kragle_jobs", limit=quotas.kragle_jobs)
             job_id = int(self._client.incr(keys.ids("schedule")))
             job = new_record(
                 schedule_id=job_id,

@@ -26,6 +26,7 @@ from tickwork.store.audit import INTERNAL, Actor, Change, changes_between
 from tickwork.store.connection import text_of, translated
 from tickwork.store.keys import Keys
 from tickwork.store.paging import read_page
+from tickwork.store.quotas import INDEX_OF, Quotas, check_count, check_script
 from tickwork.store.schedules import Schedules
 from tickwork.store.transactions import transact
 
@@ -232,11 +233,14 @@ class LoadTests:
         k6_version: int | None = None,
         runner: dict[str, Any] | None = None,
         actor: Actor = INTERNAL,
+        quotas: Quotas | None = None,
     ) -> LoadTestRecord:
         """A new load test in the stack's project; NotFound for another stack's project,
-        Conflict when the project already has a test of that name."""
+        Conflict when the project already has a test of that name, QuotaExceeded past the
+        stack's ``quotas`` (load tests, script size; None: not limited)."""
         project_key = self._keys.project(project_id)
         names = self._keys.project_load_test_names(project_id)
+        check_script(script, quotas)
 
         def attempt(pipe: Pipeline) -> LoadTestRecord:
             owner = pipe.hget(project_key, "stack")
@@ -244,6 +248,9 @@ class LoadTests:
                 raise NotFound(f"Project {project_id} not found.")
             if pipe.hexists(names, name):
                 raise Conflict(f"A load test named {name!r} already exists.")
+            if quotas is not None:
+                index = self._keys.stack_index(stack, INDEX_OF["load_tests"])
+                check_count(pipe, index, quota="load_tests", limit=quotas.load_tests)
             test_id = int(self._client.incr(self._keys.ids("load_test")))
             test = LoadTestRecord(
                 id=test_id,
@@ -315,9 +322,13 @@ class LoadTests:
         *,
         now: datetime,
         actor: Actor = INTERNAL,
+        quotas: Quotas | None = None,
     ) -> None:
+        """Replace the script; QuotaExceeded when it is over the stack's ``script_bytes``
+        quota (None: not limited), and nothing changes."""
         key = self._keys.load_test(load_test_id)
         script_key = self._keys.load_test_script(load_test_id)
+        check_script(script, quotas)
 
         def attempt(pipe: Pipeline) -> None:
             test = self.get(stack, load_test_id)

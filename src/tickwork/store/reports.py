@@ -31,6 +31,7 @@ from tickwork.store.connection import text_of, translated
 from tickwork.store.keys import Keys
 from tickwork.store.load_tests import LoadTestRecord, LoadTests
 from tickwork.store.paging import read_text_page
+from tickwork.store.quotas import INDEX_OF, Quotas, check_count
 from tickwork.store.schedules import (
     AUDIT_KIND,
     ReportSchedule,
@@ -113,10 +114,17 @@ class Reports:
         now: datetime,
         scheduled_by: str | None,
         actor: Actor = INTERNAL,
+        quotas: Quotas | None = None,
     ) -> ReportRecord:
+        """A new report, with its internal load test and schedule; QuotaExceeded when the
+        stack holds its ``report_schedules`` quota already (None: not limited)."""
         keys = self._keys
         report_id = str(uuid.uuid4())
-        with translated():
+        index = keys.stack_index(stack, INDEX_OF["report_schedules"])
+
+        def attempt(pipe: Pipeline) -> ReportRecord:
+            if quotas is not None:
+                check_count(pipe, index, quota="report_schedules", limit=quotas.report_schedules)
             load_test_id = int(self._client.incr(keys.ids("load_test")))
             schedule_id = int(self._client.incr(keys.ids("schedule")))
             report = ReportRecord(
@@ -147,15 +155,16 @@ class Reports:
                 runner={"type": "report", "report_id": report_id},
                 kind=KIND,
             )
-            with self._client.pipeline() as pipe:
-                pipe.hset(keys.report(report_id), mapping=_encode(report))
-                pipe.zadd(keys.stack_index(stack, "reports"), {report_id: to_us(now)})
-                self._load_tests.queue_create_internal(pipe, internal)
-                pipe.set(keys.load_test_schedule(load_test_id), schedule_id)
-                self._schedules.write(pipe, record)
-                self._audit(pipe, report, "created", actor=actor, at=now)
-                pipe.execute()
-        return report
+            pipe.multi()
+            pipe.hset(keys.report(report_id), mapping=_encode(report))
+            pipe.zadd(index, {report_id: to_us(now)})
+            self._load_tests.queue_create_internal(pipe, internal)
+            pipe.set(keys.load_test_schedule(load_test_id), schedule_id)
+            self._schedules.write(pipe, record)
+            self._audit(pipe, report, "created", actor=actor, at=now)
+            return report
+
+        return transact(self._client, attempt)
 
     def get(self, stack: int, report_id: str) -> ReportRecord:
         """The report in ``stack``; NotFound for a missing one or another stack's."""

@@ -422,11 +422,18 @@ class Schedules:
         catch_up_s: int | None = None,
         jitter_s: int = 0,
         actor: Actor = INTERNAL,
+        quota: int = 0,
     ) -> ScheduleRecord:
         """Set the load test's k6 schedule (``request``: its CreateScheduleRequest as given),
         keeping the id of the one it replaces and activating it (the k6 API's re-POST
         re-activates). Occurrences before ``now`` never fire; an overwrite with the same timing
-        neither fires nor drops one (see ``retimed``)."""
+        neither fires nor drops one (see ``retimed``). A new schedule is refused
+        (QuotaExceeded) when the stack holds ``quota`` schedules already (0: unlimited); an
+        overwrite keeps its id and is never counted."""
+        # No cycle forbids a top-level import: this one stays inside put only while other
+        # parts of the module are being edited; hoist it with the module's imports.
+        from tickwork.store.quotas import INDEX_OF, check_count
+
         pointer = self._keys.load_test_schedule(load_test_id)
 
         def attempt(pipe: Pipeline) -> ScheduleRecord:
@@ -437,6 +444,8 @@ class Schedules:
                 pipe.watch(self._keys.schedule(int(text_of(existing_id))))
                 previous = before = self.get_any(int(text_of(existing_id)))
             if previous is None:
+                index = self._keys.stack_index(stack, INDEX_OF["schedules"])
+                check_count(pipe, index, quota="schedules", limit=quota)
                 record = new_record(
                     schedule_id=int(self._client.incr(self._keys.ids("schedule"))),
                     stack=stack,

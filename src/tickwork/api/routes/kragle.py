@@ -63,9 +63,10 @@ from tickwork.dialects.kragle import (
     to_core,
 )
 from tickwork.dialects.ledger import OccurrenceListResponse
-from tickwork.errors import NotFound
+from tickwork.errors import NotFound, Problem, ValidationError
 from tickwork.store import ScheduleRecord, TemplateRecord
 from tickwork.store.kragle import DIALECT, TEMPLATE_KIND, template_of
+from tickwork.store.quotas import Limits
 from tickwork.store.schedules import AUDIT_KIND
 
 router = APIRouter(tags=["kragle"])
@@ -136,13 +137,18 @@ def get_schedule(id: ResourceId, stack: ReaderStack, context: Context) -> Respon
     operation_id="kragle_schedules_create",
     summary="Create a schedule.",
     description="Answers the new schedule's id. A schedule fires nothing until a job binds it "
-    "to a load test.",
+    "to a load test. A period under the deployment's minimum: 400; past the stack's quota of "
+    "schedules: 409 quota_exceeded.",
     response_model=KragleCreated,
-    responses=error_responses(*_WITH_BODY),
+    responses=error_responses(*_WITH_BODY, 409),
     openapi_extra=json_request(CreateKragleSchedule),
 )
-def create_schedule(caller: Caller, actor: Acting, context: Context, body: JsonBody) -> Response:
+def create_schedule(
+    caller: Caller, actor: Acting, context: Context, body: JsonBody, http: Request
+) -> Response:
+    limits: Limits = http.app.state.limits
     name, timing = parse_create(body)
+    _check_period(timing.config, limits)
     now = context.clock()
     anchor = anchor_of(now)
     template = context.store.kragle.create(
@@ -155,8 +161,23 @@ def create_schedule(caller: Caller, actor: Acting, context: Context, body: JsonB
         now=now,
         created_by=caller.email,
         actor=actor,
+        quotas=limits.of(caller.stack),
     )
     return json_response(KragleCreated(id=template.id))
+
+
+def _check_period(config: dict[str, int], limits: Limits) -> None:
+    """A period under the deployment's minimum (of a Kragle period, and of any schedule's
+    interval) is refused, naming ``config.period``."""
+    period = config.get("period")
+    minimum = max(limits.min_kragle_period_s, limits.min_interval_s)
+    if period is not None and period < minimum:
+        problem = Problem(
+            "period_too_short",
+            "config.period",
+            f"A period of {period} s is under this deployment's minimum of {minimum} s.",
+        )
+        raise ValidationError([problem], "The schedule is not valid.")
 
 
 _UPDATE_DESCRIPTION = (
@@ -181,12 +202,17 @@ _UPDATE_DESCRIPTION = (
     responses=error_responses(*_WITH_BODY, 404),
     openapi_extra=json_request(UpdateKragleSchedule),
 )
-def update_schedule(caller: Caller, actor: Acting, context: Context, body: JsonBody) -> Response:
+def update_schedule(
+    caller: Caller, actor: Acting, context: Context, body: JsonBody, http: Request
+) -> Response:
+    limits: Limits = http.app.state.limits
     patch = parse_update(body)
     now = context.clock()
 
     def change(template: TemplateRecord) -> TemplateRecord:
         new = apply_update(template, patch, now=now)
+        if new.config != template.config:  # a period kept as it was stays allowed
+            _check_period(new.config, limits)
         return replace(
             template,
             name=new.name,
@@ -223,12 +249,16 @@ def delete_schedule(id: ResourceId, caller: Caller, actor: Acting, context: Cont
     operation_id="kragle_jobs_create",
     summary="Run a load test on a schedule's timing.",
     description="One job per schedule and load test (409 for a second). The load test's k6 "
-    "schedule, if it has one, is unaffected: both fire it.",
+    "schedule, if it has one, is unaffected: both fire it. Past the stack's quota of jobs: "
+    "409 quota_exceeded.",
     response_model=KragleJob,
     responses=error_responses(*_WITH_BODY, 404, 409),
     openapi_extra=json_request(CreateKragleJob),
 )
-def create_job(caller: Caller, actor: Acting, context: Context, body: JsonBody) -> Response:
+def create_job(
+    caller: Caller, actor: Acting, context: Context, body: JsonBody, http: Request
+) -> Response:
+    limits: Limits = http.app.state.limits
     request = parse_job(body)
     job = context.store.kragle.bind(
         caller.stack,
@@ -237,6 +267,7 @@ def create_job(caller: Caller, actor: Acting, context: Context, body: JsonBody) 
         now=context.clock(),
         created_by=caller.email,
         actor=actor,
+        quotas=limits.of(caller.stack),
     )
     return json_response(_job_model(job))
 

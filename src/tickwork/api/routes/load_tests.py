@@ -28,6 +28,7 @@ from tickwork.dialects.k6_resources import (
 from tickwork.errors import NotFound, Problem, ValidationError
 from tickwork.store import LoadTestRecord
 from tickwork.store.load_tests import DEFAULT_RUNNER
+from tickwork.store.quotas import Limits
 
 router = APIRouter(prefix="/cloud/v6", tags=["load_tests"])
 
@@ -131,15 +132,23 @@ def _page(
     summary="Create a new test.",
     description="The k6 form: multipart/form-data with `name`, `script` (text or a k6 .tar "
     "archive) and optionally `k6_version` and `runner` (tickwork extension, JSON text). "
-    "tickwork also takes the same fields as a JSON document.",
+    "tickwork also takes the same fields as a JSON document. Past the stack's quota of load "
+    "tests, or with a script over its script size quota: 409 quota_exceeded.",
     status_code=201,
     response_model=LoadTestApiModel,
     responses=error_responses(404, 409),
     openapi_extra=_CREATE_BODY,
 )
 def create_load_test(
-    id: ResourceId, caller: Caller, actor: Acting, body: RawBody, context: Context
+    id: ResourceId,
+    caller: Caller,
+    actor: Acting,
+    body: RawBody,
+    context: Context,
+    *,
+    http: Request,
 ) -> Response:
+    limits: Limits = http.app.state.limits
     context.store.projects.get(caller.stack, id)
     new: NewLoadTest
     if body.media_type == "multipart/form-data":
@@ -162,6 +171,7 @@ def create_load_test(
         k6_version=new.k6_version,
         runner=new.runner,
         actor=actor,
+        quotas=limits.of(caller.stack),
     )
     return json_response(load_test_model(test), 201)
 
@@ -258,22 +268,35 @@ def get_script(id: ResourceId, caller: Caller, context: Context, request: Reques
     "/load_tests/{id}/script",
     operation_id="load_tests_script_update",
     summary="Upload the script for a test.",
-    description="Any payload that is not a .tar archive is taken as a JavaScript file.",
+    description="Any payload that is not a .tar archive is taken as a JavaScript file. A "
+    "script over the stack's script size quota: 409 quota_exceeded, the old one stays.",
     status_code=204,
     response_class=Response,
-    responses=error_responses(404),
+    responses=error_responses(404, 409),
     openapi_extra=_SCRIPT_BODY,
 )
 def put_script(
-    id: ResourceId, caller: Caller, actor: Acting, body: RawBody, context: Context
+    id: ResourceId,
+    caller: Caller,
+    actor: Acting,
+    body: RawBody,
+    context: Context,
+    *,
+    http: Request,
 ) -> Response:
+    limits: Limits = http.app.state.limits
     context.store.load_tests.get(caller.stack, id)
     if not body.data:
         raise ValidationError(
             [Problem("required", "script", "The script is empty.")], "The script is empty."
         )
     context.store.load_tests.set_script(
-        caller.stack, id, body.data, now=context.clock(), actor=actor
+        caller.stack,
+        id,
+        body.data,
+        now=context.clock(),
+        actor=actor,
+        quotas=limits.of(caller.stack),
     )
     return Response(status_code=204)
 

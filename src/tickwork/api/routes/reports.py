@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
 from dataclasses import replace
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request, Response
@@ -48,6 +49,7 @@ from tickwork.api.routes.ledger import (
 from tickwork.core import Schedule
 from tickwork.dialects.k6 import render_error
 from tickwork.dialects.reports import (
+    INVALID,
     MAX_PAGE_SIZE,
     MAX_UNPAGINATED,
     CreateReportScheduleRequest,
@@ -85,6 +87,7 @@ from tickwork.errors import (
     ValidationError,
 )
 from tickwork.store import ReportRecord
+from tickwork.store.quotas import Limits, interval_problem
 from tickwork.store.reports import DIALECT
 from tickwork.store.schedules import AUDIT_KIND
 
@@ -158,6 +161,8 @@ _DESCRIPTIONS = {
     401: "Invalid token or authentication scheme.",
     403: "Forbidden.",
     404: "No such report schedule in the stack.",
+    409: "The stack's quota of report schedules is reached (code quota_exceeded; the error's "
+    "target names the quota).",
     413: "The request body is over the size limit.",
     415: "The request body is not JSON.",
     429: "Over a rate limit (per token, stack or client address): Retry-After says when to retry.",
@@ -299,25 +304,40 @@ def get_report_schedule(schedule_id: ScheduleId, caller: Caller, context: Contex
     "/schedules",
     operation_id="reports_schedules_create",
     summary="Create a schedule.",
-    description="The first report is sent at the end of the first whole period after now.",
+    description="The first report is sent at the end of the first whole period after now. "
+    "Past the stack's quota of report schedules: 409 quota_exceeded.",
     response_model=ReportScheduleEnvelope,
-    responses=_errors(413, 415),
+    responses=_errors(409, 413, 415),
     openapi_extra=_extra(CreateReportScheduleRequest),
 )
 def create_report_schedule(
-    caller: Caller, actor: Acting, context: Context, body: JsonBody
+    caller: Caller, actor: Acting, context: Context, body: JsonBody, http: Request
 ) -> Response:
+    limits: Limits = http.app.state.limits
     attrs = parse_create(body)
     now = context.clock()
+    schedule = trigger(attrs, now=now)
+    _check_interval(schedule, now=now, limits=limits)
     report = context.store.reports.create(
         caller.stack,
         attrs=attrs,
-        schedule=trigger(attrs, now=now),
+        schedule=schedule,
         now=now,
         scheduled_by=caller.email,
         actor=actor,
+        quotas=limits.of(caller.stack),
     )
     return _one(report, "create")
+
+
+def _check_interval(schedule: Schedule, *, now: datetime, limits: Limits) -> None:
+    """Reports are daily at the most often: refused only under a minimum interval over a
+    day, as every schedule is."""
+    problem = interval_problem(
+        schedule, now=now, minimum_s=limits.min_interval_s, target="attrs.schedule"
+    )
+    if problem is not None:
+        raise ValidationError([problem], INVALID)
 
 
 @router.put(
@@ -331,8 +351,15 @@ def create_report_schedule(
     openapi_extra=_extra(UpdateReportScheduleRequest),
 )
 def update_report_schedule(
-    schedule_id: ScheduleId, caller: Caller, actor: Acting, context: Context, body: JsonBody
+    schedule_id: ScheduleId,
+    caller: Caller,
+    actor: Acting,
+    context: Context,
+    body: JsonBody,
+    *,
+    http: Request,
 ) -> Response:
+    limits: Limits = http.app.state.limits
     report_id = parse_id(schedule_id)
     context.store.reports.get(caller.stack, report_id)  # 404 before a body problem
     changed = parse_patch(body)
@@ -340,6 +367,8 @@ def update_report_schedule(
 
     def change(report: ReportRecord) -> tuple[ReportRecord, Schedule | None]:
         attrs, new_trigger = apply_update(report.attrs, changed, now=now)
+        if new_trigger is not None:
+            _check_interval(new_trigger, now=now, limits=limits)
         return replace(report, attrs=attrs), new_trigger
 
     updated = context.store.reports.update(caller.stack, report_id, change, now=now, actor=actor)

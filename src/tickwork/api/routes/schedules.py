@@ -46,18 +46,37 @@ def get_load_test_schedule(id: ResourceId, caller: Caller, context: Context) -> 
     "/load_tests/{id}/schedule",
     operation_id="load_tests_schedule_create",
     summary="Set a schedule for the load test.",
-    description="This operation overwrites any existing test schedule and keeps its id.",
+    description="This operation overwrites any existing test schedule and keeps its id. "
+    "A new schedule past the stack's quota answers 409 quota_exceeded (an overwrite is "
+    "never counted); runs closer than the deployment's minimum interval answer 400.",
     response_model=ScheduleApiModel,
-    responses=error_responses(404),
+    responses=error_responses(404, 409),
     openapi_extra=json_request(CreateScheduleRequest),
 )
 def set_load_test_schedule(
-    id: ResourceId, caller: Caller, actor: Acting, context: Context, body: JsonBody
+    id: ResourceId,
+    caller: Caller,
+    actor: Acting,
+    context: Context,
+    body: JsonBody,
+    *,
+    http: Request = None,  # type: ignore[assignment]  # FastAPI injects it; see below
 ) -> Response:
+    """Also called directly (the console's editor), without ``http``: the limits are then
+    the built-in defaults (``Limits()``) rather than the app's."""
+    # Imported here only while other parts of this module are being edited: hoist them.
+    from tickwork.errors import ValidationError
+    from tickwork.store.quotas import Limits, interval_problem
+
     store = context.store
+    limits: Limits = http.app.state.limits if http is not None else Limits()
     store.load_tests.get(caller.stack, id)
     request, schedule = parse_create_schedule(body)
     now = context.clock()
+    target = "recurrence_rule.interval" if request.recurrence_rule else "cron.schedule"
+    problem = interval_problem(schedule, now=now, minimum_s=limits.min_interval_s, target=target)
+    if problem is not None:
+        raise ValidationError([problem], "The schedule is not valid.")
     jitter_s = jitter_of(request, schedule, default_s=context.default_jitter_s, now=now)
     record = store.schedules.put(
         stack=caller.stack,
@@ -70,6 +89,7 @@ def set_load_test_schedule(
         catch_up_s=request.catch_up_seconds,
         jitter_s=jitter_s,
         actor=actor,
+        quota=limits.of(caller.stack).schedules,
     )
     try:
         store.load_tests.get(caller.stack, id)
