@@ -216,7 +216,7 @@ class Inbox:
     port: int
     received: list[ReceivedMail] = field(default_factory=list)
 
-    def wait(self, count: int = 1, timeout_s: float = 10.0) -> list[ReceivedMail]:
+    def wait(self, count: int = 1, timeout_s: float = 30.0) -> list[ReceivedMail]:
         deadline = time.monotonic() + timeout_s
         while len(self.received) < count:
             if time.monotonic() > deadline:

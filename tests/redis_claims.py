@@ -129,7 +129,8 @@ class Renewal:
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
-        self._thread.join(timeout=10)
+        self._thread.join(timeout=30)
+        assert not self._thread.is_alive(), "the Redis claim's renewal thread did not stop"
 
     def _run(self) -> None:
         client = redis.Redis.from_url(self._url, socket_timeout=5)

@@ -151,8 +151,9 @@ class LeaseWatch:
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
-        self._thread.join(timeout=5)
+        self._thread.join(timeout=30)
         self._client.close()
+        assert not self._thread.is_alive(), "the lease watch did not stop"
 
     @property
     def terms(self) -> list[tuple[int, float]]:

@@ -73,7 +73,7 @@ class Processes:
         self.started.append(process)
         return process
 
-    def wait_healthy(self, process: Process, timeout_s: float = 15) -> None:
+    def wait_healthy(self, process: Process, timeout_s: float = 60) -> None:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if process.health() is not None:
@@ -83,7 +83,7 @@ class Processes:
             time.sleep(0.1)
         raise AssertionError(f"{process.name} not healthy:\n{process.log.read_text()}")
 
-    def leader(self, timeout_s: float = 15) -> Process:
+    def leader(self, timeout_s: float = 30) -> Process:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             leaders = [

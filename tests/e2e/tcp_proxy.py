@@ -242,7 +242,8 @@ class TcpProxy:
             return
         self._call(self._shutdown())
         self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=10)
+        self._thread.join(timeout=30)
+        assert not self._thread.is_alive(), "the TCP proxy's event loop did not stop"
         self._loop.close()
 
     def set_mode(self, mode: Mode) -> None:

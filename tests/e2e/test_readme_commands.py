@@ -30,7 +30,9 @@ def _fresh_copy(tmp_path: Path) -> Path:
     """The project as a fresh clone has it: tracked files only, no venv, no caches."""
     copy = tmp_path / "project"
     files = (
-        subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True)
+        subprocess.run(
+            ["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True, timeout=60
+        )
         .stdout.decode()
         .split("\0")
     )

@@ -104,7 +104,8 @@ def test_after_a_redis_crash_firing_resumes_nothing_fires_twice_and_no_acknowled
         server.process.send_signal(signal.SIGKILL)  # the watcher is still reading
         server.process.wait(timeout=10)
         watching.clear()
-        watcher.join(timeout=10)
+        watcher.join(timeout=30)
+        assert not watcher.is_alive(), "the run count watcher did not stop"
         acknowledged = seen[0]
         time.sleep(2)
         server.process = None

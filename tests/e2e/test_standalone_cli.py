@@ -35,7 +35,7 @@ def standalone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path,
             process.wait(timeout=60)
         except subprocess.TimeoutExpired:
             process.kill()
-            process.wait()
+            process.wait(timeout=30)
         if process.stdout is not None:
             process.stdout.close()
 

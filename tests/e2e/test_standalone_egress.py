@@ -37,7 +37,8 @@ def receiver() -> Iterator[tuple[str, list[str]]]:
     yield f"http://127.0.0.1:{server.server_address[1]}", posted
     server.shutdown()
     server.server_close()
-    thread.join()
+    thread.join(timeout=30)
+    assert not thread.is_alive(), "the webhook receiver's server thread did not stop"
 
 
 def _ended(base: str, token: str, run_id: int) -> dict[str, Any]:

@@ -29,10 +29,10 @@ def private_redis(*config: str) -> Iterator[str]:
         stdin=subprocess.DEVNULL,
     )
     try:
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 30
         while not _answers(path):
             assert process.poll() is None, f"redis-server {config} exited"
-            assert time.monotonic() < deadline, "redis-server did not answer in 10 s"
+            assert time.monotonic() < deadline, "redis-server did not answer in 30 s"
             time.sleep(0.02)
         yield f"unix://{path}"
     finally:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import queue
 import re
 import signal
 import subprocess
@@ -58,14 +59,44 @@ def tickwork(
     )
 
 
-def _popen(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
+@pytest.fixture
+def spawned() -> Iterator[list[subprocess.Popen[str]]]:
+    """The CLI processes a test started (``_popen``): one still running at the test's end (a
+    wait that timed out, an assertion before it) is killed, not left following forever."""
+    processes: list[subprocess.Popen[str]] = []
+    yield processes
+    for process in processes:
+        if process.poll() is None:
+            process.kill()
+        process.communicate(timeout=30)  # reaps it and closes its pipes
+
+
+def _popen(
+    spawned: list[subprocess.Popen[str]], env: dict[str, str], *args: str
+) -> subprocess.Popen[str]:
+    process = subprocess.Popen(
         [sys.executable, "-m", "tickwork", *args],
         env={**{k: v for k, v in os.environ.items() if not k.startswith("TICKWORK_")}, **env},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
+    spawned.append(process)
+    return process
+
+
+def _stderr_line(process: subprocess.Popen[str], what: str, timeout_s: float = 60) -> str:
+    """The next line ``process`` prints to stderr. A pipe read takes no timeout, so a thread
+    reads it: a process that prints nothing in time fails the test naming ``what`` it did
+    not print, rather than hanging it."""
+    stderr = process.stderr
+    assert stderr is not None
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: lines.put(stderr.readline()), daemon=True).start()
+    try:
+        return lines.get(timeout=timeout_s)
+    except queue.Empty:
+        raise AssertionError(f"the CLI printed no {what} on stderr in {timeout_s} s") from None
 
 
 class _Target(BaseHTTPRequestHandler):
@@ -117,7 +148,7 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
         process.wait(timeout=20)
     except subprocess.TimeoutExpired:
         process.kill()
-        process.wait()
+        process.wait(timeout=30)
 
 
 @pytest.fixture
@@ -482,12 +513,17 @@ def test_runs_start_wait_exits_0_when_passed_and_2_on_error(
 
 
 def test_a_failed_scheduled_run_is_followed_and_its_p95_is_in_the_trend(
-    api: Client, env: dict[str, str], worker: None, scheduler: None, target: str
+    api: Client,
+    env: dict[str, str],
+    worker: None,
+    scheduler: None,
+    target: str,
+    spawned: list[subprocess.Popen[str]],
 ) -> None:
     load_test_id = _load_test(api, CROSSING.replace("TARGET", target))
-    following = _popen(env, "runs", "show", "--load-test", str(load_test_id), "--follow")
-    assert following.stderr is not None
-    waiting = following.stderr.readline()  # printed before the schedule exists
+    args = ("runs", "show", "--load-test", str(load_test_id), "--follow")
+    following = _popen(spawned, env, *args)
+    waiting = _stderr_line(following, "line saying it waits")  # before the schedule exists
     # Set from here, in milliseconds: a CLI process starting slowly on a loaded host could
     # set it after its instant, which then never fires (a schedule fires nothing from before
     # it was set). `schedules set` itself is tested above.
@@ -537,13 +573,12 @@ def test_a_failed_scheduled_run_is_followed_and_its_p95_is_in_the_trend(
 
 
 def test_ctrl_c_stops_following_not_the_run_and_abort_says_what_it_did(
-    api: Client, env: dict[str, str], worker: None
+    api: Client, env: dict[str, str], worker: None, spawned: list[subprocess.Popen[str]]
 ) -> None:
     run_id = api.call("POST", f"/cloud/v6/load_tests/{_load_test(api, LONG)}/start")["id"]
     _wait_for(lambda: api.call("GET", f"/cloud/v6/test_runs/{run_id}")["status"] == "running")
-    following = _popen(env, "runs", "show", str(run_id), "--follow")
-    assert following.stderr is not None
-    first = following.stderr.readline()  # following: the run's status is printed
+    following = _popen(spawned, env, "runs", "show", str(run_id), "--follow")
+    first = _stderr_line(following, "status line")  # following: the run's status is printed
     following.send_signal(signal.SIGINT)
     stdout, stderr = following.communicate(timeout=30)
 

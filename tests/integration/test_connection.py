@@ -20,7 +20,7 @@ from tickwork.store import Store, connect
 
 
 def _wait_listening(process: subprocess.Popen[bytes], port: int, what: str) -> None:
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 30
     while True:
         assert process.poll() is None, f"{what} exited at start"
         try:
@@ -88,7 +88,7 @@ def tls_server(tmp_path: Path) -> Iterator[tuple[int, Path]]:
         pytest.skip("openssl is needed to make the test certificates")
 
     def run(*argv: str) -> None:
-        subprocess.run([openssl, *argv], cwd=tmp_path, check=True, capture_output=True)
+        subprocess.run([openssl, *argv], cwd=tmp_path, check=True, capture_output=True, timeout=60)
 
     run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=test CA",
         "-keyout", "ca.key", "-out", "ca.crt")  # fmt: skip

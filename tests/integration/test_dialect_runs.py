@@ -516,7 +516,8 @@ def receiver() -> Iterator[Receiver]:
     yield state
     server.shutdown()
     server.server_close()
-    thread.join()
+    thread.join(timeout=30)
+    assert not thread.is_alive(), "the webhook receiver's server thread did not stop"
 
 
 def test_a_webhook_report_posts_the_digest_as_signed_json(

@@ -49,7 +49,8 @@ def receiver() -> Iterator[tuple[int, list[str]]]:
     yield server.server_address[1], posted
     server.shutdown()
     server.server_close()
-    thread.join()
+    thread.join(timeout=30)
+    assert not thread.is_alive(), "the webhook receiver's server thread did not stop"
 
 
 def _config(policy: EgressPolicy) -> WorkerConfig:

@@ -52,7 +52,7 @@ def _free(client: redis.Redis) -> None:
     client.config_set("maxmemory", 0)
 
 
-def _until(predicate: Callable[[], bool], timeout_s: float = 20) -> None:
+def _until(predicate: Callable[[], bool], timeout_s: float = 60) -> None:
     deadline = time.monotonic() + timeout_s
     while not predicate():
         assert time.monotonic() < deadline, "timed out"
@@ -149,7 +149,8 @@ def test_a_leader_rides_out_a_full_redis_and_settles_what_fell_due_meanwhile(
             _until(lambda: scheduler.store_problem is None)
     finally:
         scheduler.stop()
-        thread.join(timeout=10)
+        thread.join(timeout=30)
+    assert not thread.is_alive(), "the scheduler's loop did not stop"
     (run,) = store.runs.page(1, skip=0, top=10)[0]
     assert run.scheduled_for == at
     events = [r.getMessage() for r in caplog.records if r.name == "tickwork.scheduler"]

@@ -96,7 +96,7 @@ def test_every_key_expires_when_its_bucket_is_full_again(
     # Given two requests at one per 100 s with a burst of 3, the bucket is full again in
     # (at most) 200 s: so long, and no longer, is its key kept
     assert 0 < redis_client.pttl(slow.key) <= 200_000
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 30
     while redis_client.exists(fast.key):
         assert time.monotonic() < deadline, "the idle bucket's key was kept"
         time.sleep(0.01)

@@ -220,7 +220,7 @@ def test_no_retention_step_starts_when_a_fire_is_near(
     assert store.runs.get_any(old) is None
 
 
-def _until(predicate: Callable[[], bool], timeout_s: float = 15) -> None:
+def _until(predicate: Callable[[], bool], timeout_s: float = 60) -> None:
     deadline = time.monotonic() + timeout_s
     while not predicate():
         assert time.monotonic() < deadline, "timed out"
@@ -249,7 +249,8 @@ def test_a_leading_scheduler_removes_what_retention_no_longer_keeps(
         _until(lambda: all(store.runs.get_any(r) is None for r in [*expired, *surplus[:2]]))
     finally:
         scheduler.stop()
-        thread.join(timeout=10)
+        thread.join(timeout=30)
+    assert not thread.is_alive(), "the scheduler's loop did not stop"
 
     # Then what is left is the newest three of the second
     kept, _ = store.runs.page(1, skip=0, top=100)

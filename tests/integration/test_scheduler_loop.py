@@ -57,9 +57,11 @@ def _started(schedulers: list[Scheduler]) -> Iterator[list[Scheduler]]:
     try:
         yield schedulers
     finally:
-        for scheduler, thread in zip(schedulers, threads, strict=True):
+        for scheduler in schedulers:
             scheduler.stop()
-            thread.join(timeout=5)
+        for thread in threads:
+            thread.join(timeout=30)
+        assert not any(t.is_alive() for t in threads), "a scheduler's loop did not stop"
 
 
 @pytest.fixture

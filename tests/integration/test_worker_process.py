@@ -46,7 +46,7 @@ def _sh(code: str) -> dict[str, object]:
     return {"type": "command", "argv": ["sh", "-c", code]}
 
 
-def _wait_for(predicate: Callable[[], bool], timeout_s: float = 10.0) -> float:
+def _wait_for(predicate: Callable[[], bool], timeout_s: float = 30.0) -> float:
     started = time.monotonic()
     while not predicate():
         if time.monotonic() - started > timeout_s:
@@ -191,7 +191,7 @@ def test_worker_killed_mid_run_takes_its_command_along_and_the_run_is_reaped(
 
     doomed.send_signal(signal.SIGKILL)
     killed_at = time.monotonic()
-    doomed.wait(timeout=5)
+    doomed.wait(timeout=30)
     _wait_for(lambda: not Path(f"/proc/{command_pid}").exists() or _zombie(command_pid), 5)
     _wait_for(lambda: run_of(store, run_id).finished, 15)
     took = time.monotonic() - killed_at

@@ -44,7 +44,7 @@ def _sh(code: str, **extra: object) -> dict[str, object]:
     return {"type": "command", "argv": ["sh", "-c", code], **extra}
 
 
-def _wait_for(predicate: Callable[[], bool], timeout_s: float = 5.0) -> float:
+def _wait_for(predicate: Callable[[], bool], timeout_s: float = 30.0) -> float:
     started = time.monotonic()
     while not predicate():
         if time.monotonic() - started > timeout_s:
@@ -65,7 +65,8 @@ def in_background() -> Iterator[Callable[[Callable[[], object]], threading.Threa
 
     yield start
     for thread in threads:
-        thread.join(timeout=10)
+        thread.join(timeout=30)
+    assert not any(t.is_alive() for t in threads), "a test's background thread did not end"
 
 
 def test_passing_command_goes_through_every_status_to_completed_passed(store: Store) -> None:
@@ -127,7 +128,8 @@ def test_abort_stops_a_running_command_within_seconds(
 
     store.client.set(store.keys.run_abort(run_id), "ann@example.com")
     took = _wait_for(lambda: run_of(store, run_id).finished, timeout_s=SLACK_S)
-    worker.join(timeout=10)
+    worker.join(timeout=30)
+    assert not worker.is_alive(), "the worker did not return after the abort"
 
     run = run_of(store, run_id)
     last = run.status_history[-1]

@@ -182,6 +182,7 @@ def _certificate(directory: Path, name: str) -> tuple[Path, Path]:
         ],
         check=True,
         capture_output=True,
+        timeout=60,
     )
     return cert, key
 

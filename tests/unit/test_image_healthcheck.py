@@ -149,7 +149,7 @@ def roles(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
                 process.popen.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 process.popen.kill()
-                process.popen.wait()
+                process.popen.wait(timeout=30)
 
 
 def passes_in_time(role: Role) -> Check:
@@ -216,7 +216,7 @@ def stand_in() -> Iterator[list[subprocess.Popen[bytes]]]:
     yield processes
     for process in processes:
         process.kill()
-        process.wait()
+        process.wait(timeout=30)
 
 
 def start_stand_in(processes: list[subprocess.Popen[bytes]], code: str, *command: str) -> int:

@@ -188,7 +188,8 @@ def test_connection_errors_are_retried_until_the_receiver_is_up(
     verdict = _runner(f"http://127.0.0.1:{port}/hook", attempts=6).run(
         _input(tmp_path), threading.Event()
     )
-    timer.join()
+    timer.join(timeout=30)
+    assert not timer.is_alive(), "the late receiver was never started"
     assert verdict.outcome is Outcome.PASSED
     attempts = verdict.details["attempts"]
     assert "error" in attempts[0]
@@ -259,8 +260,9 @@ def test_a_receiver_answering_garbage_is_an_error_not_a_crash(tmp_path: Path) ->
             _input(tmp_path), threading.Event()
         )
     finally:
-        server.join(timeout=5)
+        server.join(timeout=30)
         listener.close()
+    assert not server.is_alive(), "the garbage answerer was not reached twice"
     assert verdict.outcome is Outcome.ERROR
     assert "after 2 attempts" in verdict.detail
 
