@@ -28,6 +28,7 @@ from tickwork.client import (
     table,
 )
 from tickwork.client_runs import EXIT_OTHER, LoadTestNames, add_run_actions
+from tickwork.client_windows import add_window_actions
 from tickwork.core.instants import InstantError, format_instant
 
 Action = Callable[[Client, argparse.Namespace], Shown]
@@ -102,6 +103,16 @@ def add_parsers(commands: Any, settings_loader: Callable[[], Any]) -> None:
     actions = runs.add_subparsers(dest="action", required=True, metavar="ACTION")
     add_run_actions(actions, _action)
     groups.append(runs)
+
+    blackouts = commands.add_parser(
+        "blackouts",
+        help="list, add, show and delete blackout windows (when no run starts), the stack's "
+        "or one schedule's, through the API",
+        description="A client of the API's blackout windows. " + CONNECTION,
+    )
+    actions = blackouts.add_subparsers(dest="action", required=True, metavar="ACTION")
+    add_window_actions(actions, _action)
+    groups.append(blackouts)
 
     for parser in groups:
         parser.set_defaults(handler=lambda args: _dispatch(args, settings_loader))
@@ -473,14 +484,24 @@ def _schedule_occurrences(client: Client, args: argparse.Namespace) -> Shown:
             "instant": item["instant"],
             "local": item["local"],
             "outcome": item["outcome"],
-            "why": item.get("reason") or (f"run {item['run_id']}" if item.get("run_id") else None),
+            "why": _why(item),
+            "planned": item.get("planned_for"),
             "late": f"{item['lateness_ms']} ms" if item.get("lateness_ms") is not None else None,
             "notes": "; ".join(note["message"] for note in item["notes"]) or None,
         }
         for item in page["value"]
     ]
-    columns = ("instant", "local", "outcome", "why", "late", "notes")
+    columns: tuple[str, ...] = ("instant", "local", "outcome", "why", "planned", "late", "notes")
+    if not any(row["planned"] for row in rows):
+        columns = tuple(c for c in columns if c != "planned")
     return Shown(raw=page, text=table(rows, columns) if rows else "no occurrences in the window")
+
+
+def _why(item: dict[str, Any]) -> str | None:
+    parts = [item.get("reason") or (f"run {item['run_id']}" if item.get("run_id") else "")]
+    if item.get("window_id") is not None:
+        parts.append(f"window {item['window_id']}")
+    return " ".join(p for p in parts if p) or None
 
 
 def _schedule_health(client: Client, args: argparse.Namespace) -> Shown:

@@ -286,7 +286,8 @@ def test_a_path_id_not_written_in_plain_digits_is_400_on_every_route_and_changes
     before = snapshot(store)
 
     for method, template in routes:
-        response = api.request(method, template.replace("{id}", written), json={})
+        path = template.replace("{id}", written).replace("{window_id}", "1")
+        response = api.request(method, path, json={})
 
         assert response.status_code == 400, (method, template, response.text)
         error = response.json()["error"]
@@ -303,7 +304,8 @@ def test_a_path_id_outside_1_to_int64_is_404_on_every_route_and_changes_nothing(
     before = snapshot(store)
 
     for method, template in _id_routes(app):
-        response = api.request(method, template.replace("{id}", written), json={})
+        path = template.replace("{id}", written).replace("{window_id}", "1")
+        response = api.request(method, path, json={})
 
         assert response.status_code == 404, (method, template, response.text)
         assert response.json()["error"]["code"] == "not_found"

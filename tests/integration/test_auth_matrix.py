@@ -53,6 +53,7 @@ SOME_UUID = "6f1c2e0a-3b7d-4c55-9a8e-2d4f6b8c0e13"
 
 # A body each writing operation would accept if the resource were the caller's: so the 404
 # of another stack's resource is not a 400 about the body.
+_SPAN = {"from": "2030-01-01T00:00:00Z", "to": "2030-01-02T00:00:00Z"}
 BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/cloud/v6/projects"): {"json": {"name": "new"}},
     ("PATCH", "/cloud/v6/projects/{id}"): {"json": {"name": "taken over"}},
@@ -76,6 +77,8 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
         }
     },
     ("POST", "/kragle/schedules"): {"json": {"config": {"period": 60}}},
+    ("POST", "/cloud/v6/blackout_windows"): {"json": _SPAN},
+    ("POST", "/cloud/v6/schedules/{id}/blackout_windows"): {"json": _SPAN},
 }
 
 
@@ -159,6 +162,8 @@ class World:
     report: str
     kragle_schedule: int
     kragle_job: int
+    window: int  # a blackout window of the stack
+    schedule_window: int  # one of the schedule's own
 
     def path(self, template: str) -> str:
         """The template naming this world's resources; AssertionError for an id this
@@ -171,7 +176,9 @@ class World:
             "/api/v1/reports/schedules/{schedule_id}": self.report,
             "/kragle/schedules/byid/{id}": self.kragle_schedule,
             "/kragle/jobs/byid/{id}": self.kragle_job,
+            "/cloud/v6/blackout_windows/{id}": self.window,
         }
+        template = template.replace("{window_id}", str(self.schedule_window))
         for prefix, value in kinds.items():
             if template == prefix or template.startswith(prefix + "/"):
                 return template.replace(prefix, prefix.split("{")[0] + str(value), 1)
@@ -193,6 +200,10 @@ def world(api: Api) -> World:
         "/kragle/jobs", json={"schedule_id": kragle.json()["id"], "load_test_id": load_test}
     )
     assert job.status_code == 200, job.text
+    window = api.post("/cloud/v6/blackout_windows", json=_SPAN)
+    assert window.status_code == 201, window.text
+    own = api.post(f"/cloud/v6/schedules/{schedule}/blackout_windows", json=_SPAN)
+    assert own.status_code == 201, own.text
     return World(
         project=project,
         load_test=load_test,
@@ -201,6 +212,8 @@ def world(api: Api) -> World:
         report=report.json()["data"]["schedule"]["id"],
         kragle_schedule=int(kragle.json()["id"]),
         kragle_job=int(job.json()["id"]),
+        window=int(window.json()["id"]),
+        schedule_window=int(own.json()["id"]),
     )
 
 

@@ -727,3 +727,52 @@ def test_schedules_pause_with_a_note_and_bulk_resume_say_what_changed(
     resumed = tickwork(env, "schedules", "resume", "--project", str(project))
     assert resumed.returncode == 0, resumed.stderr
     assert resumed.stdout.splitlines() == [f"re-activated: {sid}", "unchanged: none"]
+
+
+def test_blackouts_add_list_show_and_delete_and_the_preview_marks_what_they_skip(
+    api: Client, env: dict[str, str]
+) -> None:
+    load_test = _load_test(api)
+    body = json.dumps({"starts": "2030-01-01T00:00:00Z", "recurrence_rule": {"frequency": "DAILY"}})
+    sid = json.loads(tickwork(env, "schedules", "set", str(load_test), body, "--json").stdout)["id"]
+
+    added = tickwork(
+        env,
+        "blackouts",
+        "add",
+        "--schedule",
+        str(sid),
+        "--cron",
+        "0 0 1 1 *",
+        "--duration",
+        "7200",
+        "--policy",
+        "skip",
+        "--note",
+        "new year",
+    )
+    assert added.returncode == 0, added.stderr
+    lines = dict(line.split(":", 1) for line in added.stdout.splitlines())
+    window_id = lines["id"].strip()
+    assert lines["when"].strip() == "0 0 1 1 * UTC for 7200 s"
+    assert lines["next"].strip().startswith("2027-01-01T00:00:00Z - 2027-01-01T02:00:00Z")
+
+    listed = tickwork(env, "blackouts", "list", "--schedule", str(sid))
+    (header, row) = _table(listed.stdout)
+    assert (header[0], row[0], row[1]) == ("ID", window_id, "skip")
+    assert tickwork(env, "blackouts", "list").stdout.strip() == "no blackout windows"
+
+    shown = tickwork(
+        env, "schedules", "occurrences", str(sid), "--after", "2029-12-31", "--limit", "2"
+    )
+    (_, first, second) = _table(shown.stdout)
+    assert first[2:4] == ["blackout", f"window {window_id}"]
+    assert second[2] == "upcoming"
+
+    bad = tickwork(env, "blackouts", "add", "--from", "2030-01-01", "--schedule", str(sid))
+    assert bad.returncode == 1
+    assert "to" in bad.stderr
+
+    deleted = tickwork(env, "blackouts", "delete", window_id, "--schedule", str(sid))
+    assert deleted.stdout.strip() == f"deleted blackout window {window_id}"
+    assert tickwork(env, "blackouts", "show", window_id, "--schedule", str(sid)).returncode == 1

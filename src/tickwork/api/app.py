@@ -28,6 +28,7 @@ from tickwork.api.routes import (
     run_results,
     runs,
     schedules,
+    windows,
 )
 from tickwork.store import Rate, Store
 from tickwork.store.queue import DEFAULT_QUEUE, queue
@@ -109,7 +110,7 @@ def create_app(
     app.state.limits = limits if limits is not None else Limits()
     errors_http.install(app)
     # The ledger before the k6 schedules: /schedules/health is its list, not a schedule id.
-    for module in (health, projects, load_tests, ledger, schedules, audit, runs, reports):
+    for module in (health, projects, load_tests, ledger, schedules, windows, audit, runs, reports):
         app.include_router(module.router)
     app.include_router(run_results.router)
     app.include_router(notifications.router)

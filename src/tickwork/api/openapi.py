@@ -39,6 +39,7 @@ from tickwork.dialects.reports import (
     DeleteReportSchedulesRequest,
     UpdateReportScheduleRequest,
 )
+from tickwork.dialects.windows import BlackoutWindowRequest
 
 REQUEST_MODELS: tuple[type[BaseModel], ...] = (
     CreateScheduleRequest,
@@ -57,6 +58,7 @@ REQUEST_MODELS: tuple[type[BaseModel], ...] = (
     CreateReportScheduleRequest,
     UpdateReportScheduleRequest,
     DeleteReportSchedulesRequest,
+    BlackoutWindowRequest,
 )
 
 STACK_ID: dict[str, Any] = {

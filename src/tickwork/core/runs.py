@@ -76,10 +76,15 @@ class RunRecord:
         job_id: str,
         now: datetime,
         planned_for: datetime | None = None,
+        deferred_by: int | None = None,
     ) -> RunRecord:
-        """The run of a schedule's occurrence, created (and queued) at ``now``; with jitter,
-        ``planned_for`` is the instant it was planned for (after the occurrence)."""
-        details = {} if planned_for is None else {"planned_for": format_instant(planned_for)}
+        """The run of a schedule's occurrence, created (and queued) at ``now``; with jitter or
+        a defer window (``deferred_by``), ``planned_for`` is the instant it was planned for."""
+        details: dict[str, Any] = {}
+        if planned_for is not None:
+            details["planned_for"] = format_instant(planned_for)
+        if deferred_by is not None:
+            details["deferred_by"] = deferred_by
         return cls(
             id=run_id,
             stack=stack,
@@ -110,6 +115,9 @@ class RunRecord:
         details: dict[str, Any] = {"skip_reason": skip.reason, "more": skip.more}
         if skip.more and skip.last_at is not None:
             details["last_at"] = format_instant(skip.last_at)  # the series this record counts
+        if skip.window_id is not None:
+            details["window_id"] = skip.window_id
+            message += f" (window {skip.window_id})"
         if skip.more:
             last = format_instant(skip.last_at) if skip.last_at else "?"
             message += f" (and {skip.more} later occurrences, the last at {last})"

@@ -6,7 +6,14 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-KIND_FILTER = ("schedule", "kragle_job", "kragle_schedule", "report", "load_test")
+KIND_FILTER = (
+    "schedule",
+    "kragle_job",
+    "kragle_schedule",
+    "report",
+    "load_test",
+    "blackout_window",
+)
 
 
 class AuditChange(BaseModel):

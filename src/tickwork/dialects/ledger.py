@@ -35,16 +35,24 @@ class Occurrence(BaseModel):
     outcome: str = Field(
         description="Past: fired, skipped (see `reason`), deleted (its run was deleted), "
         "pending (due, not yet settled), forgotten (beyond retention) or missed (no record: "
-        "must never occur). Future: upcoming, or paused while the schedule is deactivated."
+        "must never occur). Future: upcoming, paused while the schedule is deactivated, "
+        "blackout (a skip window covers it) or deferred (a defer window moves it to "
+        "`planned_for`)."
     )
     run_id: int | None = None
     reason: str | None = Field(
         default=None,
-        description="Why it was skipped: missed, missed_outside_catch_up_window, overlap, paused.",
+        description="Why it was skipped: missed, missed_outside_catch_up_window, overlap, "
+        "paused, blackout (a skip window; `window_id`), deferred (a defer window moved it and "
+        "a later occurrence's run stands for it).",
     )
     planned_for: str | None = Field(
         default=None,
-        description="With jitter: when it runs, its instant plus the schedule's fixed offset.",
+        description="When it runs (or ran), if not at its instant: plus the schedule's jitter "
+        "offset, or at the end of the blackout window that deferred it.",
+    )
+    window_id: int | None = Field(
+        default=None, description="The blackout window that skipped or deferred it."
     )
     lateness_ms: int | None = Field(
         default=None, description="Fired: created - planned instant (the instant, no jitter)."
@@ -70,6 +78,7 @@ def occurrence(
     run_status: str | None = None,
     run_result: str | None = None,
     planned_for: datetime | None = None,
+    window_id: int | None = None,
 ) -> Occurrence:
     return Occurrence(
         instant=format_instant(explained.instant),
@@ -79,6 +88,7 @@ def occurrence(
         run_id=run_id,
         reason=reason,
         planned_for=None if planned_for is None else format_instant(planned_for),
+        window_id=window_id,
         lateness_ms=lateness_ms,
         run_status=run_status,
         run_result=run_result,

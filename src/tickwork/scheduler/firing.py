@@ -138,16 +138,33 @@ class Firer:
             [r.load_test_id for r in records.values() if r.overlap == "skip"]
         )
         projects = store.load_tests.project_ids([r.load_test_id for r in records.values()])
+        windows = store.windows.of_stacks(r.stack for r in records.values())
         now = self._clock()
-        plans = {
-            sid: planner.plan(record, now, unfinished=record.load_test_id in unfinished)
-            for sid, record in records.items()
-            if record.next_at is not None and record.planned(record.next_at) <= now
-        }
+        plans, advances = {}, []
+        for sid, record in records.items():
+            if record.next_at is None:
+                continue
+            stack = windows[record.stack]
+            fate = record.timing(record.next_at, stack.windows)
+            if fate.planned > now:
+                # A window defers it (created since its due score was written): look again
+                # at the window's end, through the commit so that the move is fenced too.
+                advances.append(
+                    Advance(
+                        record,
+                        record.fired_through,
+                        record.next_at,
+                        due=fate.planned,
+                        windows_version=stack.version,
+                    )
+                )
+                continue
+            unfinished_now = record.load_test_id in unfinished
+            plans[sid] = planner.plan(record, now, unfinished=unfinished_now, windows=stack.windows)
         next_id = store.runs.reserve_ids(sum(runs_needed(p) for p in plans.values()))
-        advances = []
         for sid, decision in plans.items():
             record = records[sid]
+            stack = windows[record.stack]
             runs = planner.runs(
                 record,
                 decision,
@@ -156,7 +173,19 @@ class Firer:
                 now=now,
             )
             next_id += len(runs)
-            advances.append(Advance(record, decision.fired_through, decision.next_at, tuple(runs)))
+            due = None
+            if decision.next_at is not None:
+                due = record.timing(decision.next_at, stack.windows).planned
+            advances.append(
+                Advance(
+                    record,
+                    decision.fired_through,
+                    decision.next_at,
+                    tuple(runs),
+                    due=due,
+                    windows_version=stack.version,
+                )
+            )
         entries = [store.fires.encode(advance, ahead=False) for advance in advances]
         outcome = store.fires.commit(lease, entries, self._jobs.template())
         self._resettle(outcome)
@@ -171,8 +200,9 @@ class Firer:
                 if job is not None:
                     assert run.scheduled_for is not None
                     result.fired.append((run.id, run.scheduled_for))
-                    planned = advance.record.planned(run.scheduled_for)
-                    result.lags_s.append((now - planned).total_seconds())
+                    planned = plans[advance.record.id].fate
+                    at = run.scheduled_for if planned is None else planned.planned
+                    result.lags_s.append((now - at).total_seconds())
                 else:
                     reason = str(run.details["skip_reason"])
                     more = int(run.details.get("more", 0))

@@ -125,11 +125,16 @@ class Lookahead:
         store, planner = self._store, self._planner
         records = store.schedules.read_many(ids)
         projects = store.load_tests.project_ids([r.load_test_id for r in records.values()])
+        windows = store.windows.of_stacks(r.stack for r in records.values())
         plans = {}
         for sid, record in records.items():
             if record.next_at is None or record.deactivated:
                 continue
-            decision = planner.plan(record, record.planned(record.next_at), unfinished=False)
+            in_stack = windows[record.stack].windows
+            fate = record.timing(record.next_at, in_stack)
+            if fate.skipped_by is not None or fate.deferred_by is not None:
+                continue  # a window decides: left to the ordinary path, at the instant
+            decision = planner.plan(record, fate.planned, unfinished=False, windows=in_stack)
             if decision.fire == record.next_at and not decision.skips:
                 plans[sid] = decision
         if not plans:
@@ -148,12 +153,23 @@ class Lookahead:
                 now=record.planned(decision.fire),
             )
             next_id += 1
-            advance = Advance(record, decision.fired_through, decision.next_at, tuple(runs))
+            stack = windows[record.stack]
+            due = None
+            if decision.next_at is not None:
+                due = record.timing(decision.next_at, stack.windows).planned
+            advance = Advance(
+                record,
+                decision.fired_through,
+                decision.next_at,
+                tuple(runs),
+                due=due,
+                windows_version=stack.version,
+            )
             entry = store.fires.encode(advance, ahead=True, overlap_check=record.overlap == "skip")
             planned = record.planned(decision.fire)
             holds_until = planned + planner.catch_up_of(record)
-            if decision.next_at is not None:
-                holds_until = min(holds_until, record.planned(decision.next_at))
+            if due is not None:
+                holds_until = min(holds_until, due)
             at = to_us(planned)
             if at not in self._by_instant:
                 self._by_instant[at] = []

@@ -7,10 +7,12 @@ overlap policies) what to do with a schedule's due occurrences, then build the f
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from tickwork.core.policies import Plan, plan
 from tickwork.core.runs import RunRecord
+from tickwork.core.windows import Timing, Window
 from tickwork.store.queue import JobShape, QueuedJob, fire_job_id
 from tickwork.store.schedules import ScheduleRecord
 
@@ -26,9 +28,17 @@ class Planner:
             return timedelta(seconds=record.catch_up_s)
         return self._catch_up
 
-    def plan(self, record: ScheduleRecord, now: datetime, *, unfinished: bool) -> Plan:
+    def plan(
+        self,
+        record: ScheduleRecord,
+        now: datetime,
+        *,
+        unfinished: bool,
+        windows: Sequence[Window] = (),
+    ) -> Plan:
         """What to do with the schedule's occurrences from its due one up to ``now``;
-        ``unfinished``: its load test's previous run has not finished."""
+        ``unfinished``: its load test's previous run has not finished; ``windows``: its
+        stack's blackout windows (its own are on the record)."""
         assert record.next_at is not None
         return plan(
             record.schedule,
@@ -37,7 +47,7 @@ class Planner:
             catch_up=self.catch_up_of(record),
             overlap=record.overlap,
             previous_unfinished=unfinished,
-            planned=record.planned,
+            timing=lambda at: record.timing(at, windows),
         )
 
     def runs(
@@ -67,7 +77,8 @@ class Planner:
             run_id += 1
         if decision.fire is not None:
             job_id = fire_job_id(record.id, decision.fire)
-            planned = record.planned(decision.fire)
+            fate = decision.fate or Timing(decision.fire)
+            planned = fate.planned
             fired = RunRecord.fired(
                 run_id=run_id,
                 stack=record.stack,
@@ -78,6 +89,7 @@ class Planner:
                 job_id=job_id,
                 now=now,
                 planned_for=planned if planned != decision.fire else None,
+                deferred_by=fate.deferred_by,
             )
             runs.append((fired, self.jobs.job(run_id=run_id, job_id=job_id)))
         return runs

@@ -33,6 +33,7 @@ from tickwork.store.runs import Runs
 from tickwork.store.schedules import ScheduleRecord, Schedules
 from tickwork.store.server import ServerFacts, eviction_problem, server_facts
 from tickwork.store.sessions import Session, Sessions
+from tickwork.store.windows import Windows
 
 __all__ = [
     "DueIndex",
@@ -107,6 +108,7 @@ class Store:
         self.retention = Retention(client, self.keys)
         self.rate_limits = RateLimits(client, self.keys)
         self.sessions = Sessions(client, self.keys)
+        self.windows = Windows(client, self.keys, self.audit)
 
     @property
     def prefix(self) -> str:

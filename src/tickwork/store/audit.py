@@ -27,7 +27,7 @@ from tickwork.core.instants import format_instant, from_us, to_us
 from tickwork.store.connection import translated
 from tickwork.store.keys import Keys
 
-KINDS = ("schedule", "kragle_job", "kragle_schedule", "report", "load_test")
+KINDS = ("schedule", "kragle_job", "kragle_schedule", "report", "load_test", "blackout_window")
 
 
 @dataclass(frozen=True, slots=True)

@@ -54,6 +54,7 @@ ENTRY = (
     "overlap_load_test",
     "first_occurrence_us",
     "n_runs",
+    "windows_version",
 )
 RUN = (
     "run_id",
@@ -78,6 +79,8 @@ class Advance:
     fired_through: datetime
     next_at: datetime | None
     runs: Sequence[tuple[RunRecord, QueuedJob | None]] = field(default_factory=tuple)
+    due: datetime | None = None  # when to look at next_at (default: its planned instant)
+    windows_version: int | None = None  # of the stack's windows the plan saw (None: no check)
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,6 +183,9 @@ class Fires:
 
 def _entry_args(advance: Advance, *, overlap_check: bool, stamped: bool) -> list[Any]:
     record = advance.record
+    due = advance.due
+    if due is None and advance.next_at is not None:
+        due = record.planned(advance.next_at)
     occurrences = [run.scheduled_for for run, _ in advance.runs if run.scheduled_for is not None]
     entry = {
         "schedule_id": record.id,
@@ -187,12 +193,11 @@ def _entry_args(advance: Advance, *, overlap_check: bool, stamped: bool) -> list
         "expected_next_us": "" if record.next_at is None else to_us(record.next_at),
         "fired_through_us": to_us(advance.fired_through),
         "next_us": "" if advance.next_at is None else to_us(advance.next_at),
-        "due_ms": ""
-        if advance.next_at is None or record.deactivated
-        else to_ms(record.planned(advance.next_at)),
+        "due_ms": "" if due is None or record.deactivated else to_ms(due),
         "overlap_load_test": record.load_test_id if overlap_check else "",
         "first_occurrence_us": min((to_us(at) for at in occurrences), default=""),
         "n_runs": len(advance.runs),
+        "windows_version": "" if advance.windows_version is None else advance.windows_version,
     }
     args: list[Any] = [entry[name] for name in ENTRY]
     for run, job in advance.runs:

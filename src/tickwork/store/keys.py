@@ -30,6 +30,10 @@
                                                active schedules with an occurrence left
     {p}:resume                         ZSET    schedule id -> resume_at (ms) of each paused
                                                schedule that resumes on its own
+    {p}:stack:{stack}:windows          HASH    blackout window id -> JSON: the stack-wide windows
+                                               (a schedule's own are in its hash, "windows")
+    {p}:stack:{stack}:windows_version  STRING  INCR on each change of those: the fire commit
+                                               refuses a plan made with an older version
     {p}:nudge                          LIST    wakes the scheduler when a schedule changes
     {p}:run:{id}                       HASH    test run record
     {p}:stack:{stack}:runs             ZSET    run ids (score = created, µs: lists go by creation,
@@ -173,6 +177,12 @@ class Keys:
 
     def schedule(self, schedule_id: int) -> str:
         return f"{self.prefix}:schedule:{schedule_id}"
+
+    def stack_windows(self, stack: int) -> str:
+        return f"{self.prefix}:stack:{stack}:windows"
+
+    def stack_windows_version(self, stack: int) -> str:
+        return f"{self.prefix}:stack:{stack}:windows_version"
 
     def schedule_ledger(self, schedule_id: int) -> str:
         return f"{self.prefix}:schedule:{schedule_id}:ledger"

@@ -50,9 +50,11 @@ class Happened:
     outcome: str
     run_id: int | None = None
     reason: str | None = None  # why it was skipped
-    lateness_ms: int | None = None  # fired: created - planned instant (jitter)
+    lateness_ms: int | None = None  # fired: created - planned instant (jitter, defer window)
     status: str | None = None  # fired: the run's status and result now
     result: str | None = None
+    window_id: int | None = None  # skipped or deferred by a blackout window
+    planned_for: datetime | None = None  # fired: the instant it was planned for
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +67,8 @@ class _Entry:
     created: datetime | None = None
     reason: str | None = None
     last_at: datetime | None = None  # a skipped series: its last occurrence
+    window_id: int | None = None
+    planned_for: datetime | None = None
 
 
 class Ledger:
@@ -112,19 +116,26 @@ class Ledger:
             if not entry.exists:
                 return Happened(DELETED, run_id=entry.run_id)
             if entry.status == Status.SKIPPED:
-                return Happened(SKIPPED, run_id=entry.run_id, reason=entry.reason)
+                return Happened(
+                    SKIPPED, run_id=entry.run_id, reason=entry.reason, window_id=entry.window_id
+                )
             assert entry.created is not None
-            lateness = round((entry.created - record.planned(instant)).total_seconds() * 1000)
+            planned = entry.planned_for or instant
+            lateness = round((entry.created - planned).total_seconds() * 1000)
             return Happened(
                 FIRED,
                 run_id=entry.run_id,
                 lateness_ms=max(0, lateness),
                 status=entry.status,
                 result=entry.result,
+                window_id=entry.window_id,
+                planned_for=entry.planned_for,
             )
         for run in series:
             if run.last_at is not None and run.at <= instant <= run.last_at:
-                return Happened(SKIPPED, run_id=run.run_id, reason=run.reason)
+                return Happened(
+                    SKIPPED, run_id=run.run_id, reason=run.reason, window_id=run.window_id
+                )
         if any(pause.covers(instant) for pause in record.pauses):
             return Happened(SKIPPED, reason=PAUSED)
         if instant > record.fired_through:
@@ -159,6 +170,8 @@ def _entry(run_id: int, at: datetime, reply: list[bytes | None]) -> _Entry:
         return _Entry(run_id, at, exists=False)
     data = json.loads(details or "{}")
     last_at = data.get("last_at")
+    planned_for = data.get("planned_for")
+    window_id = data.get("window_id", data.get("deferred_by"))
     return _Entry(
         run_id,
         at,
@@ -168,6 +181,8 @@ def _entry(run_id: int, at: datetime, reply: list[bytes | None]) -> _Entry:
         created=parse_instant(created),
         reason=data.get("skip_reason"),
         last_at=parse_instant(last_at) if isinstance(last_at, str) else None,
+        window_id=window_id if isinstance(window_id, int) else None,
+        planned_for=parse_instant(planned_for) if isinstance(planned_for, str) else None,
     )
 
 

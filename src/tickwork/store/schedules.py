@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from importlib.resources import files
@@ -33,6 +33,7 @@ from redis.client import Pipeline
 from tickwork.core import Schedule, next_after
 from tickwork.core.instants import ONE_MICROSECOND, format_instant, from_us, to_ms, to_us
 from tickwork.core.jitter import jitter_offset
+from tickwork.core.windows import Timing, Window, timing
 from tickwork.errors import Conflict, LeaseLost, NotFound, StoreError
 from tickwork.store.audit import INTERNAL, SCHEDULER, Actor, Audit, changes_between
 from tickwork.store.codec import decode_schedule, encode_schedule
@@ -41,6 +42,12 @@ from tickwork.store.keys import Keys
 from tickwork.store.leases import Lease
 from tickwork.store.paging import read_page
 from tickwork.store.transactions import transact
+from tickwork.store.windows import (
+    MAX_SCHEDULE_WINDOWS,
+    WindowRecord,
+    decode_windows,
+    encode_windows,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,10 +116,18 @@ class ScheduleRecord:
     pauses: tuple[Pause, ...] = ()
     forgotten_through: datetime | None = None  # retention removed the runs up to here
     jitter_s: int = 0  # each occurrence runs up to this much after its instant
+    windows: tuple[WindowRecord, ...] = ()  # its own blackout windows (the stack's apart)
 
     def planned(self, at: datetime) -> datetime:
-        """When the occurrence at ``at`` runs: its instant plus the schedule's jitter."""
+        """When the occurrence at ``at`` runs, windows aside: its instant plus its jitter."""
         return at + jitter_offset(self.id, at, self.jitter_s) if self.jitter_s else at
+
+    def timing(self, at: datetime, stack_windows: Iterable[Window] = ()) -> Timing:
+        """What becomes of the occurrence at ``at``: its jitter, then its own and its
+        stack's blackout windows (skipped, or deferred to a window's end)."""
+        planned = self.planned(at)
+        windows = (*(w.window for w in self.windows), *stack_windows)
+        return timing(planned, windows, offset=planned - at) if windows else Timing(planned)
 
     @property
     def due_ms(self) -> int | None:
@@ -251,6 +266,7 @@ def _encode(record: ScheduleRecord) -> dict[Any, Any]:
         "catch_up_s": "" if record.catch_up_s is None else str(record.catch_up_s),
         "since_us": "" if record.since is None else str(to_us(record.since)),
         "jitter_s": str(record.jitter_s),
+        "windows": encode_windows(record.windows) if record.windows else "",
         "pauses": json.dumps([_pause_json(pause) for pause in record.pauses]),
     }
 
@@ -314,6 +330,7 @@ def decode(fields: Mapping[Any, Any]) -> ScheduleRecord:
         pauses=tuple(_pause(item) for item in json.loads(text.get("pauses") or "[]")),
         forgotten_through=from_us(int(text["forgotten_us"])) if text.get("forgotten_us") else None,
         jitter_s=int(text.get("jitter_s") or 0),
+        windows=decode_windows(text.get("windows")) if text.get("windows") else (),
     )
 
 
@@ -643,6 +660,59 @@ class Schedules:
             )
 
         return self._update(stack, schedule_id, change, audit=audit)
+
+    def add_window(
+        self, stack: int, schedule_id: int, window: WindowRecord, *, actor: Actor = INTERNAL
+    ) -> ScheduleRecord:
+        """Give the schedule a blackout window of its own; Conflict past
+        ``MAX_SCHEDULE_WINDOWS``. Its version moves, so a plan made before is refused."""
+
+        def change(record: ScheduleRecord) -> ScheduleRecord:
+            if len(record.windows) >= MAX_SCHEDULE_WINDOWS:
+                raise Conflict(
+                    f"A schedule has at most {MAX_SCHEDULE_WINDOWS} blackout windows: "
+                    "delete one first."
+                )
+            return replace(record, windows=(*record.windows, window), version=record.version + 1)
+
+        def audit(pipe: Pipeline, before: ScheduleRecord, after: ScheduleRecord) -> None:
+            self.queue_audit(
+                pipe,
+                after,
+                "window_added",
+                actor=actor,
+                at=window.created,
+                extra={"window_id": window.id},
+            )
+
+        return self._update(stack, schedule_id, change, audit=audit)
+
+    def remove_window(
+        self,
+        stack: int,
+        schedule_id: int,
+        window_id: int,
+        *,
+        now: datetime,
+        actor: Actor = INTERNAL,
+    ) -> WindowRecord:
+        """Remove one of the schedule's own windows; NotFound when it has none by that id."""
+        removed: list[WindowRecord] = []
+
+        def change(record: ScheduleRecord) -> ScheduleRecord:
+            kept = tuple(w for w in record.windows if w.id != window_id)
+            if len(kept) == len(record.windows):
+                raise NotFound(f"Blackout window {window_id} not found.")
+            removed[:] = [w for w in record.windows if w.id == window_id]
+            return replace(record, windows=kept, version=record.version + 1)
+
+        def audit(pipe: Pipeline, before: ScheduleRecord, after: ScheduleRecord) -> None:
+            self.queue_audit(
+                pipe, after, "window_removed", actor=actor, at=now, extra={"window_id": window_id}
+            )
+
+        self._update(stack, schedule_id, change, audit=audit)
+        return removed[0]
 
     def delete(
         self, stack: int, schedule_id: int, *, now: datetime, actor: Actor = INTERNAL

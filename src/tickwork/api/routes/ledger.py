@@ -25,6 +25,7 @@ from tickwork.api.pagination import Paging, page_response
 from tickwork.api.render import json_response
 from tickwork.core.explain import MAX_WINDOW, Explained, explained
 from tickwork.core.occurrences import iter_after
+from tickwork.core.windows import Timing, timing
 from tickwork.dialects.k6 import CreateScheduleRequest, jitter_of, parse_create_schedule
 from tickwork.dialects.ledger import (
     LastFire,
@@ -125,11 +126,14 @@ def occurrences_of(
     store: Store, record: ScheduleRecord, items: list[Explained], *, now: datetime
 ) -> list[Occurrence]:
     """The items joined with the ledger: past ones say what happened, future ones whether
-    they will run (``paused`` while the schedule is deactivated)."""
+    they will run (``paused`` while the schedule is deactivated; ``blackout`` or ``deferred``
+    when a blackout window will skip or move them)."""
     past = [item for item in items if item.instant <= now]
+    in_stack = [w.window for w in store.windows.list(record.stack)]
 
     def planned(at: datetime) -> datetime | None:
-        return None if record.jitter_s == 0 else record.planned(at)
+        fate = record.timing(at, in_stack)
+        return None if fate.planned == at else fate.planned
 
     out = []
     for item, happened in zip(
@@ -146,14 +150,28 @@ def occurrences_of(
                 lateness_ms=happened.lateness_ms,
                 run_status=happened.status,
                 run_result=happened.result,
-                planned_for=planned(item.instant),
+                planned_for=happened.planned_for or planned(item.instant),
+                window_id=happened.window_id,
             )
         )
-    coming = "paused" if record.deactivated else "upcoming"
-    out += [
-        occurrence(item, coming, planned_for=planned(item.instant)) for item in items[len(past) :]
-    ]
+    for item in items[len(past) :]:
+        if record.deactivated:
+            out.append(occurrence(item, "paused"))
+            continue
+        out.append(coming(item, record.timing(item.instant, in_stack)))
     return out
+
+
+def coming(item: Explained, fate: Timing) -> Occurrence:
+    """A future occurrence as the blackout windows leave it: upcoming (at its planned
+    instant), blackout (a skip window covers it) or deferred (to ``planned_for``)."""
+    outcome, window = "upcoming", None
+    if fate.skipped_by is not None:
+        outcome, window = "blackout", fate.skipped_by
+    elif fate.deferred_by is not None:
+        outcome, window = "deferred", fate.deferred_by
+    at = None if fate.planned == item.instant else fate.planned
+    return occurrence(item, outcome, planned_for=at, window_id=window)
 
 
 def schedule_occurrences(
@@ -211,7 +229,8 @@ def list_occurrences(
     summary="Preview the occurrences of a schedule before saving it (tickwork extension).",
     description="The body is a CreateScheduleRequest, validated as creating it would be; "
     "nothing is saved. Items are as in the occurrences list: `upcoming` after now, `passed` "
-    "for instants before now (a schedule set now never fires those). With jitter, each "
+    "for instants before now (a schedule set now never fires those); the stack's blackout "
+    "windows mark those they would skip (`blackout`) or defer (`deferred`). With jitter, each "
     "occurrence's planned instant shows once the schedule is saved (the offset depends on "
     "its id).",
     response_model=OccurrenceListResponse,
@@ -227,14 +246,19 @@ def preview_schedule(
     before: Before = None,
     limit: Limit = DEFAULT_LIMIT,
 ) -> Response:
-    del caller  # a preview needs a valid token, and touches no stack's data
     request_body, schedule = parse_create_schedule(body)
     now = context.clock()
     # refused as creating it would be; the offsets themselves need the saved schedule's id
     jitter_of(request_body, schedule, default_s=context.default_jitter_s, now=now)
     after_at, before_at = window(after, before, now)
     items = explained(schedule, after=after_at, before=before_at, limit=limit)
-    values = [occurrence(item, "upcoming" if item.instant > now else "passed") for item in items]
+    in_stack = [w.window for w in context.store.windows.list(caller.stack)]
+    values = []
+    for item in items:
+        if item.instant <= now:
+            values.append(occurrence(item, "passed"))
+            continue
+        values.append(coming(item, timing(item.instant, in_stack)))
     page = OccurrencePage(values, _resume_after(items, limit))
     return occurrence_list(
         values, next_link(request, context.public_url, page, limit=limit, before=before)

@@ -2,7 +2,8 @@
 --
 -- Nothing is written unless the lease still holds the caller's "{term}:{token}". Then, for
 -- each entry (one schedule), its runs, their RQ jobs and the schedule's move are written
--- only if the schedule is still the version the plan was made from, and only if none of
+-- only if the schedule is still the version the plan was made from (and its stack's blackout
+-- windows the version the plan saw), and only if none of
 -- the entry's occurrences is at or before the schedule's committed_us: the last occurrence
 -- this script settled, written by it alone. So no occurrence is ever committed twice, even
 -- if every check made before this script were wrong.
@@ -39,6 +40,8 @@
 --       +6 overlap_load_test     load test whose unfinished run makes it busy ("": no check)
 --       +7 first_occurrence_us   earliest occurrence among its runs ("" when none)
 --       +8 n_runs
+--       +9 windows_version       the stack's blackout windows' version the plan was made
+--                                with ("": no check); another one is a conflict
 --     then n_runs runs, each:
 --       +0 run_id
 --       +1 stack
@@ -89,6 +92,15 @@ local is_terminal = {}
 for _, name in ipairs(terminal) do is_terminal[name] = true end
 
 local AUDIT_KIND = {k6 = 'schedule', kragle = 'kragle_job', report = 'report'}
+local windows_of = {}
+local function stack_windows(stack)
+  local version = windows_of[stack]
+  if version == nil then
+    version = redis.call('GET', prefix .. ':stack:' .. stack .. ':windows_version') or '0'
+    windows_of[stack] = version
+  end
+  return version
+end
 local n_entries = tonumber(ARGV[i]); i = i + 1
 local conflicts, busy, repeats = {}, {}, {}
 local job_ids, due_add, due_rem, stack_runs, unclaimed = {}, {}, {}, {}, {}
@@ -102,13 +114,17 @@ for _ = 1, n_entries do
   local overlap_load_test = ARGV[i + 6]
   local first_occurrence_us = ARGV[i + 7]
   local n_runs = tonumber(ARGV[i + 8])
-  i = i + 9
+  local windows_version = ARGV[i + 9]
+  i = i + 10
   local skey = prefix .. ':schedule:' .. schedule_id
   local current = redis.call('HMGET', skey, 'version', 'next_us', 'committed_us', 'stack',
     'dialect')
   local committed = tonumber(current[3] or '') or -1
   local ok = current[1] == version and current[2] == expected_next_us
   if not ok then
+    conflicts[#conflicts + 1] = schedule_id
+  elseif windows_version ~= '' and stack_windows(current[4]) ~= windows_version then
+    ok = false
     conflicts[#conflicts + 1] = schedule_id
   elseif first_occurrence_us ~= '' and tonumber(first_occurrence_us) <= committed then
     ok = false
