@@ -415,6 +415,7 @@ def _banner(
     lines = [
         "tickwork standalone",
         f"  API:     {url}   (docs: {url}/docs)",
+        f"  console: {url}/ui/   (sign in with the token below)",
         f"  token:   {auth}" + ("   (kept in " + str(data_dir / "token") + ")" if token else ""),
         f"  {redis_note}",
         "  scheduler and worker: running",

@@ -75,7 +75,7 @@ def _store_reach(tree: ast.Module) -> Iterator[tuple[int, str]]:
 
 @pytest.mark.parametrize(
     "package",
-    ["api", "scheduler", "worker", "dialects", "core"],
+    ["api", "console", "scheduler", "worker", "dialects", "core"],
 )
 def test_only_the_store_talks_to_redis(package: str) -> None:
     found = [
