@@ -54,6 +54,7 @@ SOME_UUID = "6f1c2e0a-3b7d-4c55-9a8e-2d4f6b8c0e13"
 # A body each writing operation would accept if the resource were the caller's: so the 404
 # of another stack's resource is not a 400 about the body.
 _SPAN = {"from": "2030-01-01T00:00:00Z", "to": "2030-01-02T00:00:00Z"}
+_CHANNEL = {"name": "ops", "type": "webhook", "url": "https://ci.example/hooks/notify"}
 BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/cloud/v6/projects"): {"json": {"name": "new"}},
     ("PATCH", "/cloud/v6/projects/{id}"): {"json": {"name": "taken over"}},
@@ -79,6 +80,12 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/kragle/schedules"): {"json": {"config": {"period": 60}}},
     ("POST", "/cloud/v6/blackout_windows"): {"json": _SPAN},
     ("POST", "/cloud/v6/schedules/{id}/blackout_windows"): {"json": _SPAN},
+    ("POST", "/cloud/v6/notifications/channels"): {"json": _CHANNEL},
+    ("PATCH", "/cloud/v6/notifications/channels/{id}"): {"json": {"name": "taken over"}},
+    ("POST", "/cloud/v6/notifications/rules"): {
+        "json": {"name": "r", "events": ["run_failed"], "channels": []}
+    },
+    ("PATCH", "/cloud/v6/notifications/rules/{id}"): {"json": {"name": "taken over"}},
 }
 
 
@@ -164,6 +171,8 @@ class World:
     kragle_job: int
     window: int  # a blackout window of the stack
     schedule_window: int  # one of the schedule's own
+    channel: int  # a notification channel
+    rule: int  # a notification rule
 
     def path(self, template: str) -> str:
         """The template naming this world's resources; AssertionError for an id this
@@ -177,6 +186,8 @@ class World:
             "/kragle/schedules/byid/{id}": self.kragle_schedule,
             "/kragle/jobs/byid/{id}": self.kragle_job,
             "/cloud/v6/blackout_windows/{id}": self.window,
+            "/cloud/v6/notifications/channels/{id}": self.channel,
+            "/cloud/v6/notifications/rules/{id}": self.rule,
         }
         template = template.replace("{window_id}", str(self.schedule_window))
         for prefix, value in kinds.items():
@@ -204,6 +215,13 @@ def world(api: Api) -> World:
     assert window.status_code == 201, window.text
     own = api.post(f"/cloud/v6/schedules/{schedule}/blackout_windows", json=_SPAN)
     assert own.status_code == 201, own.text
+    channel = api.post("/cloud/v6/notifications/channels", json=_CHANNEL)
+    assert channel.status_code == 201, channel.text
+    rule = api.post(
+        "/cloud/v6/notifications/rules",
+        json={"name": "r", "events": ["run_failed"], "channels": [channel.json()["id"]]},
+    )
+    assert rule.status_code == 201, rule.text
     return World(
         project=project,
         load_test=load_test,
@@ -214,6 +232,8 @@ def world(api: Api) -> World:
         kragle_job=int(job.json()["id"]),
         window=int(window.json()["id"]),
         schedule_window=int(own.json()["id"]),
+        channel=int(channel.json()["id"]),
+        rule=int(rule.json()["id"]),
     )
 
 
