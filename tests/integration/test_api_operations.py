@@ -111,6 +111,7 @@ SERVED = {
     ("post", "/cloud/v6/schedules/bulk/deactivate"),
     ("get", "/cloud/v6/schedules/{id}/occurrences"),
     ("post", "/cloud/v6/schedules/preview"),
+    ("post", "/cloud/v6/schedules/{id}/backfill"),
     ("get", "/cloud/v6/schedules/{id}/health"),
     ("get", "/cloud/v6/schedules/health"),
     ("get", "/cloud/v6/schedules/{id}/audit"),

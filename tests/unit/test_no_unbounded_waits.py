@@ -30,21 +30,6 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 TESTS = ROOT / "tests"
 
-# Files skipped whole, each with its reason.
-SKIPPED_FILES: dict[str, str] = {
-    # owned by another engineer at the time; lead to fold in
-    "tests/e2e/test_notifications.py": "owned by another engineer",
-    "tests/integration/test_api_notifications.py": "owned by another engineer",
-    "tests/integration/test_notify_delivery.py": "owned by another engineer",
-    "tests/receivers.py": "owned by another engineer",
-    "tests/integration/test_quotas.py": "owned by another engineer",
-    "tests/integration/test_backfill.py": "owned by another engineer",
-}
-SKIPPED_PREFIXES: dict[str, str] = {
-    # owned by another engineer at the time; lead to fold in
-    "tests/e2e/test_console": "owned by another engineer",
-}
-
 # Single calls allowed, as (file, the call's source text): each says why it cannot hang a test.
 ALLOWED: dict[tuple[str, str], str] = {
     # The proxy's blackhole: its pumps hold traffic until the test heals it; asyncio's Event
@@ -202,16 +187,10 @@ def _findings(source: str) -> Iterator[tuple[int, str, str]]:
                 yield join.lineno, "join(timeout=...) with no is_alive() check after it", text
 
 
-def _skipped(name: str) -> bool:
-    return name in SKIPPED_FILES or any(name.startswith(p) for p in SKIPPED_PREFIXES)
-
-
 def _unbounded() -> list[str]:
     found = []
     for path in sorted(TESTS.rglob("*.py")):
         name = str(path.relative_to(ROOT))
-        if _skipped(name):
-            continue
         for line, what, text in set(_findings(path.read_text())):
             if (name, text) not in ALLOWED:
                 found.append(f"{name}:{line}: {what}" + (f": {text}" if text else ""))

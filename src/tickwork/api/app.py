@@ -18,6 +18,7 @@ from tickwork.api.metrics import ApiMetrics, MetricsMiddleware
 from tickwork.api.rate_limits import RateLimit
 from tickwork.api.routes import (
     audit,
+    backfill,
     health,
     kragle,
     ledger,
@@ -110,7 +111,18 @@ def create_app(
     app.state.limits = limits if limits is not None else Limits()
     errors_http.install(app)
     # The ledger before the k6 schedules: /schedules/health is its list, not a schedule id.
-    for module in (health, projects, load_tests, ledger, schedules, windows, audit, runs, reports):
+    for module in (
+        health,
+        projects,
+        load_tests,
+        ledger,
+        schedules,
+        backfill,
+        windows,
+        audit,
+        runs,
+        reports,
+    ):
         app.include_router(module.router)
     app.include_router(run_results.router)
     app.include_router(notifications.router)

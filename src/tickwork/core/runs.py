@@ -159,6 +159,33 @@ class RunRecord:
             job_id=job_id,
         )
 
+    @classmethod
+    def backfilled(
+        cls,
+        *,
+        run_id: int,
+        stack: int,
+        load_test_id: int,
+        project_id: int,
+        schedule_id: int,
+        occurrence_at: datetime,
+        job_id: str,
+        now: datetime,
+    ) -> RunRecord:
+        """The run of a past occurrence that had none, asked for by a backfill at ``now``: a
+        fired run marked ``backfill`` in its details (not ``reason``: that is its ending's)."""
+        run = cls.fired(
+            run_id=run_id,
+            stack=stack,
+            load_test_id=load_test_id,
+            project_id=project_id,
+            schedule_id=schedule_id,
+            occurrence_at=occurrence_at,
+            job_id=job_id,
+            now=now,
+        )
+        return replace(run, details={**run.details, "backfill": True})
+
     @property
     def finished(self) -> bool:
         return is_terminal(self.status)

@@ -26,6 +26,10 @@ class OccurrenceNote(BaseModel):
 
 
 class Occurrence(BaseModel):
+    """One occurrence of a schedule. An occurrence whose run a backfill created after it had
+    passed (`POST /schedules/{id}/backfill`) is `fired` with `reason` `backfill` and no
+    `lateness_ms`: it ran when asked, not late."""
+
     instant: str = Field(description="The occurrence, in UTC.")
     local: str = Field(
         description="Its wall-clock time in the schedule's zone (cron), else in the UTC offset "

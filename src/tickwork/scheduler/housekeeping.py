@@ -6,6 +6,8 @@ never holds up a fire:
 
 - reap: runs whose worker stopped heartbeating end ``aborted`` (worker lost); workers reap
   each other too, but when none is left the leader does;
+- backfill feeder: the next waiting run of a backfill under overlap ``skip`` gets its job
+  once the run before it has ended (``store/backfill.py``);
 - strand check: runs whose job no worker will run (lost between queue and worker, or not
   taken within ``max_queued``) end ``aborted`` with the reason;
 - retention: finished runs older than ``run_retention``, or beyond ``runs_per_load_test`` of
@@ -35,6 +37,8 @@ STEP_LOAD_TESTS = 20
 """Load tests one trim step looks at."""
 RETENTION_EVERY_S = 1.0
 """How often a retention step runs while it finds nothing, or little, to do."""
+FEED_EVERY_S = 0.5
+"""How often the backfill feeder looks for a waiting run whose turn has come."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -62,6 +66,7 @@ class Housekeeping:
         self._clock = clock
         self._touched: set[int] = set()
         self._next_retention = 0.0
+        self._next_feed = 0.0
 
     def touched(self, load_test_ids: Iterable[int]) -> None:
         """Load tests that just got runs (their count may now be past the limit)."""
@@ -87,6 +92,7 @@ class Housekeeping:
     def step(self) -> bool:
         """One retention step when one is due and no fire is near; whether there is more
         to do at once."""
+        self._feed_backfills()
         if time.monotonic() < self._next_retention or self._fire_near():
             return False
         retention, policy = self._store.retention, self._policy
@@ -117,6 +123,16 @@ class Housekeeping:
         more = removed >= STEP_RUNS
         self._next_retention = 0.0 if more else time.monotonic() + RETENTION_EVERY_S
         return more
+
+    def _feed_backfills(self) -> None:
+        """Queue the next waiting backfilled run of each load test whose run before it ended
+        (a cheap read when no backfill waits)."""
+        if time.monotonic() < self._next_feed or self._fire_near():
+            return
+        self._next_feed = time.monotonic() + FEED_EVERY_S
+        queued = self._store.backfills.feed(now=self._clock(), limit=STEP_LOAD_TESTS)
+        if queued:
+            log.info("backfill_runs_queued", extra={"run_ids": queued})
 
     def _fire_near(self) -> bool:
         earliest = self._store.due.earliest()

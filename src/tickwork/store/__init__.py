@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 import redis
 from rq import Worker
@@ -12,6 +12,7 @@ from rq import Worker
 from tickwork.core.runs import RunRecord, StatusEntry
 from tickwork.errors import StoreUnavailable, StoreUnsafe
 from tickwork.store.audit import Audit
+from tickwork.store.backfill import Backfills
 from tickwork.store.connection import connect, text_of, translated
 from tickwork.store.due import DueIndex
 from tickwork.store.executions import Executions
@@ -36,6 +37,7 @@ from tickwork.store.sessions import Session, Sessions
 from tickwork.store.windows import Windows
 
 __all__ = [
+    "Backfills",
     "DueIndex",
     "Executions",
     "Keys",
@@ -104,6 +106,7 @@ class Store:
         self.notifications = Notifications(client, self.keys)
         self.run_requests = RunRequests(client, self.keys, self.runs, self.notifications)
         self.manual_runs = ManualRuns(client, self.keys, self.runs)
+        self.backfills = Backfills(client, self.keys, self.runs, self.schedules, self.ledger)
         self.executions = Executions(client, self.keys, self.runs, self.notifications)
         self.retention = Retention(client, self.keys)
         self.rate_limits = RateLimits(client, self.keys)
@@ -191,7 +194,10 @@ class Store:
                 hostname=worker.hostname,
                 pid=worker.pid,
                 state=str(worker.get_state()),
-                last_heartbeat=worker.last_heartbeat,
+                # RQ writes naive UTC
+                last_heartbeat=worker.last_heartbeat.replace(tzinfo=UTC)
+                if worker.last_heartbeat is not None and worker.last_heartbeat.tzinfo is None
+                else worker.last_heartbeat,
                 queues=tuple(worker.queue_names()),
             )
             for worker in workers

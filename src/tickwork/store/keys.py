@@ -35,6 +35,14 @@
     {p}:stack:{stack}:windows_version  STRING  INCR on each change of those: the fire commit
                                                refuses a plan made with an older version
     {p}:nudge                          LIST    wakes the scheduler when a schedule changes
+    {p}:backfill:{lt}                  LIST    "{run_id}:{queue}" of each backfilled run of load
+                                               test {lt} waiting, under overlap ``skip``, for
+                                               the run before it to end (oldest occurrence
+                                               first); their jobs (``backfill-{schedule_id}-
+                                               {occurrence_ms}``) are not queued yet
+    {p}:backfill:{lt}:current          STRING  the run whose end releases the list's head
+    {p}:backfill:load_tests            SET     load tests with a waiting list or a current run
+                                               (the leader's feeder walks it, backfill.py)
     {p}:run:{id}                       HASH    test run record
     {p}:stack:{stack}:runs             ZSET    run ids (score = created, µs: lists go by creation,
                                                and run ids reserved ahead are not in that order)
@@ -194,6 +202,16 @@ class Keys:
     @property
     def resume(self) -> str:
         return f"{self.prefix}:resume"
+
+    def backfill_waiting(self, load_test_id: int) -> str:
+        return f"{self.prefix}:backfill:{load_test_id}"
+
+    def backfill_current(self, load_test_id: int) -> str:
+        return f"{self.prefix}:backfill:{load_test_id}:current"
+
+    @property
+    def backfill_load_tests(self) -> str:
+        return f"{self.prefix}:backfill:load_tests"
 
     @property
     def nudge(self) -> str:

@@ -4,6 +4,7 @@ The fire commit indexes every run it writes, fired or skipped, by the occurrence
 ({p}:schedule:{id}:ledger). An occurrence in the past is then:
 
     fired      a run of it exists (its id, status, result, and lateness: created - instant)
+               or a backfill created one later (reason ``backfill``, lateness not measured)
     skipped    a skipped record of it exists, directly or as part of a counted series (the
                reason: missed, missed_outside_catch_up_window, overlap, ...), or it passed
                while the schedule was paused (reason ``paused``)
@@ -42,6 +43,7 @@ FIRED, SKIPPED, DELETED, PENDING, FORGOTTEN, MISSED = (
     "missed",
 )
 PAUSED = "paused"
+BACKFILL = "backfill"
 _RUN_FIELDS = ("status", "result", "created", "scheduled_for", "details")
 
 
@@ -67,6 +69,7 @@ class _Entry:
     created: datetime | None = None
     reason: str | None = None
     last_at: datetime | None = None  # a skipped series: its last occurrence
+    backfill: bool = False  # a backfill created the run after the occurrence had passed
     window_id: int | None = None
     planned_for: datetime | None = None
 
@@ -118,6 +121,14 @@ class Ledger:
             if entry.status == Status.SKIPPED:
                 return Happened(
                     SKIPPED, run_id=entry.run_id, reason=entry.reason, window_id=entry.window_id
+                )
+            if entry.backfill:  # asked for after the occurrence passed: it was not late
+                return Happened(
+                    FIRED,
+                    run_id=entry.run_id,
+                    reason=BACKFILL,
+                    status=entry.status,
+                    result=entry.result,
                 )
             assert entry.created is not None
             planned = entry.planned_for or instant
@@ -181,6 +192,7 @@ def _entry(run_id: int, at: datetime, reply: list[bytes | None]) -> _Entry:
         created=parse_instant(created),
         reason=data.get("skip_reason"),
         last_at=parse_instant(last_at) if isinstance(last_at, str) else None,
+        backfill=data.get("backfill") is True,
         window_id=window_id if isinstance(window_id, int) else None,
         planned_for=parse_instant(planned_for) if isinstance(planned_for, str) else None,
     )
@@ -223,6 +235,9 @@ def health_of(occurrences: Sequence[tuple[datetime, Happened]], *, since: dateti
         elif happened.outcome == MISSED:
             missed += 1
     for _, happened in fired:
+        if happened.reason == BACKFILL:  # run when asked, after the fact: neither on time nor late
+            runs[_run_bucket(happened)] += 1
+            continue
         assert happened.lateness_ms is not None
         lateness.append(happened.lateness_ms)
         if happened.lateness_ms <= ON_TIME_MS:

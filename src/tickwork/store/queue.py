@@ -44,6 +44,11 @@ def fire_job_id(schedule_id: int, occurrence_at: datetime) -> str:
     return f"fire-{schedule_id}-{to_ms(occurrence_at)}"
 
 
+def backfill_job_id(schedule_id: int, occurrence_at: datetime) -> str:
+    """The job of a run a backfill created for a past occurrence (one per occurrence)."""
+    return f"backfill-{schedule_id}-{to_ms(occurrence_at)}"
+
+
 def run_job_id(run_id: int) -> str:
     """The job of a run started by hand."""
     return f"run-{run_id}"
