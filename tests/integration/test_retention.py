@@ -12,13 +12,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import redis
 from rq import Queue
+from rq.results import Result
 
 from tickwork.core.lifecycle import Outcome, ending_of
 from tickwork.scheduler.firing import Firer
 from tickwork.scheduler.housekeeping import Housekeeping, RetentionPolicy
 from tickwork.scheduler.loop import Scheduler
 from tickwork.store import Store
-from tickwork.store.queue import JOB_KEY_PREFIX, intermediate_key, queue
+from tickwork.store.queue import JOB_KEY_PREFIX, intermediate_key, job_results_key, queue
 
 from .seeding import created_run, load_test
 
@@ -52,13 +53,22 @@ def _finished_run(store: Store, rq_queue: Queue, load_test_id: int, created: dat
         run_id, expect="initializing", ending=ending_of(Outcome.PASSED), at=created
     )
     assert ended is not None
+    # What RQ's worker writes when the job returns: its result stream (~4.7 KB a run)
+    job = rq_queue.fetch_job(f"run-{run_id}")
+    assert job is not None
+    Result.create(job, Result.Type.SUCCESSFUL, ttl=86_400, return_value=None)
     return run_id
 
 
 def _gone(store: Store, run_id: int, job_id: str) -> bool:
     client, keys = store.client, store.keys
     return (
-        not client.exists(keys.run(run_id), keys.run_executed(run_id), JOB_KEY_PREFIX + job_id)
+        not client.exists(
+            keys.run(run_id),
+            keys.run_executed(run_id),
+            JOB_KEY_PREFIX + job_id,
+            job_results_key(job_id),
+        )
         and client.zscore(keys.stack_index(1, "runs"), run_id) is None
         and client.zscore(keys.load_test_runs(1), run_id) is None
         and client.zscore(keys.unclaimed, run_id) is None

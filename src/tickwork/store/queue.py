@@ -18,6 +18,7 @@ from typing import Any
 import redis
 from rq import Queue
 from rq.job import Job, JobStatus
+from rq.results import Result
 from rq.serializers import JSONSerializer
 
 from tickwork.core.instants import to_ms
@@ -42,6 +43,13 @@ def intermediate_key(queue_name: str) -> str:
 def fire_job_id(schedule_id: int, occurrence_at: datetime) -> str:
     """The job of a schedule's occurrence (RQ 3 allows letters, digits, "_" and "-")."""
     return f"fire-{schedule_id}-{to_ms(occurrence_at)}"
+
+
+def job_results_key(job_id: str) -> str:
+    """RQ's stream of a job's results (~4.7 KB for a run's): it lives result_ttl after the
+    job ends unless removed with its run."""
+    key: str = Result.get_key(job_id)
+    return key
 
 
 def backfill_job_id(schedule_id: int, occurrence_at: datetime) -> str:

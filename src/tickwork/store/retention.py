@@ -26,7 +26,7 @@ from tickwork.core.instants import parse_instant, to_us
 from tickwork.core.lifecycle import is_terminal
 from tickwork.store.connection import text_of, translated
 from tickwork.store.keys import Keys
-from tickwork.store.queue import JOB_KEY_PREFIX
+from tickwork.store.queue import JOB_KEY_PREFIX, job_results_key
 
 _FIELDS = ("created", "status", "stack", "load_test_id", "job_id", "schedule_id", "scheduled_for")
 
@@ -159,7 +159,7 @@ class Retention:
             pipe.zrem(keys.load_test_runs(stored.load_test_id), run_id)
             pipe.zrem(keys.unclaimed, run_id)
             if stored.job_id is not None:
-                pipe.delete(JOB_KEY_PREFIX + stored.job_id)
+                pipe.delete(JOB_KEY_PREFIX + stored.job_id, job_results_key(stored.job_id))
             pipe.execute()
         if stored.schedule_id is not None and stored.occurrence is not None:
             # The schedule's ledger forgets this occurrence and every earlier one (entries of
