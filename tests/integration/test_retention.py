@@ -19,7 +19,13 @@ from tickwork.scheduler.firing import Firer
 from tickwork.scheduler.housekeeping import Housekeeping, RetentionPolicy
 from tickwork.scheduler.loop import Scheduler
 from tickwork.store import Store
-from tickwork.store.queue import JOB_KEY_PREFIX, intermediate_key, job_results_key, queue
+from tickwork.store.queue import (
+    JOB_KEY_PREFIX,
+    JOB_RESULT_TTL_S,
+    intermediate_key,
+    job_results_key,
+    queue,
+)
 
 from .seeding import created_run, load_test
 
@@ -178,7 +184,7 @@ def test_a_run_whose_job_a_worker_dequeued_and_dropped_is_ended(
 
     run = store.runs.get(1, run_id)
     assert run.details["reason"] == "worker_lost"
-    assert 0 < store.client.ttl(JOB_KEY_PREFIX + f"run-{run_id}") <= 86_400  # the job expires
+    assert 0 < store.client.ttl(JOB_KEY_PREFIX + f"run-{run_id}") <= JOB_RESULT_TTL_S  # expires
     # and a worker that claims it after all does nothing
     assert store.executions.claim(run_id, worker="late", at=clock.now, lapse_ms=1000).run is None
 

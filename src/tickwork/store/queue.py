@@ -27,7 +27,11 @@ from tickwork.store.connection import translated
 DEFAULT_QUEUE = "tickwork"
 JOB_FUNCTION = "tickwork.worker.jobs.run_test"
 JOB_TIMEOUT_S = 6 * 3600  # the runner enforces the load test's own limit; this is a backstop
-JOB_RESULT_TTL_S = 86_400
+# How long RQ keeps an ended job's hash, result stream and finished-registry entry. tickwork
+# reads none of them (the run record holds the outcome, and retention removes the job's keys
+# with its run), so an hour: RQ's registry entries, ~120 B a run, are not removed with the
+# run, and at a day they would outgrow a short retention (3 GB at 300 fires a second).
+JOB_RESULT_TTL_S = 3_600
 JOB_FAILURE_TTL_S = 7 * 86_400
 JOB_KEY_PREFIX = Job.redis_job_namespace_prefix  # RQ's job hash: {prefix}{job id}
 QUEUE_KEY_PREFIX = Queue.redis_queue_namespace_prefix  # RQ's queue list: {prefix}{name}
