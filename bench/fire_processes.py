@@ -66,6 +66,18 @@ def peak_rss_mb(pid: int) -> float:
     return math.nan
 
 
+def rss_mb(pid: int) -> float:
+    """Resident memory of a live process now (VmRSS), in MB; NaN once it is gone."""
+    try:
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except OSError:
+        return math.nan
+    for line in lines:
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return math.nan
+
+
 @dataclass
 class Child:
     name: str
