@@ -59,7 +59,8 @@ class Occurrence(BaseModel):
         default=None, description="The blackout window that skipped or deferred it."
     )
     lateness_ms: int | None = Field(
-        default=None, description="Fired: created - planned instant (the instant, no jitter)."
+        default=None,
+        description="Fired: created - planned_for (the instant plus its jitter or deferral).",
     )
     run_status: str | None = None
     run_result: str | None = None

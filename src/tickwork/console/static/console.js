@@ -95,10 +95,3 @@ if (live) {
   };
   setTimeout(poll, 1500);
 }
-
-// Destructive buttons ask first (the server asks too: a confirmation page without script).
-for (const form of document.querySelectorAll("form[data-confirm]")) {
-  form.addEventListener("submit", (event) => {
-    if (!window.confirm(form.dataset.confirm)) event.preventDefault();
-  });
-}
