@@ -86,6 +86,8 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
         "json": {"name": "r", "events": ["run_failed"], "channels": []}
     },
     ("PATCH", "/cloud/v6/notifications/rules/{id}"): {"json": {"name": "taken over"}},
+    # No worker runs here: do not wait the default 10 s for one to send the test
+    ("POST", "/cloud/v6/notifications/channels/{id}/test"): {"params": {"wait": "0"}},
 }
 
 
