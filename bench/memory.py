@@ -386,7 +386,7 @@ class Bench:
         self.steps.insert(self.steps.index(ended) + 1, finished)
         left = self.step(
             "left per fired run after retention",
-            "retention removed the run and its skip record: what stays (RQ's registry entry, 1 hour)",
+            "retention removed the run and its skip record: what stays (RQ's entry, 1 h)",
             self.retire,
         )
         left.delta += queued.delta + skipped.delta + ended.delta

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -9,6 +10,8 @@ import subprocess
 import sys
 import time
 import urllib.request
+import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -129,3 +132,23 @@ def every_second(store: Store, count: int, *, lead_s: int) -> datetime:
             overlap="allow",
         )
     return start
+
+
+def scheduler_env(redis_url: str, *, lease_ttl_s: float) -> dict[str, str]:
+    """Settings of the processes of one test: keys and a queue of their own, a short lease."""
+    return {
+        "TICKWORK_REDIS_URL": redis_url,
+        "TICKWORK_KEY_PREFIX": f"e2e{uuid.uuid4().hex[:8]}",
+        "TICKWORK_LEASE_TTL_SECONDS": str(lease_ttl_s),
+        "TICKWORK_QUEUES": '["e2e-runs"]',
+    }
+
+
+@contextlib.contextmanager
+def running(env: dict[str, str], logs: Path) -> Iterator[Processes]:
+    """Processes started with ``env``, every one stopped at the end."""
+    procs = Processes(env, logs)
+    try:
+        yield procs
+    finally:
+        procs.stop_all()

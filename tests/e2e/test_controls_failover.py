@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import signal
 import time
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -22,7 +21,7 @@ from tickwork.store import Store
 from tickwork.store.ledger import FIRED, SKIPPED
 from tickwork.store.windows import WindowRecord
 
-from .processes import Processes, every_second
+from .processes import Processes, every_second, running, scheduler_env
 
 pytestmark = pytest.mark.slow
 
@@ -33,21 +32,13 @@ RESUME_S, SKIP_FROM_S, SKIP_TO_S, DEFER_FROM_S, DEFER_TO_S, END_S = 6, 11, 15, 1
 
 @pytest.fixture
 def env(redis_url: str) -> dict[str, str]:
-    return {
-        "TICKWORK_REDIS_URL": redis_url,
-        "TICKWORK_KEY_PREFIX": f"e2e{uuid.uuid4().hex[:8]}",
-        "TICKWORK_LEASE_TTL_SECONDS": str(LEASE_TTL_S),
-        "TICKWORK_QUEUES": '["e2e-runs"]',
-    }
+    return scheduler_env(redis_url, lease_ttl_s=LEASE_TTL_S)
 
 
 @pytest.fixture
 def processes(env: dict[str, str], tmp_path: Path) -> Iterator[Processes]:
-    procs = Processes(env, tmp_path)
-    try:
+    with running(env, tmp_path) as procs:
         yield procs
-    finally:
-        procs.stop_all()
 
 
 def test_resume_and_window_boundaries_hold_when_the_leader_dies_at_them(

@@ -15,7 +15,6 @@ from __future__ import annotations
 import math
 import signal
 import time
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -28,7 +27,7 @@ from tickwork.scheduler.loop import LEASE_NAME
 from tickwork.store import Store
 from tickwork.store.queue import queue
 
-from .processes import Process, Processes, every_second
+from .processes import Process, Processes, every_second, running, scheduler_env
 
 pytestmark = pytest.mark.slow
 
@@ -42,21 +41,13 @@ standby's wait step (0.5 s), generously."""
 
 @pytest.fixture
 def env(redis_url: str) -> dict[str, str]:
-    return {
-        "TICKWORK_REDIS_URL": redis_url,
-        "TICKWORK_KEY_PREFIX": f"e2e{uuid.uuid4().hex[:8]}",
-        "TICKWORK_LEASE_TTL_SECONDS": str(LEASE_TTL_S),
-        "TICKWORK_QUEUES": '["e2e-runs"]',
-    }
+    return scheduler_env(redis_url, lease_ttl_s=LEASE_TTL_S)
 
 
 @pytest.fixture
 def processes(env: dict[str, str], tmp_path: Path) -> Iterator[Processes]:
-    procs = Processes(env, tmp_path)
-    try:
+    with running(env, tmp_path) as procs:
         yield procs
-    finally:
-        procs.stop_all()
 
 
 def test_failover_never_duplicates_and_accounts_for_every_occurrence(
