@@ -120,6 +120,14 @@ def json_request(model: type[BaseModel]) -> dict[str, Any]:
     }
 
 
+def inline_json_request(model: type[BaseModel]) -> dict[str, Any]:
+    """``openapi_extra=`` for a body of ``model``, its schema inline rather than a component
+    (for models that nest no other model, so the document needs no component for them)."""
+    schema = model.model_json_schema(mode="validation")
+    assert "$defs" not in schema, f"{model.__name__} nests a model: declare it as a component"
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
 def _error_response(description: str) -> dict[str, Any]:
     return {
         "description": description,

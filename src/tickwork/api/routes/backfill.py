@@ -7,12 +7,10 @@ run per occurrence lives (``store/backfill.py``).
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Response
 
 from tickwork.api.deps import Acting, Caller, Context, RawBody, ResourceId, json_data
-from tickwork.api.openapi import error_responses
+from tickwork.api.openapi import error_responses, inline_json_request
 from tickwork.api.render import json_response
 from tickwork.core.instants import format_instant
 from tickwork.dialects.backfill import (
@@ -25,13 +23,6 @@ from tickwork.dialects.backfill import (
 )
 
 router = APIRouter(prefix="/cloud/v6", tags=["schedules"])
-
-
-def _request_body() -> dict[str, Any]:
-    """``openapi_extra=`` with the request's schema inline (it nests no other model)."""
-    schema = BackfillRequest.model_json_schema(mode="validation")
-    assert "$defs" not in schema, "BackfillRequest nests a model: declare it as a component"
-    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
 
 
 @router.post(
@@ -50,7 +41,7 @@ def _request_body() -> dict[str, Any]:
     "The schedule's next fire does not move.",
     response_model=BackfillResponse,
     responses=error_responses(404, 409),
-    openapi_extra=_request_body(),
+    openapi_extra=inline_json_request(BackfillRequest),
 )
 def backfill_schedule(
     id: ResourceId, caller: Caller, actor: Acting, context: Context, body: RawBody

@@ -17,13 +17,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import replace
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
-from pydantic import BaseModel
 
 from tickwork.api.deps import Caller, Context, JsonBody, ResourceId
-from tickwork.api.openapi import error_responses
+from tickwork.api.openapi import error_responses, inline_json_request
 from tickwork.api.pagination import Paging, page_response
 from tickwork.api.render import json_response
 from tickwork.core.instants import format_instant, from_ms
@@ -55,14 +54,6 @@ router = APIRouter(prefix="/cloud/v6", tags=["notifications"])
 
 TEST_POLL_S = 0.1
 MAX_WAIT_S = 30.0
-
-
-def json_request(model: type[BaseModel]) -> dict[str, Any]:
-    """``openapi_extra=`` for a body of ``model``, its schema inline (these models nest no
-    other model, so the document needs no component for them)."""
-    schema = model.model_json_schema(mode="validation")
-    assert "$defs" not in schema, f"{model.__name__} nests a model: declare it as a component"
-    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
 
 
 def delivery_model(delivery: Delivery) -> DeliveryModel:
@@ -98,7 +89,7 @@ def delivery_model(delivery: Delivery) -> DeliveryModel:
     "`secret` and header values are write-only.",
     status_code=201,
     response_model=ChannelModel,
-    openapi_extra=json_request(CreateChannelRequest),
+    openapi_extra=inline_json_request(CreateChannelRequest),
 )
 def create_channel(caller: Caller, context: Context, body: JsonBody) -> Response:
     store = context.store.notifications
@@ -146,7 +137,7 @@ def get_channel(id: ResourceId, caller: Caller, context: Context) -> Response:
     "Answers the channel as it is now.",
     response_model=ChannelModel,
     responses=error_responses(404),
-    openapi_extra=json_request(PatchChannelRequest),
+    openapi_extra=inline_json_request(PatchChannelRequest),
 )
 def update_channel(id: ResourceId, caller: Caller, context: Context, body: JsonBody) -> Response:
     channels = context.store.notifications.channels
@@ -311,7 +302,7 @@ def _rule_model(store: Store, rule: Rule) -> RuleModel:
     "test's) to channels.",
     status_code=201,
     response_model=RuleModel,
-    openapi_extra=json_request(CreateRuleRequest),
+    openapi_extra=inline_json_request(CreateRuleRequest),
 )
 def create_rule(caller: Caller, context: Context, body: JsonBody) -> Response:
     store = context.store
@@ -360,7 +351,7 @@ def get_rule(id: ResourceId, caller: Caller, context: Context) -> Response:
     description="Fields left out keep their value. Answers the rule as it is now.",
     response_model=RuleModel,
     responses=error_responses(404),
-    openapi_extra=json_request(PatchRuleRequest),
+    openapi_extra=inline_json_request(PatchRuleRequest),
 )
 def update_rule(id: ResourceId, caller: Caller, context: Context, body: JsonBody) -> Response:
     store = context.store
