@@ -21,29 +21,12 @@ from tickwork.scheduler.firing import Firer
 from tickwork.scheduler.housekeeping import Housekeeping, RetentionPolicy
 from tickwork.store import Lease, ScheduleRecord, Store
 from tickwork.store.audit import Actor
-from tickwork.store.queue import backfill_job_id, queue
+from tickwork.store.queue import backfill_job_id
 
 from .api_support import T0, Api, Clock, snapshot
 
 HOURLY = {"starts": "2026-11-23T13:00:00Z", "recurrence_rule": {"frequency": "HOURLY"}}
 WINDOW = {"from": "2026-11-23T13:00:00Z", "to": "2026-11-23T15:00:00Z"}
-
-
-@pytest.fixture
-def rq_queue(store: Store) -> Queue:
-    return queue(store.client, f"{store.keys.prefix}-runs")
-
-
-@pytest.fixture
-def firer(store: Store, rq_queue: Queue, clock: Clock) -> Firer:
-    return Firer(store, rq_queue, clock=clock, catch_up=timedelta(minutes=5))
-
-
-@pytest.fixture
-def lease(store: Store) -> Lease:
-    lease = store.leases.acquire("scheduler", "me", 10**9)
-    assert lease is not None
-    return lease
 
 
 def _at(hour: int, minute: int = 0) -> datetime:

@@ -16,27 +16,8 @@ from tickwork.core.instants import format_instant
 from tickwork.errors import LeaseLost
 from tickwork.scheduler.firing import Firer
 from tickwork.store import Lease, Store
-from tickwork.store.queue import queue
 
 from .api_support import T0, Api, Clock, snapshot, tokens
-
-
-@pytest.fixture
-def rq_queue(store: Store) -> Queue:
-    return queue(store.client, f"{store.keys.prefix}-runs")
-
-
-@pytest.fixture
-def firer(store: Store, rq_queue: Queue, clock: Clock) -> Firer:
-    return Firer(store, rq_queue, clock=clock, catch_up=timedelta(minutes=5))
-
-
-@pytest.fixture
-def lease(store: Store) -> Lease:
-    lease = store.leases.acquire("scheduler", "me", 10**9)
-    assert lease is not None
-    return lease
-
 
 HOURLY = {"starts": "2026-11-23T13:00:00Z", "recurrence_rule": {"frequency": "HOURLY"}}
 
