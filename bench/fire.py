@@ -88,9 +88,10 @@ from fire_processes import (
 )
 from fire_results import RQ_CRON, RQ_SCHEDULER, SYSTEMS, TICKWORK, Fire, Idle, environment, report
 from tickwork.core import Once, Schedule, format_instant, next_after, parse_instant
-from tickwork.core.instants import ONE_MICROSECOND
+from tickwork.core.instants import ONE_MICROSECOND, to_us
 from tickwork.embedded import EmbeddedServer, free_port
 from tickwork.store import ScheduleRecord, Store
+from tickwork.store.audit import INTERNAL
 from tickwork.store.connection import text_of
 from tickwork.store.schedules import K6Schedule
 
@@ -337,6 +338,18 @@ class Bench:
                 pipe.set(keys.load_test_schedule(i), i)
                 pipe.zadd(keys.stack_index(STACK, "schedules"), {str(i): i})
                 store.schedules.write(pipe, record(i))
+                # put's audit entry too: a schedule's trail exists before its first fire.
+                feed, trail, body = store.audit.entry(
+                    stack=STACK,
+                    kind="schedule",
+                    resource_id=i,
+                    action="created",
+                    actor=INTERNAL,
+                    at=now,
+                    entry_id=f"bench-{i}",
+                )
+                pipe.zadd(feed, {body: to_us(now)})
+                pipe.zadd(trail, {body: to_us(now)})
             pipe.execute()
         self.redis.set(keys.ids("schedule"), n)
 

@@ -92,6 +92,9 @@ local is_terminal = {}
 for _, name in ipairs(terminal) do is_terminal[name] = true end
 
 local AUDIT_KIND = {k6 = 'schedule', kragle = 'kragle_job', report = 'report'}
+local EXPIRED = '{"id":"x%s-%s","stack":%s,"kind":"%s","resource_id":"%s","action":"expired",'
+  .. '"who":"scheduler","via":"scheduler","changes":[],"note":"no occurrence remains"}'
+local expiries = {}  -- the stack's audit feed -> score/entry pairs
 local windows_of = {}
 local function stack_windows(stack)
   local version = windows_of[stack]
@@ -188,15 +191,17 @@ for _ = 1, n_entries do
     end
     if next_us == '' then
       -- No occurrence remains: the scheduler's own change, in the audit trail (audit.py).
+      -- Built by hand, not by cjson: every field is digits or a fixed word, and a burst of
+      -- one-shots writes one per fire. The stack's feed takes them in one ZADD per batch.
       local kind = AUDIT_KIND[current[5]] or 'schedule'
-      local entry = cjson.encode({
-        id = 'x' .. schedule_id .. '-' .. fired_through_us, stack = tonumber(current[4]),
-        kind = kind, resource_id = schedule_id, action = 'expired', who = 'scheduler',
-        via = 'scheduler', changes = {}, note = 'no occurrence remains',
-      })
-      redis.call('ZADD', prefix .. ':stack:' .. current[4] .. ':audit:' .. kind,
-        fired_through_us, entry)
+      local entry = string.format(EXPIRED, schedule_id, fired_through_us, current[4], kind,
+        schedule_id)
       redis.call('ZADD', prefix .. ':audit:' .. kind .. ':' .. schedule_id, fired_through_us, entry)
+      local feed = prefix .. ':stack:' .. current[4] .. ':audit:' .. kind
+      local items = expiries[feed] or {}
+      expiries[feed] = items
+      items[#items + 1] = fired_through_us
+      items[#items + 1] = entry
     end
   end
 end
@@ -204,6 +209,7 @@ for stack, items in pairs(stack_runs) do
   in_slices('ZADD', prefix .. ':stack:' .. stack .. ':runs', items)
   redis.call('SADD', prefix .. ':stacks', stack)
 end
+for feed, items in pairs(expiries) do in_slices('ZADD', feed, items) end
 in_slices('ZADD', due_key, due_add)
 in_slices('ZREM', due_key, due_rem)
 in_slices('ZADD', prefix .. ':unclaimed', unclaimed)
