@@ -57,15 +57,19 @@ def test_resume_and_window_boundaries_hold_when_the_leader_dies_at_them(
 
     now = datetime.now(UTC)
     store.schedules.deactivate(1, 1, now=now, note="freeze", resume_at=instant(RESUME_S))
-    skip = Window(1, WindowPolicy.SKIP, starts_at=instant(SKIP_FROM_S), ends_at=instant(SKIP_TO_S))
-    store.windows.add(
+    skip = Window(0, WindowPolicy.SKIP, starts_at=instant(SKIP_FROM_S), ends_at=instant(SKIP_TO_S))
+    skip_id = store.windows.add(
         WindowRecord(skip, stack=1, schedule_id=None, note="", created=now, created_by=None)
-    )
+    ).id
     defer = Window(
-        2, WindowPolicy.DEFER, starts_at=instant(DEFER_FROM_S), ends_at=instant(DEFER_TO_S)
+        0, WindowPolicy.DEFER, starts_at=instant(DEFER_FROM_S), ends_at=instant(DEFER_TO_S)
     )
-    store.schedules.add_window(
-        1, 2, WindowRecord(defer, stack=1, schedule_id=2, note="", created=now, created_by=None)
+    defer_id = (
+        store.schedules.add_window(
+            1, 2, WindowRecord(defer, stack=1, schedule_id=2, note="", created=now, created_by=None)
+        )
+        .windows[-1]
+        .id
     )
 
     lease_key = store.keys.lease(LEASE_NAME)
@@ -110,9 +114,13 @@ def test_resume_and_window_boundaries_hold_when_the_leader_dies_at_them(
             if sid == 1 and at < instant(RESUME_S):
                 assert (what.outcome, what.reason) == (SKIPPED, "paused"), (sid, at, what)
             if instant(SKIP_FROM_S) <= at < instant(SKIP_TO_S):
-                assert (what.outcome, what.reason, what.window_id) == (SKIPPED, "blackout", 1)
+                assert (what.outcome, what.reason, what.window_id) == (SKIPPED, "blackout", skip_id)
             if sid == 2 and instant(DEFER_FROM_S) <= at < instant(DEFER_TO_S):
-                assert (what.outcome, what.reason, what.window_id) == (SKIPPED, "deferred", 2)
+                assert (what.outcome, what.reason, what.window_id) == (
+                    SKIPPED,
+                    "deferred",
+                    defer_id,
+                )
     fired_at = [r.created for r in runs if r.status != "skipped"]
     assert not [t for t in fired_at if instant(SKIP_FROM_S) <= t < instant(SKIP_TO_S)]
     deferred_schedule = [r.created for r in runs if r.schedule_id == 2 and r.status != "skipped"]

@@ -259,3 +259,25 @@ def test_deleting_a_schedules_window_lets_its_occurrences_run(
     assert api.delete(path).status_code == 204
     assert api.delete(path).status_code == 404
     assert _fire_at(firer, lease, clock, 1) == ["13:00"]
+
+
+def test_a_stack_holds_100_windows_and_a_schedule_20_the_next_is_409_changing_nothing(
+    api: Api, store: Store
+) -> None:
+    sid, _ = _hourly(api)
+    span = {"from": "2026-11-24T13:00:00Z", "to": "2026-11-24T14:00:00Z"}
+    own = f"/cloud/v6/schedules/{sid}/blackout_windows"
+    for _ in range(20):
+        _window(api, span, sid)
+    for _ in range(100):
+        _window(api, span)
+    listed = {path: api.get(path).json() for path in (own, "/cloud/v6/blackout_windows")}
+    before = snapshot(store)
+
+    for path, most in ((own, "20"), ("/cloud/v6/blackout_windows", "100")):
+        response = api.post(path, json=span)
+        assert response.status_code == 409, response.text
+        assert most in response.json()["error"]["message"]
+
+    assert {path: api.get(path).json() for path in listed} == listed
+    assert snapshot(store) == before

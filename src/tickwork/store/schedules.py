@@ -41,12 +41,14 @@ from tickwork.store.connection import text_of, translated
 from tickwork.store.keys import Keys
 from tickwork.store.leases import Lease
 from tickwork.store.paging import read_page
+from tickwork.store.quotas import INDEX_OF, check_count
 from tickwork.store.transactions import transact
 from tickwork.store.windows import (
     MAX_SCHEDULE_WINDOWS,
     WindowRecord,
     decode_windows,
     encode_windows,
+    with_new_id,
 )
 
 
@@ -447,10 +449,6 @@ class Schedules:
         neither fires nor drops one (see ``retimed``). A new schedule is refused
         (QuotaExceeded) when the stack holds ``quota`` schedules already (0: unlimited); an
         overwrite keeps its id and is never counted."""
-        # No cycle forbids a top-level import: this one stays inside put only while other
-        # parts of the module are being edited; hoist it with the module's imports.
-        from tickwork.store.quotas import INDEX_OF, check_count
-
         pointer = self._keys.load_test_schedule(load_test_id)
 
         def attempt(pipe: Pipeline) -> ScheduleRecord:
@@ -664,8 +662,10 @@ class Schedules:
     def add_window(
         self, stack: int, schedule_id: int, window: WindowRecord, *, actor: Actor = INTERNAL
     ) -> ScheduleRecord:
-        """Give the schedule a blackout window of its own; Conflict past
-        ``MAX_SCHEDULE_WINDOWS``. Its version moves, so a plan made before is refused."""
+        """Give the schedule a blackout window of its own, under a new id taken once it fits
+        (a refused one spends none: the window is the last of the answer's ``windows``);
+        Conflict past ``MAX_SCHEDULE_WINDOWS``. Its version moves, so a plan made before is
+        refused."""
 
         def change(record: ScheduleRecord) -> ScheduleRecord:
             if len(record.windows) >= MAX_SCHEDULE_WINDOWS:
@@ -673,7 +673,8 @@ class Schedules:
                     f"A schedule has at most {MAX_SCHEDULE_WINDOWS} blackout windows: "
                     "delete one first."
                 )
-            return replace(record, windows=(*record.windows, window), version=record.version + 1)
+            added = with_new_id(self._client, self._keys, window)
+            return replace(record, windows=(*record.windows, added), version=record.version + 1)
 
         def audit(pipe: Pipeline, before: ScheduleRecord, after: ScheduleRecord) -> None:
             self.queue_audit(
@@ -682,7 +683,7 @@ class Schedules:
                 "window_added",
                 actor=actor,
                 at=window.created,
-                extra={"window_id": window.id},
+                extra={"window_id": after.windows[-1].id},
             )
 
         return self._update(stack, schedule_id, change, audit=audit)

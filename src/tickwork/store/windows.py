@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -120,6 +120,13 @@ class StackWindows:
 NONE = StackWindows(0, ())
 
 
+def with_new_id(client: redis.Redis, keys: Keys, record: WindowRecord) -> WindowRecord:
+    """The record under a new window id (a transaction voided by a WATCH leaves a gap)."""
+    with translated():
+        window_id = int(client.incr(keys.ids("window")))
+    return replace(record, window=replace(record.window, id=window_id))
+
+
 class Windows:
     """A stack's blackout windows (a schedule's own are ``Schedules.add_window``)."""
 
@@ -129,19 +136,17 @@ class Windows:
         self._audit = audit
         self._cache: dict[int, StackWindows] = {}  # the scheduler reads them every batch
 
-    def new_id(self) -> int:
-        with translated():
-            return int(self._client.incr(self._keys.ids("window")))
-
-    def add(self, record: WindowRecord, *, actor: Actor = INTERNAL) -> WindowRecord:
-        """Store a stack-wide window; Conflict past ``MAX_STACK_WINDOWS``."""
-        key = self._keys.stack_windows(record.stack)
+    def add(self, added: WindowRecord, *, actor: Actor = INTERNAL) -> WindowRecord:
+        """Store a stack-wide window under a new id, taken once it fits (a refused one
+        spends none); Conflict past ``MAX_STACK_WINDOWS``."""
+        key = self._keys.stack_windows(added.stack)
 
         def attempt(pipe: Pipeline) -> WindowRecord:
             if int(pipe.hlen(key)) >= MAX_STACK_WINDOWS:
                 raise Conflict(
                     f"A stack has at most {MAX_STACK_WINDOWS} blackout windows: delete one first."
                 )
+            record = with_new_id(self._client, self._keys, added)
             pipe.multi()
             pipe.hset(key, str(record.id), json.dumps(encode_window(record)))
             pipe.incr(self._keys.stack_windows_version(record.stack))

@@ -24,8 +24,9 @@ from tickwork.dialects.k6 import (
     parse_deactivate,
 )
 from tickwork.dialects.wire import from_json
-from tickwork.errors import Conflict, NotFound
+from tickwork.errors import Conflict, NotFound, ValidationError
 from tickwork.store import ScheduleRecord, Store
+from tickwork.store.quotas import Limits, interval_problem
 
 router = APIRouter(prefix="/cloud/v6", tags=["schedules"])
 
@@ -64,10 +65,6 @@ def set_load_test_schedule(
 ) -> Response:
     """Also called directly (the console's editor), without ``http``: the limits are then
     the built-in defaults (``Limits()``) rather than the app's."""
-    # Imported here only while other parts of this module are being edited: hoist them.
-    from tickwork.errors import ValidationError
-    from tickwork.store.quotas import Limits, interval_problem
-
     store = context.store
     limits: Limits = http.app.state.limits if http is not None else Limits()
     store.load_tests.get(caller.stack, id)

@@ -3,7 +3,6 @@ schedule's own. The scheduler decides with them inside its fenced fire commit.""
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import datetime
 
 from fastapi import APIRouter, Response
@@ -52,9 +51,9 @@ def _new(
 ) -> WindowRecord:
     now = context.clock()
     window, cron_given, note = parse_window(body, now=now)
-    # The id is taken once the request is valid, so a refused one leaves no trace.
+    # No id yet: the store takes one once the window fits, so a refused one leaves no trace.
     return WindowRecord(
-        window=replace(window, id=context.store.windows.new_id()),
+        window=window,
         stack=stack,
         schedule_id=schedule_id,
         note=note,
@@ -80,8 +79,8 @@ def create_stack_window(
     record = _new(
         body, stack=caller.stack, schedule_id=None, context=context, created_by=caller.email
     )
-    context.store.windows.add(record, actor=actor)
-    return json_response(_model(record, context.clock()), status_code=201)
+    added = context.store.windows.add(record, actor=actor)
+    return json_response(_model(added, context.clock()), status_code=201)
 
 
 @router.get(
@@ -139,8 +138,8 @@ def create_schedule_window(
     record = _new(
         body, stack=caller.stack, schedule_id=id, context=context, created_by=caller.email
     )
-    context.store.schedules.add_window(caller.stack, id, record, actor=actor)
-    return json_response(_model(record, context.clock()), status_code=201)
+    added = context.store.schedules.add_window(caller.stack, id, record, actor=actor).windows[-1]
+    return json_response(_model(added, context.clock()), status_code=201)
 
 
 @router.get(
