@@ -128,6 +128,9 @@ def env(redis_url: str, store: Store) -> dict[str, str]:
         "TICKWORK_TOKENS": json.dumps([{"token": TOKEN, "email": "m@example.com", "stacks": [1]}]),
         "TICKWORK_COMMAND_ALLOWED": '["sh"]',
         "TICKWORK_LEASE_TTL_SECONDS": "2",
+        # Five requests at once, then one per 100 s: the test's seventh is refused.
+        "TICKWORK_RATE_LIMIT_PER_SECOND": "0.01",
+        "TICKWORK_RATE_LIMIT_BURST": "5",
     }
 
 
@@ -143,7 +146,7 @@ def processes(env: dict[str, str], tmp_path: Path) -> Iterator[Processes]:
 def test_the_readme_metrics_table_is_what_the_processes_serve() -> None:
     listed = readme_metrics()
     assert {m.process for m in listed} == {"api", "scheduler", "worker"}
-    assert len(listed) == 16
+    assert len(listed) == 17
     assert Listed("tickwork_skipped_occurrences_total", frozenset({"reason"}), "scheduler") in (
         listed
     )
@@ -196,6 +199,8 @@ def test_every_metric_the_readme_lists_is_served_and_counts_what_happened(
     auth = {"Authorization": f"Bearer {TOKEN}", "X-Stack-Id": "1"}
     for _ in range(3):
         assert _get(f"http://127.0.0.1:{api.port}/cloud/v6/projects", auth)[0] == 200
+    load_tests = f"http://127.0.0.1:{api.port}/cloud/v6/load_tests"
+    assert [_get(load_tests, auth)[0] for _ in range(4)] == [200, 200, 429, 429]
     _until(lambda: ahead() == 0, 10, "nothing left ahead")
 
     leading = _samples(scheduler_metrics)
@@ -255,6 +260,7 @@ def test_every_metric_the_readme_lists_is_served_and_counts_what_happened(
     route = {"route": "/cloud/v6/projects", "method": "GET"}
     assert _value(api_samples, "tickwork_api_requests_total", **route, status="200") == 3
     assert _value(api_samples, "tickwork_api_request_duration_seconds_count", **route) == 3
+    assert _value(api_samples, "tickwork_api_rate_limited_total", limit="token") == 2
     assert _value(api_samples, "tickwork_schedules", state="active") == 0  # all settled
     assert _value(api_samples, "tickwork_schedules", state="inactive") == 4
 
