@@ -103,6 +103,25 @@ def test_signing_in_keeps_a_strict_httponly_session_cookie_and_never_the_token(
     assert ALICE not in overview.text
 
 
+def test_every_page_is_uncached_unframeable_and_loads_only_the_apps_own_resources(
+    browser: TestClient,
+) -> None:
+    pages = [browser.get("/ui/sign-in")]
+    _sign_in(browser, ALICE)
+    pages += [browser.get(path) for path in ("/ui/", "/ui/schedules", "/ui/runs/999999")]
+    assert [page.status_code for page in pages] == [200, 200, 200, 404]
+    for page in pages:
+        assert page.headers["Cache-Control"] == "no-store"
+        assert page.headers["X-Frame-Options"] == "DENY"
+        policy = dict(
+            part.strip().split(" ", 1)
+            for part in page.headers["Content-Security-Policy"].split(";")
+        )
+        for directive in ("default-src", "script-src", "style-src"):
+            assert policy[directive] == "'self'", (directive, policy)
+        assert policy["frame-ancestors"] == "'none'"
+
+
 def test_a_wrong_token_or_a_forged_sign_in_form_opens_no_session(
     browser: TestClient, store: Store
 ) -> None:

@@ -266,6 +266,24 @@ def test_429_is_retried_and_a_404_is_not(
     assert gone_delivery.error == "the receiver answered 404"
 
 
+def test_the_egress_policy_keeps_a_channel_from_a_loopback_receiver_and_nothing_is_sent(
+    api: Api, store: Store, clock: Clock, receiver: Receiver
+) -> None:
+    hook = _channel(api, {"name": "hook", "type": "slack", "url": receiver.url("/hook")})
+    _rule(api, [hook], ["run_failed"])
+    options = NotifyOptions(quiet_s=600, retry_s=10.0, backoff_first_s=0.05)
+    strict = RunnerOptions(egress=EgressPolicy(), webhook_secret=None, smtp=None, public_url=PUBLIC)
+
+    (delivery,) = Notifier(store, strict, options, clock=clock).handle(
+        f"run-{_end(api, store, clock, api.load_test())}"
+    )
+
+    assert receiver.at("/hook") == []
+    assert (delivery.status, delivery.attempts, delivery.answer_status) == ("failed", 1, None)
+    assert "egress refused" in (delivery.error or "")
+    assert "loopback" in (delivery.error or "")
+
+
 def test_a_receiver_that_is_down_ends_failed_and_the_other_channels_get_theirs(
     api: Api, store: Store, clock: Clock, receiver: Receiver, caplog: pytest.LogCaptureFixture
 ) -> None:

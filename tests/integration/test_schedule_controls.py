@@ -370,3 +370,25 @@ def test_the_deployment_default_jitter_applies_to_new_schedules_narrowed_to_thei
         assert api.schedule(api.load_test(), every_minute)["jitter_seconds"] == 60
         explicit = hourly | {"jitter_seconds": 0}
         assert api.schedule(api.load_test(), explicit)["jitter_seconds"] == 0
+
+
+def test_bulk_activate_refuses_an_expired_schedule_by_id_and_activates_the_rest(
+    api: Api, clock: Clock
+) -> None:
+    once = api.schedule(api.load_test(name="once"), {"starts": "2026-11-23T12:05:00Z"})["id"]
+    hourly, _ = _hourly(api)
+    for sid in (once, hourly):
+        api.post(f"/cloud/v6/schedules/{sid}/deactivate")
+    clock.now = T0 + timedelta(minutes=10)  # the one-shot's only occurrence has passed
+    trail = api.get(f"/cloud/v6/schedules/{once}/audit").json()["value"]
+
+    answer = api.post("/cloud/v6/schedules/bulk/activate", json={"filter": {}})
+
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert (body["changed"], body["unchanged"]) == ([hourly], [])
+    [refused] = body["refused"]
+    assert (refused["id"], refused["code"]) == (once, "conflict")
+    assert "expired" in refused["message"]
+    assert api.get(f"/cloud/v6/schedules/{once}").json()["deactivated"] is True
+    assert api.get(f"/cloud/v6/schedules/{once}/audit").json()["value"] == trail
