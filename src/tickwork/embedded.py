@@ -12,6 +12,7 @@ import contextlib
 import ctypes
 import ctypes.util
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -54,11 +55,37 @@ def die_with_parent() -> None:
         pass
 
 
+_FIRST_CHOSEN_PORT = 20000
+
+
 def free_port() -> int:
+    """A port nothing is bound to now, for a child process to listen on soon after.
+
+    Chosen below the kernel's ephemeral range where it says what that is (Linux): a socket
+    bound to port 0 meanwhile, by any process, then never takes it before the child binds.
+    Elsewhere, or when no port there is free, the kernel picks one."""
+    ephemeral = _ephemeral_start()
+    if ephemeral is not None and ephemeral > _FIRST_CHOSEN_PORT:
+        for _ in range(64):
+            port = _FIRST_CHOSEN_PORT + secrets.randbelow(ephemeral - _FIRST_CHOSEN_PORT)
+            with socket.socket() as probe:
+                try:
+                    probe.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+                return port
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
+        chosen: int = probe.getsockname()[1]
+        return chosen
+
+
+def _ephemeral_start() -> int | None:
+    try:
+        text = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text()
+        return int(text.split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 @dataclass

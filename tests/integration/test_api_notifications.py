@@ -288,6 +288,10 @@ def test_a_bad_rule_is_400_naming_each_field_and_changes_nothing(api: Api, store
             ],
         ),
         (
+            {"name": "r", "events": ["run_failed"], "channels": [hook["id"], 999]},
+            [("channels[1]", "not_found")],
+        ),
+        (
             {
                 "name": "r",
                 "events": ["run_failed"],
