@@ -656,6 +656,36 @@ def test_a_fire_held_ahead_is_left_to_the_look_ahead_when_its_instant_comes_betw
     assert len(_runs(store)) == 1
 
 
+def test_a_fire_held_ahead_is_left_to_it_from_the_first_millisecond_of_its_instant(
+    store: Store, rq_queue: Queue, lease: Lease
+) -> None:
+    # Given a fire encoded ahead for an instant with microseconds, and an ordinary path whose
+    # first clock read falls in the instant's millisecond but before it (the due index, in
+    # milliseconds, lists it) and whose second read, when it plans, falls after it
+    at = T0 + timedelta(seconds=5, microseconds=660)
+    reads: list[datetime] = []
+
+    def clock() -> datetime:
+        return reads.pop(0) if reads else (at + timedelta(microseconds=1) if armed else T0)
+
+    armed = False
+    firer = Firer(
+        store, rq_queue, clock=clock, catch_up=timedelta(minutes=5), lookahead=timedelta(seconds=10)
+    )
+    _put(store, 1, Schedule(at, Once()))
+    assert _prepare_all(firer) == 1
+    armed = True
+    reads.append(T0 + timedelta(seconds=5, microseconds=220))
+
+    # Then the ordinary path leaves it (it fired it, and the look-ahead's commit conflicted)
+    assert firer.fire_due(lease).fired == []
+    result = firer.fire_ahead(lease)
+    assert result is not None
+    assert [occurrence for _, occurrence in result.fired] == [at]
+    assert result.conflicts == 0
+    assert len(_runs(store)) == 1
+
+
 def test_a_schedule_moved_earlier_than_its_fire_held_ahead_fires_at_its_new_instant(
     store: Store, ahead: Firer, lease: Lease, clock: Clock
 ) -> None:

@@ -69,7 +69,9 @@ class Lookahead:
         """Whether the schedule's fire is held here, encoded, for an instant that has come:
         the look-ahead commits it next (a schedule moved earlier meanwhile is not held so)."""
         at = self._schedules.get(schedule_id)
-        return at is not None and at <= to_us(now)
+        # In the due index's unit: it lists a schedule from the first millisecond of its
+        # instant, and the ordinary path, planning at a later clock read, would fire it.
+        return at is not None and at // 1000 <= to_ms(now)
 
     def discard(self) -> None:
         """Forget everything encoded ahead."""
