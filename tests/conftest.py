@@ -103,6 +103,20 @@ def _answers(url: str) -> bool:
         return False
 
 
+E2E = Path(__file__).parent / "e2e"
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's, which reads the mark
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under pytest-xdist (``-n 2``; ``--dist loadgroup`` is in pyproject) the end-to-end
+    tests run one after another on one worker while the other takes the rest: each starts
+    real processes whose timing it asserts, and two such tests at once on a 2-core machine
+    would take each other's CPU."""
+    for item in items:
+        if E2E in item.path.parents:
+            item.add_marker(pytest.mark.xdist_group("processes"))
+
+
 def pytest_report_header(config: pytest.Config) -> list[str]:
     configured = os.environ.get("TICKWORK_TEST_REDIS_URL")
     if configured is not None and _answers(configured):

@@ -223,7 +223,10 @@ def test_docs_and_redoc_render_with_the_network_cut_off(console: Console) -> Non
     expect(page.locator(".opblock-tag-section").first).to_be_visible()
     console.shot(page, "docs")
     page.goto("/redoc")
-    expect(page.get_by_role("heading", name=re.compile("tickwork")).first).to_be_visible()
+    # ReDoc lays out the whole ~80-operation document before its first heading: seconds of
+    # CPU, more while the other test worker runs (5 s, Playwright's default, was not enough).
+    heading = page.get_by_role("heading", name=re.compile("tickwork")).first
+    expect(heading).to_be_visible(timeout=30_000)
     console.shot(page, "redoc")
     assert console.outside.urls == []
 

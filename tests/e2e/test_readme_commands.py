@@ -100,7 +100,7 @@ def test_install_and_run_command_brings_up_tickwork_on_a_fresh_venv(tmp_path: Pa
 def test_test_command_installs_and_runs_pytest_on_a_fresh_venv(tmp_path: Path) -> None:
     _, test = _commands()
     install, _, pytest_command = test.rpartition(" && ")
-    assert pytest_command == ".venv/bin/python -m pytest"
+    assert pytest_command == ".venv/bin/python -m pytest -n 2"
     project = _fresh_copy(tmp_path)
     _install(install, project)
     # The whole suite would run itself again; a known-answer file shows the command works.
