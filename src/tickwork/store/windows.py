@@ -136,17 +136,17 @@ class Windows:
         self._audit = audit
         self._cache: dict[int, StackWindows] = {}  # the scheduler reads them every batch
 
-    def add(self, added: WindowRecord, *, actor: Actor = INTERNAL) -> WindowRecord:
+    def add(self, window: WindowRecord, *, actor: Actor = INTERNAL) -> WindowRecord:
         """Store a stack-wide window under a new id, taken once it fits (a refused one
-        spends none); Conflict past ``MAX_STACK_WINDOWS``."""
-        key = self._keys.stack_windows(added.stack)
+        spends none); the window stored. Conflict past ``MAX_STACK_WINDOWS``."""
+        key = self._keys.stack_windows(window.stack)
 
         def attempt(pipe: Pipeline) -> WindowRecord:
             if int(pipe.hlen(key)) >= MAX_STACK_WINDOWS:
                 raise Conflict(
                     f"A stack has at most {MAX_STACK_WINDOWS} blackout windows: delete one first."
                 )
-            record = with_new_id(self._client, self._keys, added)
+            record = with_new_id(self._client, self._keys, window)
             pipe.multi()
             pipe.hset(key, str(record.id), json.dumps(encode_window(record)))
             pipe.incr(self._keys.stack_windows_version(record.stack))
