@@ -27,6 +27,7 @@ class Process:
     popen: subprocess.Popen[bytes]
     port: int
     log: Path
+    args: tuple[str, ...] = ()  # tickwork's arguments, "{port}" where the port goes
 
     def health(self) -> dict[str, object] | None:
         try:
@@ -51,37 +52,45 @@ class Processes:
     started: list[Process] = field(default_factory=list)
 
     def scheduler(self, name: str) -> Process:
-        port = free_port()
-        return self._start(name, ["scheduler", "--health-port", str(port)], port)
+        return self._start(name, ("scheduler", "--health-port", "{port}"), free_port())
 
     def worker(self, name: str, *args: str) -> Process:
         """A ``tickwork worker``; it has no health port (RQ's registry says it is up)."""
-        return self._start(name, ["worker", *args], 0)
+        return self._start(name, ("worker", *args), 0)
 
     def api(self, name: str) -> Process:
-        port = free_port()
-        return self._start(name, ["api", "--port", str(port)], port)
+        return self._start(name, ("api", "--port", "{port}"), free_port())
 
-    def _start(self, name: str, args: list[str], port: int) -> Process:
-        log = self.logs / f"{name}.log"
-        handle = log.open("ab")
-        popen = subprocess.Popen(
-            [sys.executable, "-m", "tickwork", *args],
-            env={**os.environ, **self.env},
-            stdout=handle,
-            stderr=subprocess.STDOUT,
-        )
-        handle.close()
-        process = Process(name, popen, port, log)
+    def _start(self, name: str, args: tuple[str, ...], port: int) -> Process:
+        process = Process(name, self._spawn(name, args, port), port, self.logs / f"{name}.log")
+        process.args = args
         self.started.append(process)
         return process
 
+    def _spawn(self, name: str, args: tuple[str, ...], port: int) -> subprocess.Popen[bytes]:
+        with (self.logs / f"{name}.log").open("ab") as handle:
+            return subprocess.Popen(
+                [sys.executable, "-m", "tickwork", *(a.format(port=port) for a in args)],
+                env={**os.environ, **self.env},
+                stdout=handle,
+                stderr=subprocess.STDOUT,
+            )
+
     def wait_healthy(self, process: Process, timeout_s: float = 60) -> None:
+        """Until the process answers on its port, itself: another process given the same
+        free port meanwhile (it can happen, if rarely) would answer too. A process that lost
+        its port that way is started again on another."""
         deadline = time.monotonic() + timeout_s
+        restarts = 0
         while time.monotonic() < deadline:
-            if process.health() is not None:
+            if process.health() is not None and _listens(process.popen.pid, process.port):
                 return
             if not process.alive:
+                if "Address already in use" in process.log.read_text() and restarts < 3:
+                    restarts += 1
+                    process.port = free_port()
+                    process.popen = self._spawn(process.name, process.args, process.port)
+                    continue
                 raise AssertionError(f"{process.name} exited:\n{process.log.read_text()}")
             time.sleep(0.1)
         raise AssertionError(f"{process.name} not healthy:\n{process.log.read_text()}")
@@ -114,6 +123,28 @@ class Processes:
                     stuck.append(process.name)  # in an uninterruptible wait: say so, go on
         if stuck:
             raise AssertionError(f"still running 10 s after SIGKILL: {', '.join(stuck)}")
+
+
+def _listens(pid: int, port: int) -> bool:
+    """Whether process ``pid`` holds a socket listening on ``port`` (from /proc: Linux; True
+    where there is none to read)."""
+    listening = set()
+    for table in (Path("/proc/net/tcp"), Path("/proc/net/tcp6")):
+        try:
+            rows = table.read_text().splitlines()[1:]
+        except OSError:
+            return True
+        for row in rows:
+            fields = row.split()
+            local, state, inode = fields[1], fields[3], fields[9]
+            if state == "0A" and int(local.rsplit(":", 1)[1], 16) == port:  # 0A: LISTEN
+                listening.add(f"socket:[{inode}]")
+    with contextlib.suppress(OSError):
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            with contextlib.suppress(OSError):
+                if os.readlink(fd) in listening:
+                    return True
+    return False
 
 
 def every_second(store: Store, count: int, *, lead_s: int) -> datetime:
