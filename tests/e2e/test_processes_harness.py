@@ -40,6 +40,7 @@ def impostor() -> Iterator[int]:
     finally:
         server.shutdown()
         thread.join(timeout=10)
+        assert not thread.is_alive()
 
 
 def test_a_process_whose_port_was_taken_answers_on_another_and_not_the_taker(
