@@ -34,7 +34,7 @@ from tickwork.embedded import EmbeddedServer, free_port
 from tickwork.scheduler.loop import LEASE_NAME
 from tickwork.store import RunRecord, Store
 
-from .processes import Processes
+from .processes import Processes, running
 
 pytestmark = pytest.mark.slow
 
@@ -136,11 +136,8 @@ def env(redis_url: str, store: Store) -> dict[str, str]:
 
 @pytest.fixture
 def processes(env: dict[str, str], tmp_path: Path) -> Iterator[Processes]:
-    procs = Processes(env, tmp_path)
-    try:
+    with running(env, tmp_path) as procs:
         yield procs
-    finally:
-        procs.stop_all()
 
 
 def test_the_readme_metrics_table_is_what_the_processes_serve() -> None:

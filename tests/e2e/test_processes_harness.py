@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from .processes import Processes, scheduler_env
+from .processes import running, scheduler_env
 
 pytestmark = pytest.mark.slow
 
@@ -46,8 +46,7 @@ def impostor() -> Iterator[int]:
 def test_a_process_whose_port_was_taken_answers_on_another_and_not_the_taker(
     redis_url: str, tmp_path: Path, impostor: int
 ) -> None:
-    processes = Processes(scheduler_env(redis_url, lease_ttl_s=2), tmp_path)
-    try:
+    with running(scheduler_env(redis_url, lease_ttl_s=2), tmp_path) as processes:
         scheduler = processes._start(
             "scheduler", ("scheduler", "--health-port", "{port}"), impostor
         )
@@ -58,5 +57,3 @@ def test_a_process_whose_port_was_taken_answers_on_another_and_not_the_taker(
         health = scheduler.health()
         assert health is not None
         assert "term" in health  # the scheduler's own answer, not the impostor's
-    finally:
-        processes.stop_all()
