@@ -19,6 +19,7 @@ from tickwork.scheduler.firing import Firer
 from tickwork.scheduler.housekeeping import Housekeeping, RetentionPolicy
 from tickwork.scheduler.loop import Scheduler
 from tickwork.store import Store
+from tickwork.store.executions import IN_FLIGHT_CONFIRM
 from tickwork.store.queue import (
     JOB_KEY_PREFIX,
     JOB_RESULT_TTL_S,
@@ -171,22 +172,58 @@ def test_a_run_whose_job_vanished_is_ended_after_the_claim_window(
     assert store.client.zscore(store.keys.unclaimed, run_id) is None
 
 
-def test_a_run_whose_job_a_worker_dequeued_and_dropped_is_ended(
-    store: Store, rq_queue: Queue, clock: Clock
+@pytest.mark.parametrize("intermediate", [True, False], ids=["one-queue", "several-queues"])
+def test_a_run_whose_job_a_worker_dequeued_and_dropped_is_ended_once_seen_so_twice(
+    store: Store, rq_queue: Queue, clock: Clock, intermediate: bool
 ) -> None:
-    # Given a worker that moved the job to RQ's intermediate list, then died before claiming
+    # Given a worker that took the job off the queue, then died (or had its claim refused by
+    # a full Redis) before claiming the run. RQ moves the job to its intermediate list when
+    # the worker listens on one queue, and pops it outright when on several (tickwork's
+    # worker listens on two; CI: such a run stayed "created" after Redis ran out of memory).
     load_test(store, 1)
     run_id = created_run(store, 1, rq_queue=rq_queue, created=NOW)
-    store.client.lmove(rq_queue.key, intermediate_key(rq_queue.name), "RIGHT", "LEFT")
+    if intermediate:
+        store.client.lmove(rq_queue.key, intermediate_key(rq_queue.name), "RIGHT", "LEFT")
+    else:
+        store.client.lpop(rq_queue.key)
+    housekeeping = _housekeeping(store, clock)
 
+    # The first check past the claim window only notes it: a worker claims within
+    # milliseconds of its dequeue, so a later check must find it so too.
     clock.now = NOW + timedelta(minutes=2)
-    _housekeeping(store, clock).reap()
+    housekeeping.reap()
+    assert store.runs.get(1, run_id).status == "created"
 
+    clock.now = NOW + timedelta(minutes=2) + IN_FLIGHT_CONFIRM
+    housekeeping.reap()
     run = store.runs.get(1, run_id)
     assert run.details["reason"] == "worker_lost"
+    where = "dequeued" if intermediate else "dequeued and dropped"
+    assert f"(job queued, {where})" in (run.status_history[-1].message or "")
     assert 0 < store.client.ttl(JOB_KEY_PREFIX + f"run-{run_id}") <= JOB_RESULT_TTL_S  # expires
     # and a worker that claims it after all does nothing
     assert store.executions.claim(run_id, worker="late", at=clock.now, lapse_ms=1000).run is None
+
+
+def test_a_job_a_worker_has_just_dequeued_is_left_to_its_claim(
+    store: Store, rq_queue: Queue, clock: Clock
+) -> None:
+    # Given a job that waited in the queue past the claim window and a worker that popped it
+    # the moment a check looked
+    load_test(store, 1)
+    run_id = created_run(store, 1, rq_queue=rq_queue, created=NOW)
+    store.client.lpop(rq_queue.key)
+    housekeeping = _housekeeping(store, clock)
+    clock.now = NOW + timedelta(minutes=2)
+    housekeeping.reap()
+
+    # When the worker claims it before the next check
+    assert store.executions.claim(run_id, worker="w", at=clock.now, lapse_ms=10**9).run
+    clock.now += IN_FLIGHT_CONFIRM
+    housekeeping.reap()
+
+    # Then the run is the worker's
+    assert store.runs.get(1, run_id).status == "initializing"
 
 
 def test_a_run_no_worker_takes_ends_timed_out_after_the_longest_wait(

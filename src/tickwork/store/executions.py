@@ -47,6 +47,7 @@ from tickwork.store.queue import (
     JOB_GONE_STATUSES,
     JOB_KEY_PREFIX,
     JOB_RESULT_TTL_S,
+    QUEUE_KEY_PREFIX,
     intermediate_key,
 )
 from tickwork.store.runs import Runs, decode
@@ -55,6 +56,10 @@ from tickwork.store.transactions import transact
 EXECUTED_TTL_S = 30 * 86_400
 """How long the at-most-once marker outlives the claim: far beyond any redelivery RQ makes
 (failed jobs are kept 7 days). After it the run's terminal status still refuses a claim."""
+
+IN_FLIGHT_CONFIRM = timedelta(seconds=5)
+"""How long a job may sit off the queue unclaimed before its run is taken for lost (a
+worker claims within milliseconds of its dequeue)."""
 
 # KEYS[1] running ZSET; ARGV[1] run id; ARGV[2] lapse (ms). Returns 1 when the deadline
 # moved, 0 when the run is no longer in ``running`` (finished, or reaped).
@@ -90,6 +95,9 @@ class Executions:
         self._runs = runs
         self._notifications = notifications
         self._heartbeat = client.register_script(_HEARTBEAT)
+        self._in_flight: dict[int, datetime] = {}
+        """Runs whose job the last strand check found off the queue but not claimed: when
+        it first did (at most ``limit`` entries)."""
 
     def claim(self, run_id: int, *, worker: str, at: datetime, lapse_ms: int) -> Claim:
         run_key, executed = self._keys.run(run_id), self._keys.run_executed(run_id)
@@ -227,11 +235,15 @@ class Executions:
         self, *, now: datetime, claim_within: timedelta, max_queued: timedelta, limit: int = 100
     ) -> list[RunRecord]:
         """End runs whose job no worker will run: queued longer than ``claim_within`` and
-        lost (the job is gone, failed, or stuck between RQ's dequeue and our claim), or
-        waiting longer than ``max_queued`` (no worker took it); the runs ended by this call.
+        lost (the job is gone or failed, or a worker took it off the queue and never claimed
+        the run), or waiting longer than ``max_queued`` (no worker took it); the runs ended
+        by this call.
 
-        A worker that claims such a run afterwards finds it ended and does nothing. The
-        ended run's RQ job expires like a finished one's."""
+        A job off the queue but not claimed is normal for the milliseconds between a
+        worker's dequeue and its claim, so such a run is ended only when a later check, at
+        least ``IN_FLIGHT_CONFIRM`` on, still finds it so (a worker that died there, or whose
+        Redis refused the claim). A worker that claims such a run afterwards finds it ended
+        and does nothing. The ended run's RQ job expires like a finished one's."""
         with translated():
             candidates = [
                 int(text_of(member))
@@ -239,6 +251,7 @@ class Executions:
                     self._keys.unclaimed, "-inf", to_us(now - claim_within), 0, limit
                 )
             ]
+        in_flight: dict[int, datetime] = {}
         ended = []
         for run_id in candidates:
             run = self._runs.get_any(run_id)
@@ -249,7 +262,11 @@ class Executions:
             verdict = self._stranded(run, now=now, max_queued=max_queued)
             if verdict is None:
                 continue
-            outcome, detail = verdict
+            outcome, detail, dequeued = verdict
+            if dequeued:
+                seen = in_flight[run_id] = self._in_flight.get(run_id, now)
+                if now - seen < IN_FLIGHT_CONFIRM:
+                    continue
             finished = self.finish(
                 run_id, expect=run.status, ending=ending_of(outcome), at=now, detail=detail
             )
@@ -257,33 +274,39 @@ class Executions:
                 with translated():
                     self._client.expire(JOB_KEY_PREFIX + run.job_id, JOB_RESULT_TTL_S)
                 ended.append(finished)
+        self._in_flight = in_flight
         return ended
 
     def _stranded(
         self, run: RunRecord, *, now: datetime, max_queued: timedelta
-    ) -> tuple[Outcome, str] | None:
+    ) -> tuple[Outcome, str, bool] | None:
+        """Why the run's job will not run, and whether a worker has it off the queue (to be
+        confirmed by a later check); None while it waits its turn."""
         assert run.job_id is not None
+        job_key = JOB_KEY_PREFIX + run.job_id
+        lost = "its job was lost before a worker claimed it (job {})"
         with translated():
-            status, origin = self._client.hmget(JOB_KEY_PREFIX + run.job_id, ["status", "origin"])
-            job_status = text_of(status) if status is not None else None
-            in_flight = (
-                job_status == "queued"
-                and origin is not None
-                and self._client.lpos(intermediate_key(text_of(origin)), run.job_id) is not None
-            )
-        if (
-            job_status is None
-            or job_status in JOB_GONE_STATUSES
-            or job_status == "started"
-            or in_flight
-        ):
-            return Outcome.WORKER_LOST, (
-                f"its job was lost before a worker claimed it (job {job_status or 'missing'}"
-                f"{', dequeued' if in_flight else ''})"
-            )
+            origin = self._client.hget(job_key, "origin")
+            # One snapshot: a dequeue moves the job off its queue atomically.
+            pipe = self._client.pipeline(transaction=True)
+            pipe.hget(job_key, "status")
+            if origin is not None:
+                pipe.lpos(QUEUE_KEY_PREFIX + text_of(origin), run.job_id)
+                pipe.lpos(intermediate_key(text_of(origin)), run.job_id)
+            status, *places = pipe.execute()
+        job_status = text_of(status) if status is not None else None
+        if job_status is None or job_status in JOB_GONE_STATUSES:
+            return Outcome.WORKER_LOST, lost.format(job_status or "missing"), False
+        if job_status == "started":
+            return Outcome.WORKER_LOST, lost.format("started"), True
+        if job_status == "queued" and places and places[0] is None:
+            # RQ moves the job to its intermediate list when a worker listens on one queue,
+            # and pops it outright when on several (ours: runs and notifications).
+            where = "dequeued" if places[1] is not None else "dequeued and dropped"
+            return Outcome.WORKER_LOST, lost.format(f"queued, {where}"), True
         if now - run.created > max_queued:
             waited = int((now - run.created).total_seconds())
-            return Outcome.TIMED_OUT, f"no worker claimed it within {waited} s"
+            return Outcome.TIMED_OUT, f"no worker claimed it within {waited} s", False
         return None
 
     @staticmethod
