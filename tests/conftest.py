@@ -19,6 +19,7 @@ from __future__ import annotations
 import importlib
 import os
 import pkgutil
+import re
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -104,6 +105,17 @@ def _answers(url: str) -> bool:
 
 
 E2E = Path(__file__).parent / "e2e"
+WHOLLY_SLOW = re.compile(r"^pytestmark = \[?pytest\.mark\.slow\b", re.MULTILINE)
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """Under ``-m "not slow"`` (the quick subset) a test module marked slow as a whole is
+    not even imported: importing one can take seconds (schemathesis builds its cases then),
+    in every pytest-xdist worker."""
+    quick = config.option.markexpr.replace(" ", "") == "notslow"
+    if quick and collection_path.suffix == ".py" and collection_path.name.startswith("test_"):
+        return bool(WHOLLY_SLOW.search(collection_path.read_text())) or None
+    return None
 
 
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist's, which reads the mark

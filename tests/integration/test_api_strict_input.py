@@ -15,6 +15,9 @@ from tickwork.store import Store
 
 from .api_support import ALICE, MAX_BODY, Api, snapshot
 
+# Slow: the whole matrix, every body field of every route (~300 cases).
+pytestmark = pytest.mark.slow
+
 REPORT_ATTRS = {
     "hosts": ["www.example.com"],
     "name": "weekly",

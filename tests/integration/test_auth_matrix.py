@@ -26,6 +26,9 @@ from tickwork.store import Store
 
 from .api_support import ALICE, BOB, MAX_BODY, Api, Clock, snapshot, tokens
 
+# Slow: the whole matrix, every served route by every refusal (~300 cases).
+pytestmark = pytest.mark.slow
+
 OPEN = frozenset(
     {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc", "/healthz", "/readyz", "/metrics"}
 )

@@ -29,6 +29,9 @@ from tickwork.client_runs import follow
 from tickwork.core.instants import format_instant
 from tickwork.embedded import free_port
 
+# Slow: every command is a `tickwork` process of its own (~1 s each), against a live API.
+pytestmark = pytest.mark.slow
+
 TOKEN = "cli-test-token-0123456789"
 # No request is answered within a microsecond: the p(95) threshold is crossed on any host.
 CROSSING = """import http from 'k6/http';
@@ -580,7 +583,15 @@ def test_ctrl_c_stops_following_not_the_run_and_abort_says_what_it_did(
     following = _popen(spawned, env, "runs", "show", str(run_id), "--follow")
     first = _stderr_line(following, "status line")  # following: the run's status is printed
     following.send_signal(signal.SIGINT)
-    stdout, stderr = following.communicate(timeout=30)
+    try:
+        stdout, stderr = following.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        following.kill()
+        stdout, stderr = following.communicate(timeout=30)
+        raise AssertionError(
+            f"still following 30 s after SIGINT; first line {first!r}, "
+            f"stdout {stdout!r}, stderr {stderr!r}"
+        ) from None
 
     assert first.startswith(f"run {run_id}: running, ")
     assert following.returncode == 130

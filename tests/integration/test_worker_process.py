@@ -29,6 +29,9 @@ from tickwork.worker.runners import RunnerOptions
 
 from .seeding import created_run, history, load_test, run_of
 
+# Slow: real worker processes, signalled and killed.
+pytestmark = pytest.mark.slow
+
 QUEUE = "it-runs"
 CONFIG = WorkerConfig(
     runners=RunnerOptions(command_allowed=("sh",)), heartbeat_s=0.2, abort_poll_s=0.05

@@ -35,6 +35,9 @@ from .test_deploy import (
     readme_metrics,
 )
 
+# Slow: each case starts the roles as real processes.
+pytestmark = pytest.mark.slow
+
 START_TIMEOUT_S = 60  # three interpreters importing FastAPI and RQ on a busy 2-core host
 
 

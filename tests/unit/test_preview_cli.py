@@ -11,6 +11,9 @@ from typing import Any
 
 import pytest
 
+# Slow: every case runs `tickwork preview` as a process of its own.
+pytestmark = pytest.mark.slow
+
 INSTANT = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{3}|\.\d{6})?Z$")
 
 EVERY_TWO_HOURS = json.dumps(

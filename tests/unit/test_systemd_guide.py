@@ -30,6 +30,9 @@ from pathlib import Path
 
 import pytest
 
+# Slow: builds a wheel and installs it in a fresh venv.
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[2]
 SYSTEMD = ROOT / "deploy" / "systemd"
 GUIDE = SYSTEMD / "README.md"
