@@ -26,7 +26,7 @@ import redis
 from rq import Queue, Worker
 
 from receivers import Receiver, down_url, receiving
-from tickwork.core.instants import format_instant
+from tickwork.core.instants import format_instant, parse_instant
 from tickwork.embedded import free_port
 
 from .processes import Processes
@@ -123,6 +123,7 @@ def cluster(
         "TICKWORK_SMTP_PORT": str(mailbox.port),
         "TICKWORK_PUBLIC_URL": "https://tickwork.example",
         "TICKWORK_NOTIFY_RETRY_SECONDS": "3",  # a receiver that is down is given up soon
+        "TICKWORK_NOTIFY_QUIET_SECONDS": "900",  # not the default (600): seen in a held window
     }
     answers: list[str] = []
     processes = Processes(env, tmp_path_factory.mktemp("notify-e2e"))
@@ -262,7 +263,7 @@ def test_a_storm_of_50_failures_within_the_window_sends_one_message_and_a_count(
 ) -> None:
     channel = _channel(cluster, type="slack", url=cluster.receiver.url("/storm"))
     load_test = _load_test(cluster, "storm", FAILS)
-    rule = _rule(cluster, load_test, [channel], ["run_failed"])  # the default window: 600 s
+    rule = _rule(cluster, load_test, [channel], ["run_failed"])  # the worker's window: 900 s
 
     run_ids = [_start(cluster, load_test) for _ in range(50)]
     for run_id in run_ids:
@@ -277,6 +278,10 @@ def test_a_storm_of_50_failures_within_the_window_sends_one_message_and_a_count(
     assert message.json()["text"].startswith('Load test "storm')
     (held,) = cluster.get(f"/notifications/rules/{rule}")["held"]
     assert (held["kind"], held["load_test_id"]) == ("run_failed", load_test)
+    # The window is TICKWORK_NOTIFY_QUIET_SECONDS as it reached the worker, from the first
+    # failure (at most a minute ago), not the default 600 s.
+    quiet_for = parse_instant(held["quiet_until"]) - datetime.now(UTC)
+    assert timedelta(seconds=840) < quiet_for <= timedelta(seconds=900), quiet_for
     assert sum(len(_log(cluster, run_id)) for run_id in run_ids) == 1
 
 
