@@ -389,11 +389,6 @@ def test_a_job_deleted_with_its_load_test_says_so(api: Api) -> None:
     assert created["action"] == "created"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="store/load_tests.py does not yet hand its actor and instant to its dependents "
-    "(KragleSchedules.prepare_load_test_delete takes them): the entry says 'tickwork'",
-)
 def test_a_job_deleted_with_its_load_test_names_who_deleted_it(api: Api) -> None:
     load_test = api.load_test()
     job = _job(api, _template(api, {"config": {"period": 60}}), load_test)

@@ -15,7 +15,7 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 import redis
 
@@ -34,8 +34,16 @@ DEFAULT_RUNNER: dict[str, Any] = {"type": "k6"}
 
 Pipeline = redis.client.Pipeline
 QueuedWrite = Callable[[Pipeline], None]
+
+
 # WATCHes what a load test's deletion must also remove and returns the queued removal.
-Dependent = Callable[[Pipeline, int], QueuedWrite]
+class Dependent(Protocol):
+    """Something else that names a load test and goes with it: WATCHes what it reads and
+    returns its queued removal, audited as ``actor``'s at ``now``."""
+
+    def __call__(
+        self, pipe: Pipeline, load_test_id: int, *, now: datetime, actor: Actor
+    ) -> QueuedWrite: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -387,7 +395,9 @@ class LoadTests:
         schedule = self._schedules.get_any(int(text_of(schedule_id))) if schedule_id else None
         if schedule is not None:
             pipe.watch(keys.schedule(schedule.id))
-        also = [dependent(pipe, load_test_id) for dependent in self._dependents]
+        also = [
+            dependent(pipe, load_test_id, now=now, actor=actor) for dependent in self._dependents
+        ]
 
         def queue(multi: Pipeline) -> None:
             multi.delete(
