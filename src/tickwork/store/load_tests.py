@@ -36,7 +36,6 @@ Pipeline = redis.client.Pipeline
 QueuedWrite = Callable[[Pipeline], None]
 
 
-# WATCHes what a load test's deletion must also remove and returns the queued removal.
 class Dependent(Protocol):
     """Something else that names a load test and goes with it: WATCHes what it reads and
     returns its queued removal, audited as ``actor``'s at ``now``."""
