@@ -78,7 +78,7 @@ def spawned() -> Iterator[list[subprocess.Popen[str]]]:
 # background inherits SIGINT ignored (CI may run the suite so: /proc showed SigIgn 0x1001007),
 # Python keeps an ignored SIGINT ignored, and a Ctrl-C test would then test nothing.
 AT_A_TERMINAL = (
-    "import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "import runpy, signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
     "runpy.run_module('tickwork', run_name='__main__', alter_sys=True)"
 )
 
