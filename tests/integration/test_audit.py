@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from rq import Queue
 
+from tickwork.core.instants import to_us
 from tickwork.scheduler.firing import Firer
 from tickwork.scheduler.housekeeping import Housekeeping, RetentionPolicy
 from tickwork.store import Store
@@ -162,13 +163,28 @@ def test_the_scheduler_records_the_expiry_of_a_one_shot(
     Firer(store, rq_queue, clock=clock, catch_up=timedelta(minutes=5)).fire_due(lease)
 
     expired, created = _trail(api, f"/cloud/v6/schedules/{sid}/audit")
-    assert (expired["action"], expired["who"], expired["via"]) == (
-        "expired",
-        "scheduler",
-        "scheduler",
-    )
-    assert expired["at"] == "2026-11-23T12:05:00Z"
+    # The commit writes it in a short form (audit.EXPIRY_MARK): read, it is a whole entry.
+    assert expired == {
+        "id": f"x{sid}-{to_us(T0 + timedelta(minutes=5))}",
+        "at": "2026-11-23T12:05:00Z",
+        "kind": "schedule",
+        "resource_id": str(sid),
+        "action": "expired",
+        "who": "scheduler",
+        "via": "scheduler",
+        "changes": [],
+        "note": "no occurrence remains",
+        "extra": None,
+    }
     assert created["action"] == "created"
+    assert _trail(api, "/cloud/v6/audit", kind="schedule")[0] == expired
+
+    # and retention removes it from both, as any other entry
+    clock.now = T0 + timedelta(days=100)
+    policy = RetentionPolicy(audit_retention=timedelta(days=90), run_retention=None)
+    Housekeeping(store, policy, clock=clock).step()
+    assert _trail(api, f"/cloud/v6/schedules/{sid}/audit") == []
+    assert _trail(api, "/cloud/v6/audit", kind="schedule") == []
 
 
 def test_retention_removes_old_entries_from_every_index(

@@ -8,7 +8,8 @@ deleted resource stays readable, by id and in the stack's feed, until retention 
 
 Kinds: ``schedule`` (k6), ``kragle_job``, ``kragle_schedule``, ``report``, ``load_test``.
 The scheduler's own changes (a schedule expired, a pause ended at its resume_at) are written
-by the fire commit with ``who`` "scheduler".
+by its scripts with ``who`` "scheduler"; the fire commit writes an expiry in a short form
+(``EXPIRY_MARK``) that reads as the same entry.
 """
 
 from __future__ import annotations
@@ -92,8 +93,27 @@ def changes_between(old: Mapping[str, Any], new: Mapping[str, Any]) -> tuple[Cha
     )
 
 
+EXPIRY_MARK = "x:"
+"""The start of the short form in which the fire commit records that a schedule expired
+(``commit_fires.lua``): ``x:{stack}:{kind}:{id}:{fired_through_us}``."""
+
+
 def _decode(member: bytes | str, score: float) -> AuditEntry:
-    data = json.loads(member)
+    text = member.decode() if isinstance(member, bytes) else member
+    if text.startswith(EXPIRY_MARK):
+        _, stack, kind, resource_id, fired_through_us = text.split(":")
+        return AuditEntry(
+            id=f"x{resource_id}-{fired_through_us}",
+            at=from_us(int(score)),
+            stack=int(stack),
+            kind=kind,
+            resource_id=resource_id,
+            action="expired",
+            who=SCHEDULER.who,
+            via=SCHEDULER.via,
+            note="no occurrence remains",
+        )
+    data = json.loads(text)
     return AuditEntry(
         id=str(data["id"]),
         at=from_us(int(score)),
@@ -231,8 +251,8 @@ class Audit:
                         continue
                     pipe = self._client.pipeline(transaction=True)
                     for member in old:
-                        resource = json.loads(member)["resource_id"]
-                        pipe.zrem(self._keys.audit_of(kind, str(resource)), member)
+                        resource = _decode(member, 0).resource_id
+                        pipe.zrem(self._keys.audit_of(kind, resource), member)
                     pipe.zrem(feed, *old)
                     pipe.execute()
                 removed += len(old)
