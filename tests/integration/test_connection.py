@@ -144,6 +144,7 @@ def _doctor(redis_url: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow  # waits out a TLS redis-server's start (~1 s)
 def test_doctor_passes_over_tls_and_names_the_certificate_failure(
     tls_server: tuple[int, Path],
 ) -> None:

@@ -156,6 +156,7 @@ def _sample(scheduler: Scheduler, name: str) -> float:
     return 0.0 if value is None else value
 
 
+@pytest.mark.slow  # waits out a lease's expiry (~3 s)
 def test_a_leader_that_lost_its_lease_forgets_its_fires_ahead_and_leads_again_from_nothing(
     store: Store, rq_queue: Queue
 ) -> None:

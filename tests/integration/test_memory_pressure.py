@@ -32,6 +32,9 @@ from tickwork.store.queue import queue
 
 from .private_redis import private_redis
 
+# Slow: a redis-server of its own per test, and waits for it to fill and to drain.
+pytestmark = pytest.mark.slow
+
 TOKEN = "memory-token-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}", "X-Stack-Id": "1"}
 

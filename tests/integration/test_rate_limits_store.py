@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import time
 
+import pytest
 import redis
 
 from tickwork.store import Rate, Store
@@ -32,6 +33,7 @@ def test_a_bucket_allows_its_burst_then_refuses_with_the_wait_until_it_has_room(
     assert 0 < wait <= 100  # one interval, less what has passed since the first request
 
 
+@pytest.mark.slow  # waits out a rate limit's interval (2 s)
 def test_a_refused_caller_is_served_again_once_its_wait_has_passed(store: Store) -> None:
     bucket = store.rate_limits.token(DIGEST, Rate(0.5, 1))  # one request per 2 s
     assert store.rate_limits.take([bucket]).allowed

@@ -144,6 +144,7 @@ def test_failing_test_fails(case: Case, tmp_path: Path) -> None:
     assert _run(case.failing, tmp_path).outcome is Outcome.FAILED
 
 
+@pytest.mark.slow  # waits out a run's time limit (1 s)
 def test_time_limit_is_kept(case: Case, tmp_path: Path) -> None:
     started = time.monotonic()
     verdict = _run(case.slow, tmp_path, limit_s=1.0)
@@ -169,6 +170,7 @@ def test_k6_keeps_its_summary_and_output_tail(tmp_path: Path) -> None:
     assert verdict.detail == "k6 thresholds were crossed"
 
 
+@pytest.mark.slow  # waits out a run's time limit (1 s)
 def test_k6_stopped_at_its_limit_still_keeps_its_summary(tmp_path: Path) -> None:
     verdict = _run((K6Spec(), K6_LONG), tmp_path, limit_s=1.0)
     assert verdict.outcome is Outcome.TIMED_OUT

@@ -100,6 +100,7 @@ def _leader(schedulers: list[Scheduler]) -> Scheduler:
     return next(s for s in schedulers if s.role == "leader")
 
 
+@pytest.mark.slow  # waits out a real instant (~1 s)
 def test_a_schedule_set_for_a_moment_from_now_fires_at_that_moment(
     store: Store, running: list[Scheduler]
 ) -> None:
@@ -129,6 +130,7 @@ def test_a_stopped_leader_hands_over_at_once(store: Store, running: list[Schedul
     _wait(lambda: any(s.role == "leader" for s in running if s is not first), timeout_s=10)
 
 
+@pytest.mark.slow  # waits out a real instant (~3 s)
 def test_a_leader_encodes_a_fire_ahead_and_commits_it_on_time(store: Store) -> None:
     with _started([_scheduler(store, lookahead=timedelta(seconds=10))]) as (scheduler,):
         _leader([scheduler])

@@ -262,6 +262,7 @@ def test_reaper_ends_a_run_whose_worker_died_and_it_is_never_revived(
     assert run_of(store, run_id).status == "aborted"
 
 
+@pytest.mark.slow  # waits out a worker's heartbeat (~1 s)
 def test_a_live_run_is_not_reaped(
     store: Store,
     executions: Executions,

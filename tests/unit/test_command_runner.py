@@ -86,6 +86,7 @@ def test_worker_environment_is_not_passed_on(
     assert verdict.details["output_tail"] == f"[] {tmp_path}\n"
 
 
+@pytest.mark.slow  # waits out a run's time limit (1 s)
 def test_time_limit_stops_the_command_and_everything_it_started(tmp_path: Path) -> None:
     # Many grandchildren: SIGKILL reaches each when the kernel next schedules it, so a runner
     # that returned once the command itself was reaped left some of them running (it did).
