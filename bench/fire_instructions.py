@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -36,14 +35,14 @@ from pathlib import Path
 
 import redis
 
+from tickwork.embedded import free_port
+
 ROOT = Path(__file__).resolve().parent.parent
 QUEUE = "bench-runs"
 
 
 def _server(workdir: Path) -> tuple[subprocess.Popen[bytes], int, Path]:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     out = workdir / "callgrind.out"
     argv = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", "redis-server"]
     argv += ["--port", str(port), "--save", "", "--appendonly", "yes"]

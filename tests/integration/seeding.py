@@ -3,13 +3,27 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
+import redis
 from rq import Queue
 
 from tickwork.store import RunRecord, StatusEntry, Store
 from tickwork.store.queue import enqueue_run, run_job_id
+
+Dumped = list[tuple[str, int, bytes]]
+"""A database state: each key's name, time to live (ms, 0: none) and DUMP, to RESTORE."""
+
+
+def dumped(client: redis.Redis, keys: Iterable[bytes]) -> Dumped:
+    saved = []
+    for key in keys:
+        value = client.dump(key)
+        assert isinstance(value, bytes), key
+        saved.append((key.decode(), max(int(client.pttl(key)), 0), value))
+    return saved
 
 
 def load_test(

@@ -15,11 +15,12 @@ from tickwork.core.model import Schedule
 from tickwork.store import Store
 
 from .api_support import T0, Api, Clock, tokens
+from .seeding import Dumped, dumped
 
 STARTS = "2026-12-01T08:00:00Z"
 
 
-_SEEDS: dict[tuple[int, int], tuple[list[int], list[tuple[str, int, bytes]]]] = {}
+_SEEDS: dict[tuple[int, int], tuple[list[int], Dumped]] = {}
 
 
 def _seed(store: Store, count: int, *, stack: int = 1) -> list[int]:
@@ -30,16 +31,13 @@ def _seed(store: Store, count: int, *, stack: int = 1) -> list[int]:
     if (count, stack) in _SEEDS:
         ids, saved = _SEEDS[count, stack]
         restore = store.client.pipeline(transaction=False)
-        for suffix, ttl_ms, dumped in saved:
-            restore.restore(prefix + suffix, ttl_ms, dumped)
+        for suffix, ttl_ms, value in saved:
+            restore.restore(prefix + suffix, ttl_ms, value)
         restore.execute()
         return ids
     ids = _put(store, count, stack=stack)
-    saved = []
-    for key in store.client.scan_iter(match=f"{prefix}:*", count=1000):
-        value = store.client.dump(key)
-        assert isinstance(value, bytes), key
-        saved.append((key.decode()[len(prefix) :], max(int(store.client.pttl(key)), 0), value))
+    keys = store.client.scan_iter(match=f"{prefix}:*", count=1000)
+    saved = [(key[len(prefix) :], ttl, value) for key, ttl, value in dumped(store.client, keys)]
     _SEEDS[count, stack] = ids, saved
     return ids
 

@@ -35,6 +35,7 @@ from tickwork.api import create_app
 from tickwork.store import Store
 
 from .api_support import ALICE, MAX_BODY, T0, Api, Clock, tokens
+from .seeding import Dumped, dumped
 
 # Tens of seconds of generated requests: part of the full suite, not the quick subset.
 pytestmark = pytest.mark.slow
@@ -66,7 +67,7 @@ def _app(store: Store) -> FastAPI:
     )
 
 
-def _seed(client: redis.Redis) -> list[tuple[bytes, int, bytes]]:
+def _seed(client: redis.Redis) -> Dumped:
     """One of each resource, all id 1, made through the API; the database they left, as
     each key's name, time to live and DUMP."""
     with TestClient(_app(Store(client, PREFIX))) as http:
@@ -79,14 +80,8 @@ def _seed(client: redis.Redis) -> list[tuple[bytes, int, bytes]]:
         )
         started = api.post(f"/cloud/v6/load_tests/{load_test}/start")
         assert started.status_code == 200, started.text
-    saved = []
-    for key in sorted(client.scan_iter(count=1000)):
-        if key.decode() in (CLAIM_KEY, MARKER_KEY):
-            continue
-        dumped = client.dump(key)
-        assert isinstance(dumped, bytes)
-        saved.append((key, max(int(client.pttl(key)), 0), dumped))
-    return saved
+    keys = sorted(client.scan_iter(count=1000))
+    return dumped(client, [key for key in keys if key.decode() not in (CLAIM_KEY, MARKER_KEY)])
 
 
 @pytest.fixture
@@ -103,8 +98,8 @@ def fresh_app(redis_client: redis.Redis, reset_redis: Callable[[], None]) -> Cal
     def build() -> FastAPI:
         reset_redis()
         restore = redis_client.pipeline(transaction=True)
-        for key, ttl_ms, dumped in seeded:
-            restore.restore(key, ttl_ms, dumped)
+        for key, ttl_ms, value in seeded:
+            restore.restore(key, ttl_ms, value)
         restore.execute()
         return app
 

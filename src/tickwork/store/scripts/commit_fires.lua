@@ -75,6 +75,7 @@ end
 -- A run's hash fields (the batch's common ones, then its own), gathered in one table reused
 -- for every run: a table per run cost 2 % of the script (bench/fire_instructions.py).
 local fields = {}
+local NO_FIELDS = {}  -- a skipped run shares none of the batch's fired fields
 local function gather(first, from, count)
   local n = #first
   for t = 1, n do fields[t] = first[t] end
@@ -156,7 +157,7 @@ for _ = 1, n_entries do
     i = i + 10
     if created_us == '' then created_us = stamp_us end
     if ok then
-      local common = status == 'skipped' and {} or fired_common
+      local common = status == 'skipped' and NO_FIELDS or fired_common
       local n = gather(common, i, n_fields * 2)
       redis.call('HSET', prefix .. ':run:' .. run_id, unpack(fields, 1, n))
       if status ~= 'skipped' then
