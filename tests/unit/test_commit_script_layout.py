@@ -51,7 +51,7 @@ def test_the_script_body_reads_each_field_at_its_documented_offset(
 
 def test_the_script_body_reads_the_head_at_its_documented_positions() -> None:
     # The lease value is compared first (ARGV[1]); the rest are read by name.
-    assert "redis.call('GET', KEYS[1]) ~= ARGV[1]" in SCRIPT
+    assert "call('GET', KEYS[1]) ~= ARGV[1]" in SCRIPT
     match = re.search(r"local ([\w, ]+) = (ARGV\[\d+\](?:, ARGV\[\d+\])*)\n", SCRIPT)
     assert match is not None
     names = tuple(name.strip() for name in match.group(1).split(","))

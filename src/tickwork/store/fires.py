@@ -206,9 +206,13 @@ def _entry_args(advance: Advance, *, overlap_check: bool, stamped: bool) -> list
             if job is None:
                 raise ValueError("only fired runs can be stamped at commit")
             common = _fired_common(run.created)
-            # Left out: what the batch sends once, and empty fields (read back as empty).
+            # Left out: what the batch sends once, and what decode reads when absent: empty
+            # fields, details "{}", and the history (its creation alone, stamped at commit).
+            del fields["status_history"]
             fields = {
-                name: value for name, value in fields.items() if common.get(name, "") != value
+                name: value
+                for name, value in fields.items()
+                if common.get(name, "") != value and not (name == "details" and value == "{}")
             }
         head = {
             "run_id": run.id,
@@ -230,8 +234,9 @@ def _entry_args(advance: Advance, *, overlap_check: bool, stamped: bool) -> list
 
 def _fired_common(stamp: datetime) -> dict[str, str]:
     """The fields every new fired run shares: sent once per batch of entries encoded ahead,
-    which leave them (and empty fields, which ``decode`` reads as empty) out."""
-    return {**creation_fields(stamp), "status": Status.CREATED.value, "details": "{}"}
+    which leave them out, and what ``decode`` reads when absent (empty fields, details "{}",
+    a history of the run's creation alone), which they leave out too."""
+    return {**creation_fields(stamp), "status": Status.CREATED.value}
 
 
 def _resp(args: Sequence[Any]) -> bytes:
