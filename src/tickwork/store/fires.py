@@ -201,7 +201,11 @@ def _entry_args(advance: Advance, *, overlap_check: bool, stamped: bool) -> list
     }
     args: list[Any] = [entry[name] for name in ENTRY]
     for run, job in advance.runs:
+        if run.schedule_id != record.id:
+            raise ValueError(f"run {run.id} is not of schedule {record.id}")
         fields = encode_run(run)
+        for name in _FROM_HEAD:  # the script writes them from the run's head and its entry
+            del fields[name]
         if stamped:
             if job is None:
                 raise ValueError("only fired runs can be stamped at commit")
@@ -230,6 +234,9 @@ def _entry_args(advance: Advance, *, overlap_check: bool, stamped: bool) -> list
         for name, value in fields.items():
             args += [name, value]
     return args
+
+
+_FROM_HEAD = ("id", "stack", "load_test_id", "schedule_id", "job_id")
 
 
 def _fired_common(stamp: datetime) -> dict[str, str]:
