@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import redis
 from rq import Queue
+from rq.job import Job
 
 from tickwork.core import Frequency, Interval, Once, RuleSpec, Schedule, build_schedule
 from tickwork.core.instants import to_us
@@ -222,17 +223,19 @@ def test_a_second_commit_of_the_same_advance_is_refused(
         created=clock.now,
         schedule_id=sid,
         scheduled_for=T,
+        job_id=f"again-{sid}",
     )
+    shape = JobShape(rq_queue, prefix=store.keys.prefix)
+    job = shape.job(run_id=again.id, job_id=f"again-{sid}")
     entry = store.fires.encode(
-        Advance(replace(rewound, next_at=T), T, None, ((again, None),)), ahead=False
+        Advance(replace(rewound, next_at=T), T, None, ((again, job),)), ahead=False
     )
-    outcome = store.fires.commit(
-        lease, [entry], JobShape(rq_queue, prefix=store.keys.prefix).template()
-    )
+    outcome = store.fires.commit(lease, [entry], shape.template())
 
     # Then it is refused, and nothing of it was written
     assert outcome.repeats == frozenset({sid})
     assert [r.id for r in _runs_for(store, T)] == [run.id]
+    assert not store.client.exists(Job.key_for(f"again-{sid}"))
     assert fired.fired_through == T
 
 

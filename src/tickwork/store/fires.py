@@ -58,9 +58,6 @@ ENTRY = (
 )
 RUN = (
     "run_id",
-    "stack",
-    "load_test_id",
-    "status",
     "job_id",
     "job_data",
     "job_description",
@@ -201,8 +198,13 @@ def _entry_args(advance: Advance, *, overlap_check: bool, stamped: bool) -> list
     }
     args: list[Any] = [entry[name] for name in ENTRY]
     for run, job in advance.runs:
-        if run.schedule_id != record.id:
-            raise ValueError(f"run {run.id} is not of schedule {record.id}")
+        if (run.schedule_id, run.stack, run.load_test_id) != (
+            record.id,
+            record.stack,
+            record.load_test_id,
+        ) or (job is None) != (run.status == Status.SKIPPED):
+            # The script writes these from the schedule, and tells fired from skipped by the job.
+            raise ValueError(f"run {run.id} is not a run the fire of schedule {record.id} writes")
         fields = encode_run(run)
         for name in _FROM_HEAD:  # the script writes them from the run's head and its entry
             del fields[name]
@@ -220,9 +222,6 @@ def _entry_args(advance: Advance, *, overlap_check: bool, stamped: bool) -> list
             }
         head = {
             "run_id": run.id,
-            "stack": run.stack,
-            "load_test_id": run.load_test_id,
-            "status": run.status,
             "job_id": job.job_id if job else "",
             "job_data": job.data if job else "",
             "job_description": job.description if job else "",

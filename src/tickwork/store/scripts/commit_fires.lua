@@ -44,18 +44,15 @@
 --                                with ("": no check); another one is a conflict
 --     then n_runs runs, each:
 --       +0 run_id
---       +1 stack
---       +2 load_test_id
---       +3 status                "created" (fired) or "skipped"
---       +4 job_id                RQ job id ("" for a skipped run)
---       +5 job_data              the job's serialized call
---       +6 job_description
---       +7 created_us            run index score ("": stamp_us)
---       +8 occurrence_us         the occurrence the run settles: its schedule's ledger score
---       +9 n_fields
---     then n_fields name/value pairs of the run hash, less those the script writes from
---     the head (id, stack, load_test_id, job_id when there is one) and the entry
---     (schedule_id): an argument costs Redis ~1,200 instructions
+--       +1 job_id                RQ job id of a fired run ("" for a skipped one)
+--       +2 job_data              the job's serialized call
+--       +3 job_description
+--       +4 created_us            run index score ("": stamp_us)
+--       +5 occurrence_us         the occurrence the run settles: its schedule's ledger score
+--       +6 n_fields
+--     then n_fields name/value pairs of the run hash, less those the script writes itself:
+--     id and job_id (from the run's head), schedule_id (the entry's), stack and
+--     load_test_id (the schedule's): an argument costs Redis ~1,200 instructions
 --
 -- Returns
 --   -1 when the lease is not held (nothing was written), else {conflicts, busy, repeats}:
@@ -128,12 +125,13 @@ for _ = 1, n_entries do
   i = i + 10
   local skey = prefix .. ':schedule:' .. schedule_id
   local current = call('HMGET', skey, 'version', 'next_us', 'committed_us', 'stack',
-    'dialect')
+    'dialect', 'load_test_id')
+  local stack, load_test_id = current[4], current[6]
   local committed = tonumber(current[3] or '') or -1
   local ok = current[1] == version and current[2] == expected_next_us
   if not ok then
     conflicts[#conflicts + 1] = schedule_id
-  elseif windows_version ~= '' and stack_windows(current[4]) ~= windows_version then
+  elseif windows_version ~= '' and stack_windows(stack) ~= windows_version then
     ok = false
     conflicts[#conflicts + 1] = schedule_id
   elseif first_occurrence_us ~= '' and tonumber(first_occurrence_us) <= committed then
@@ -149,31 +147,29 @@ for _ = 1, n_entries do
   end
   for _ = 1, n_runs do
     local run_id = ARGV[i + 0]
-    local stack = ARGV[i + 1]
-    local load_test_id = ARGV[i + 2]
-    local status = ARGV[i + 3]
-    local job_id = ARGV[i + 4]
-    local job_data = ARGV[i + 5]
-    local job_description = ARGV[i + 6]
-    local created_us = ARGV[i + 7]
-    local occurrence_us = ARGV[i + 8]
-    local n_fields = tonumber(ARGV[i + 9])
-    i = i + 10
+    local job_id = ARGV[i + 1]
+    local job_data = ARGV[i + 2]
+    local job_description = ARGV[i + 3]
+    local created_us = ARGV[i + 4]
+    local occurrence_us = ARGV[i + 5]
+    local n_fields = tonumber(ARGV[i + 6])
+    i = i + 7
+    local fired = job_id ~= ''  -- a fired run has its job; a skipped one none
     if created_us == '' then created_us = stamp_us end
     if ok then
-      local common = status == 'skipped' and NO_FIELDS or fired_common
+      local common = fired and fired_common or NO_FIELDS
       local n = gather(common, i, n_fields * 2)
       fields[n + 1], fields[n + 2] = 'id', run_id
       fields[n + 3], fields[n + 4] = 'stack', stack
       fields[n + 5], fields[n + 6] = 'load_test_id', load_test_id
       fields[n + 7], fields[n + 8] = 'schedule_id', schedule_id
       n = n + 8
-      if job_id ~= '' then
+      if fired then
         fields[n + 1], fields[n + 2] = 'job_id', job_id
         n = n + 2
       end
       call('HSET', prefix .. ':run:' .. run_id, unpack(fields, 1, n))
-      if status ~= 'skipped' then
+      if fired then
         call('SET', prefix .. ':load_test:' .. load_test_id .. ':last_run', run_id)
       end
       local by_stack = stack_runs[stack] or {}
@@ -182,7 +178,7 @@ for _ = 1, n_entries do
       by_stack[#by_stack + 1] = run_id
       call('ZADD', prefix .. ':load_test:' .. load_test_id .. ':runs', created_us, run_id)
       call('ZADD', skey .. ':ledger', occurrence_us, run_id)
-      if job_id ~= '' then
+      if fired then
         call('HSET', job_prefix .. job_id, 'data', job_data, 'description', job_description,
           unpack(template))
         job_ids[#job_ids + 1] = job_id
@@ -211,9 +207,9 @@ for _ = 1, n_entries do
       -- the script (bench/fire_instructions.py). The stack's feed takes them in one ZADD per
       -- batch.
       local kind = AUDIT_KIND[current[5]] or 'schedule'
-      local entry = 'x:' .. current[4] .. ':' .. kind .. ':' .. schedule_id .. ':' .. fired_through_us
+      local entry = 'x:' .. stack .. ':' .. kind .. ':' .. schedule_id .. ':' .. fired_through_us
       call('ZADD', prefix .. ':audit:' .. kind .. ':' .. schedule_id, fired_through_us, entry)
-      local feed = prefix .. ':stack:' .. current[4] .. ':audit:' .. kind
+      local feed = prefix .. ':stack:' .. stack .. ':audit:' .. kind
       local items = expiries[feed] or {}
       expiries[feed] = items
       items[#items + 1] = fired_through_us
