@@ -187,6 +187,82 @@ def test_the_scheduler_records_the_expiry_of_a_one_shot(
     assert _trail(api, "/cloud/v6/audit", kind="schedule") == []
 
 
+def _fire(store: Store, rq_queue: Queue, clock: Clock) -> None:
+    lease = store.leases.acquire("scheduler", "me", 10**9)
+    assert lease is not None
+    Firer(store, rq_queue, clock=clock, catch_up=timedelta(minutes=5)).fire_due(lease)
+
+
+def _paged(api: Api, path: str, top: int) -> tuple[list[dict[str, Any]], set[int]]:
+    """A trail read page by page, ``top`` a page, and the counts each page gave."""
+    entries, counts, skip = [], set(), 0
+    while True:
+        response = api.get(path, params={"$top": str(top), "$skip": str(skip), "$count": "true"})
+        assert response.status_code == 200, response.text
+        page = response.json()
+        counts.add(page["@count"])
+        entries += page["value"]
+        if not page["value"]:
+            return entries, counts
+        skip += top
+
+
+def test_an_expiry_stays_in_its_trail_once_whatever_is_done_to_the_schedule_after(
+    api: Api, store: Store, clock: Clock, rq_queue: Queue
+) -> None:
+    # The fire commit writes an expiry to the stack's feed alone; the schedule's trail shows
+    # it from the record, and a change to the record copies it into the trail first.
+    load_test = api.load_test()
+    sid = api.schedule(load_test, {"starts": "2026-11-23T12:05:00Z"})["id"]
+    trail, feed = f"/cloud/v6/schedules/{sid}/audit", "/cloud/v6/audit"
+    clock.now = T0 + timedelta(minutes=1)
+    assert api.post(f"/cloud/v6/schedules/{sid}/deactivate").status_code == 204
+    clock.now = T0 + timedelta(minutes=2)
+    assert api.post(f"/cloud/v6/schedules/{sid}/activate").status_code == 204
+    clock.now = T0 + timedelta(minutes=5)
+    _fire(store, rq_queue, clock)
+    assert store.client.zcard(store.keys.audit_of("schedule", str(sid))) == 3  # not written
+    expected = ["expired", "activated", "deactivated", "created"]
+    assert [e["action"] for e in _trail(api, trail)] == expected
+    for top in (1, 2, 3):  # the shown expiry takes its place in every page
+        entries, counts = _paged(api, trail, top)
+        assert ([e["action"] for e in entries], counts) == (expected, {4})
+
+    # Overwritten with an instant already past: still expired, its expiry listed once
+    clock.now = T0 + timedelta(minutes=6)
+    api.schedule(load_test, {"starts": "2026-11-23T12:04:00Z"})
+    expected.insert(0, "overwritten")
+    assert [e["action"] for e in _trail(api, trail)] == expected
+    # Overwritten again, with a future instant, which fires and expires in turn
+    clock.now = T0 + timedelta(minutes=7)
+    api.schedule(load_test, {"starts": "2026-11-23T12:10:00Z"})
+    clock.now = T0 + timedelta(minutes=10)
+    _fire(store, rq_queue, clock)
+    expected[:0] = ["expired", "overwritten"]
+    entries = _trail(api, trail)
+    assert [e["action"] for e in entries] == expected
+    assert [e["at"] for e in entries if e["action"] == "expired"] == [
+        "2026-11-23T12:10:00Z",
+        "2026-11-23T12:05:00Z",
+    ]
+    # Deleted: the trail keeps both expiries, readable by the stack, and the feed agrees
+    clock.now = T0 + timedelta(minutes=11)
+    assert api.delete(f"/cloud/v6/schedules/{sid}").status_code == 204
+    expected.insert(0, "deleted")
+    entries = _trail(api, trail)
+    assert [e["action"] for e in entries] == expected
+    assert _trail(api, feed, kind="schedule") == entries
+    for top in (1, 4):
+        assert _paged(api, trail, top) == (entries, {len(expected)})
+
+    # and retention removes them from both, as any other entry
+    clock.now = T0 + timedelta(days=100)
+    policy = RetentionPolicy(audit_retention=timedelta(days=90), run_retention=None)
+    Housekeeping(store, policy, clock=clock).step()
+    assert api.get(trail).status_code == 404  # a deleted schedule is known by its entries
+    assert _trail(api, feed, kind="schedule") == []
+
+
 def test_retention_removes_old_entries_from_every_index(
     api: Api, store: Store, clock: Clock
 ) -> None:

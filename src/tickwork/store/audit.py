@@ -8,8 +8,11 @@ deleted resource stays readable, by id and in the stack's feed, until retention 
 
 Kinds: ``schedule`` (k6), ``kragle_job``, ``kragle_schedule``, ``report``, ``load_test``.
 The scheduler's own changes (a schedule expired, a pause ended at its resume_at) are written
-by its scripts with ``who`` "scheduler"; the fire commit writes an expiry in a short form
-(``EXPIRY_MARK``) that reads as the same entry.
+by its scripts with ``who`` "scheduler". The fire commit writes an expiry in a short form
+(``EXPIRY_MARK``) that reads as the same entry, and to the stack's feed alone: the schedule's
+own trail shows it from the schedule's record for as long as the record says it expired, and
+a change to the record first copies it into the trail (``scripts/keep_expiry.lua``). Each
+fire of a one-shot is one write less.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import redis
 from redis.client import Pipeline
 
 from tickwork.core.instants import format_instant, from_us, to_us
-from tickwork.store.connection import translated
+from tickwork.store.connection import text_of, translated
 from tickwork.store.keys import Keys
 
 KINDS = ("schedule", "kragle_job", "kragle_schedule", "report", "load_test", "blackout_window")
@@ -95,7 +98,12 @@ def changes_between(old: Mapping[str, Any], new: Mapping[str, Any]) -> tuple[Cha
 
 EXPIRY_MARK = "x:"
 """The start of the short form in which the fire commit records that a schedule expired
-(``commit_fires.lua``): ``x:{stack}:{kind}:{id}:{fired_through_us}``."""
+(``commit_fires.lua``): ``x:{stack}:{kind}:{id}:{at_us}``, ``at_us`` the schedule's
+``committed_us``: its last occurrence settled."""
+
+_SCHEDULE_KINDS = {"k6": "schedule", "kragle": "kragle_job"}
+"""The audit kind of a schedule of each dialect that can expire (a report's recurs for as long
+as the report exists): its trail shows the expiry."""
 
 
 def _decode(member: bytes | str, score: float) -> AuditEntry:
@@ -207,16 +215,55 @@ class Audit:
     def of(
         self, kind: str, resource_id: int | str, *, skip: int, top: int
     ) -> tuple[list[AuditEntry], int]:
-        """One resource's entries, newest first, and how many there are."""
+        """One resource's entries, newest first, and how many there are: its trail, and the
+        expiry its schedule's record shows (while the feed holds it and the trail does not)."""
         key = self._keys.audit_of(kind, str(resource_id))
+        expiry = self._expiry(kind, str(resource_id))
         with translated():
-            total = int(self._client.zcard(key))
-            rows: list[tuple[bytes, float]] = (
-                self._client.zrevrange(key, skip, skip + top - 1, withscores=True)  # type: ignore[assignment]
-                if top
-                else []
+            pipe = self._client.pipeline(transaction=True)  # one snapshot of the trail
+            pipe.zcard(key)
+            # One entry more above the page: the expiry, if shown, may take a place in it.
+            first, last = max(skip - 1, 0), skip + top - 1
+            pipe.zrevrange(key, first, last, withscores=True) if last >= first else pipe.echo("")
+            if expiry is not None:
+                member, at_us, feed = expiry
+                pipe.zscore(feed, member)
+                pipe.zscore(key, member)
+                pipe.zcount(key, f"({at_us}", "+inf")
+            replies = pipe.execute()
+        total = int(replies[0])
+        rows = [_decode(m, s) for m, s in replies[1] or []]  # the trail's, from ``first`` on
+        if expiry is None or replies[2] is None or replies[3] is not None:
+            return rows[skip - first :][:top], total
+        # The trail with the expiry in its place (after the entries newer than it): place p
+        # holds the trail's p before it, the expiry at it, the trail's p - 1 after it.
+        place, page = int(replies[4]), []
+        for p in range(skip, min(skip + top, total + 1)):
+            page.append(
+                _decode(expiry[0], expiry[1]) if p == place else rows[p - (p > place) - first]
             )
-        return [_decode(m, s) for m, s in rows], total
+        return page, total + 1
+
+    def _expiry(self, kind: str, resource_id: str) -> tuple[str, int, str] | None:
+        """The expiry entry of the schedule behind a trail, if its record says it expired:
+        the entry's member in the stack's feed, its time (µs), and that feed."""
+        if kind not in _SCHEDULE_KINDS.values() or not resource_id.isdigit():
+            return None
+        with translated():
+            fields = self._client.hmget(
+                self._keys.schedule(int(resource_id)),
+                ["next_us", "committed_us", "stack", "dialect"],
+            )
+        next_us, at_us, stack, dialect = (None if v is None else text_of(v) for v in fields)
+        if (
+            next_us != ""
+            or not at_us
+            or stack is None
+            or _SCHEDULE_KINDS.get(dialect or "") != kind
+        ):
+            return None  # not expired by a fire (the trail holds what else happened)
+        member = f"{EXPIRY_MARK}{stack}:{kind}:{resource_id}:{at_us}"
+        return member, int(at_us), self._keys.audit_feed(int(stack), kind)
 
     def feed(
         self, stack: int, *, kinds: Iterable[str] = KINDS, skip: int, top: int

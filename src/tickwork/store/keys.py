@@ -82,7 +82,9 @@
     {p}:stack:{stack}:audit:{kind}     ZSET    audit entries (JSON, see audit.py) of the stack's
                                                resources of one kind, scored by time (µs)
     {p}:audit:{kind}:{id}              ZSET    the same entries of one resource (kept after
-                                               the resource is deleted, until retention)
+                                               the resource is deleted, until retention); a
+                                               schedule's expiry only once its record changes
+                                               (until then read from the record: audit.py)
     {p}:lease:{name}                   STRING  leader lease: "{term}:{token}", PX = lease TTL
     {p}:lease:{name}:term              STRING  fencing number, INCR on every new term
     {p}:lease:{name}:released          LIST    pushed on graceful release: wakes a standby

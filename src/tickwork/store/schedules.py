@@ -338,6 +338,7 @@ def decode(fields: Mapping[Any, Any]) -> ScheduleRecord:
 
 AUDIT_KIND = {"k6": "schedule", "kragle": "kragle_job", "report": "report"}
 RESUME_SCRIPT = files("tickwork.store").joinpath("scripts/resume_schedule.lua").read_text()
+KEEP_EXPIRY_SCRIPT = files("tickwork.store").joinpath("scripts/keep_expiry.lua").read_text()
 
 
 def _audited(record: ScheduleRecord) -> dict[str, Any]:
@@ -497,6 +498,7 @@ class Schedules:
         """Queue the record and its due-index entry on a MULTI pipeline, and nudge. Fields
         of the hash that the record does not hold (the fire commit's ``committed_us``) stay."""
         key = self._keys.schedule(record.id)
+        self._keep_expiry(pipe, record.id)
         pipe.hset(key, mapping=_encode(record))
         due_ms = record.due_ms
         if due_ms is not None and not record.deactivated:
@@ -509,6 +511,12 @@ class Schedules:
         else:
             pipe.zrem(self._keys.resume, str(record.id))
         self.nudge(pipe)
+
+    def _keep_expiry(self, pipe: redis.client.Pipeline, schedule_id: int) -> None:
+        """Queue, before a change to the schedule's record, the copy of its expiry's audit
+        entry into its own trail (``scripts/keep_expiry.lua``): the fire commit leaves it to
+        the record to show it there."""
+        pipe.eval(KEEP_EXPIRY_SCRIPT, 1, self._keys.schedule(schedule_id), self._keys.prefix)
 
     def nudge(self, pipe: redis.client.Pipeline) -> None:
         pipe.lpush(self._keys.nudge, "1")
@@ -729,6 +737,7 @@ class Schedules:
     def queue_unschedule(self, pipe: redis.client.Pipeline, record: ScheduleRecord) -> None:
         """Queue the removal of a schedule that is not its load test's one schedule (a Kragle
         job): its record and due entry go, the load test's pointer stays (MULTI pipeline)."""
+        self._keep_expiry(pipe, record.id)
         pipe.delete(self._keys.schedule(record.id), self._keys.schedule_ledger(record.id))
         pipe.zrem(self._keys.due, str(record.id))
         pipe.zrem(self._keys.resume, str(record.id))
@@ -737,6 +746,7 @@ class Schedules:
     def queue_delete(self, pipe: redis.client.Pipeline, record: ScheduleRecord) -> None:
         """Queue the removal of a schedule everywhere it is indexed (MULTI pipeline); its runs
         stay readable by id."""
+        self._keep_expiry(pipe, record.id)
         pipe.delete(self._keys.schedule(record.id), self._keys.schedule_ledger(record.id))
         pipe.zrem(self._keys.due, str(record.id))
         pipe.zrem(self._keys.resume, str(record.id))

@@ -10,8 +10,9 @@
 --
 -- Besides the keys below it writes, under the prefix, each run's hash and its entries in
 -- {p}:stack:{stack}:runs and {p}:load_test:{id}:runs and {p}:schedule:{id}:ledger, its stack
--- in {p}:stacks, each fired run's entry in {p}:unclaimed and its load test's last_run, and
--- the schedule's hash.
+-- in {p}:stacks, each fired run's entry in {p}:unclaimed and its load test's last_run, the
+-- schedule's hash, and the audit entry of a schedule that expires in its stack's
+-- {p}:stack:{stack}:audit:{kind}.
 --
 -- KEYS
 --   1 lease    STRING  "{term}:{token}" of the leader
@@ -97,7 +98,8 @@ template, i = list_at(i, 2)
 local is_terminal = {}
 for _, name in ipairs(terminal) do is_terminal[name] = true end
 
-local AUDIT_KIND = {k6 = 'schedule', kragle = 'kragle_job', report = 'report'}
+-- (A report's schedule recurs for as long as the report exists: it never expires.)
+local AUDIT_KIND = {k6 = 'schedule', kragle = 'kragle_job'}
 local expiries = {}  -- the stack's audit feed -> score/entry pairs
 local windows_of = {}
 local function stack_windows(stack)
@@ -201,19 +203,18 @@ for _ = 1, n_entries do
       due_rem[#due_rem + 1] = schedule_id
     end
     if next_us == '' then
-      -- No occurrence remains: the scheduler's own change, in the audit trail, in the short
-      -- form audit.py reads as the full entry ("x:{stack}:{kind}:{id}:{fired_through_us}"):
-      -- a burst of one-shots writes one per fire, and building the JSON here cost 4 % of
-      -- the script (bench/fire_instructions.py). The stack's feed takes them in one ZADD per
-      -- batch.
+      -- No occurrence remains: the scheduler's own change, in the stack's audit feed, in the
+      -- short form audit.py reads as the whole entry ("x:{stack}:{kind}:{resource}:{at}",
+      -- at = committed_us). Not in the schedule's own trail: audit.py shows it there from
+      -- the record while the record says so, and keep_expiry.lua copies it there before the
+      -- record is rewritten or removed. A trail (a new key) per one-shot cost 4 % of the fire
+      -- (bench/fire_instructions.py). The feed takes a batch's in one ZADD.
       local kind = AUDIT_KIND[current[5]] or 'schedule'
-      local entry = 'x:' .. stack .. ':' .. kind .. ':' .. schedule_id .. ':' .. fired_through_us
-      call('ZADD', prefix .. ':audit:' .. kind .. ':' .. schedule_id, fired_through_us, entry)
       local feed = prefix .. ':stack:' .. stack .. ':audit:' .. kind
       local items = expiries[feed] or {}
       expiries[feed] = items
-      items[#items + 1] = fired_through_us
-      items[#items + 1] = entry
+      items[#items + 1] = settled
+      items[#items + 1] = 'x:' .. stack .. ':' .. kind .. ':' .. schedule_id .. ':' .. settled
     end
   end
 end
