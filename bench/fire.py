@@ -424,7 +424,10 @@ class Bench:
             for row in pipe.execute():
                 if row[0] is None:
                     continue
-                created, scheduled, schedule_id, job_id, status, details = (text_of(v) for v in row)
+                created, scheduled, schedule_id, job_id, status, details = (
+                    "" if v is None else text_of(v)
+                    for v in row  # absent: empty
+                )
                 planned_for = json.loads(details or "{}").get("planned_for")
                 planned.append(parse_instant(planned_for or scheduled or created))
                 runs.append(

@@ -290,7 +290,10 @@ class Soak:
             for row in pipe.execute():
                 if row[0] is None:
                     continue  # removed meanwhile: cannot happen with retention >= 30 s
-                created, scheduled, schedule_id, status, details = (text_of(v) for v in row)
+                created, scheduled, schedule_id, status, details = (
+                    "" if v is None else text_of(v)
+                    for v in row  # absent: empty
+                )
                 if not scheduled:
                     continue  # not a scheduled run (none are started by hand here)
                 occurrence = parse_instant(scheduled)

@@ -206,7 +206,7 @@ def _entry_args(advance: Advance, *, overlap_check: bool, stamped: bool) -> list
             # The script writes these from the schedule, and tells fired from skipped by the job.
             raise ValueError(f"run {run.id} is not a run the fire of schedule {record.id} writes")
         fields = encode_run(run)
-        for name in _FROM_HEAD:  # the script writes them from the run's head and its entry
+        for name in _WRITTEN_BY_SCRIPT:  # from the run's head, its entry and its schedule
             del fields[name]
         if stamped:
             if job is None:
@@ -235,7 +235,7 @@ def _entry_args(advance: Advance, *, overlap_check: bool, stamped: bool) -> list
     return args
 
 
-_FROM_HEAD = ("id", "stack", "load_test_id", "schedule_id", "job_id")
+_WRITTEN_BY_SCRIPT = ("id", "stack", "load_test_id", "schedule_id", "job_id")
 
 
 def _fired_common(stamp: datetime) -> dict[str, str]:
