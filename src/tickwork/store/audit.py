@@ -101,9 +101,9 @@ EXPIRY_MARK = "x:"
 (``commit_fires.lua``): ``x:{stack}:{kind}:{id}:{at_us}``, ``at_us`` the schedule's
 ``committed_us``: its last occurrence settled."""
 
-_SCHEDULE_KINDS = {"k6": "schedule", "kragle": "kragle_job"}
-"""The audit kind of a schedule of each dialect that can expire (a report's recurs for as long
-as the report exists): its trail shows the expiry."""
+SCHEDULE_KINDS = {"k6": "schedule", "kragle": "kragle_job", "report": "report"}
+"""The audit kind of a schedule of each dialect: the resource whose trail shows its changes
+(a report's is the report, by its own id; a report's schedule never expires)."""
 
 
 def _decode(member: bytes | str, score: float) -> AuditEntry:
@@ -247,7 +247,7 @@ class Audit:
     def _expiry(self, kind: str, resource_id: str) -> tuple[str, int, str] | None:
         """The expiry entry of the schedule behind a trail, if its record says it expired:
         the entry's member in the stack's feed, its time (µs), and that feed."""
-        if kind not in _SCHEDULE_KINDS.values() or not resource_id.isdigit():
+        if kind not in SCHEDULE_KINDS.values() or not resource_id.isdigit():
             return None
         with translated():
             fields = self._client.hmget(
@@ -255,12 +255,7 @@ class Audit:
                 ["next_us", "committed_us", "stack", "dialect"],
             )
         next_us, at_us, stack, dialect = (None if v is None else text_of(v) for v in fields)
-        if (
-            next_us != ""
-            or not at_us
-            or stack is None
-            or _SCHEDULE_KINDS.get(dialect or "") != kind
-        ):
+        if next_us != "" or not at_us or stack is None or SCHEDULE_KINDS.get(dialect or "") != kind:
             return None  # not expired by a fire (the trail holds what else happened)
         member = f"{EXPIRY_MARK}{stack}:{kind}:{resource_id}:{at_us}"
         return member, int(at_us), self._keys.audit_feed(int(stack), kind)

@@ -31,7 +31,7 @@ import redis
 from tickwork.core import Schedule
 from tickwork.core.instants import from_us, to_us
 from tickwork.errors import Conflict, NotFound, StoreError
-from tickwork.store.audit import INTERNAL, Actor, Change, changes_between
+from tickwork.store.audit import INTERNAL, SCHEDULE_KINDS, Actor, Change, changes_between
 from tickwork.store.codec import decode_schedule, encode_schedule
 from tickwork.store.connection import text_of, translated
 from tickwork.store.keys import Keys
@@ -40,7 +40,6 @@ from tickwork.store.load_tests import decode as decode_load_test
 from tickwork.store.paging import read_page
 from tickwork.store.quotas import INDEX_OF, Quotas, check_count
 from tickwork.store.schedules import (
-    AUDIT_KIND,
     KragleJob,
     ScheduleRecord,
     Schedules,
@@ -53,7 +52,7 @@ from tickwork.store.transactions import transact
 Pipeline = redis.client.Pipeline
 DIALECT = KragleJob.dialect
 TEMPLATE_KIND = "kragle_schedule"
-"""The audit trail's kind of a template; a job's is ``AUDIT_KIND[DIALECT]`` (kragle_job)."""
+"""The audit trail's kind of a template; a job's is ``SCHEDULE_KINDS[DIALECT]`` (kragle_job)."""
 _TIMING_FIELDS = ("once", "config")
 
 
@@ -415,7 +414,7 @@ class KragleSchedules:
         self._schedules.audit.queue(
             pipe,
             stack=job.stack,
-            kind=AUDIT_KIND[DIALECT],
+            kind=SCHEDULE_KINDS[DIALECT],
             resource_id=job.id,
             action=action,
             actor=actor,

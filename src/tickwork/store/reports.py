@@ -26,14 +26,13 @@ import redis
 from tickwork.core import Schedule
 from tickwork.core.instants import from_us, to_us
 from tickwork.errors import NotFound, StoreError
-from tickwork.store.audit import INTERNAL, Actor, Change, changes_between
+from tickwork.store.audit import INTERNAL, SCHEDULE_KINDS, Actor, Change, changes_between
 from tickwork.store.connection import text_of, translated
 from tickwork.store.keys import Keys
 from tickwork.store.load_tests import LoadTestRecord, LoadTests
 from tickwork.store.paging import read_text_page
 from tickwork.store.quotas import INDEX_OF, Quotas, check_count
 from tickwork.store.schedules import (
-    AUDIT_KIND,
     ReportSchedule,
     ScheduleRecord,
     Schedules,
@@ -333,7 +332,7 @@ class Reports:
         self._schedules.audit.queue(
             pipe,
             stack=report.stack,
-            kind=AUDIT_KIND[DIALECT],
+            kind=SCHEDULE_KINDS[DIALECT],
             resource_id=report.id,
             action=action,
             actor=actor,

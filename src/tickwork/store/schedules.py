@@ -35,7 +35,14 @@ from tickwork.core.instants import ONE_MICROSECOND, format_instant, from_us, to_
 from tickwork.core.jitter import jitter_offset
 from tickwork.core.windows import Timing, Window, timing
 from tickwork.errors import Conflict, LeaseLost, NotFound, StoreError
-from tickwork.store.audit import INTERNAL, SCHEDULER, Actor, Audit, changes_between
+from tickwork.store.audit import (
+    INTERNAL,
+    SCHEDULE_KINDS,
+    SCHEDULER,
+    Actor,
+    Audit,
+    changes_between,
+)
 from tickwork.store.codec import decode_schedule, encode_schedule
 from tickwork.store.connection import text_of, translated
 from tickwork.store.keys import Keys
@@ -336,7 +343,6 @@ def decode(fields: Mapping[Any, Any]) -> ScheduleRecord:
     )
 
 
-AUDIT_KIND = {"k6": "schedule", "kragle": "kragle_job", "report": "report"}
 RESUME_SCRIPT = files("tickwork.store").joinpath("scripts/resume_schedule.lua").read_text()
 KEEP_EXPIRY_SCRIPT = files("tickwork.store").joinpath("scripts/keep_expiry.lua").read_text()
 
@@ -378,7 +384,7 @@ class Schedules:
         self.audit.queue(
             pipe,
             stack=record.stack,
-            kind=AUDIT_KIND[record.dialect],
+            kind=SCHEDULE_KINDS[record.dialect],
             resource_id=resource,
             action=action,
             actor=actor,
@@ -551,7 +557,7 @@ class Schedules:
         resumed = reactivated(record, now=pause.resume_at)
         feed, trail, entry = self.audit.entry(
             stack=record.stack,
-            kind=AUDIT_KIND[record.dialect],
+            kind=SCHEDULE_KINDS[record.dialect],
             resource_id=record.id,
             action="resumed",
             actor=SCHEDULER,

@@ -65,9 +65,9 @@ from tickwork.dialects.kragle import (
 from tickwork.dialects.ledger import OccurrenceListResponse
 from tickwork.errors import NotFound, Problem, ValidationError
 from tickwork.store import ScheduleRecord, TemplateRecord
+from tickwork.store.audit import SCHEDULE_KINDS
 from tickwork.store.kragle import DIALECT, TEMPLATE_KIND, template_of
 from tickwork.store.quotas import Limits
-from tickwork.store.schedules import AUDIT_KIND
 
 router = APIRouter(tags=["kragle"])
 
@@ -402,4 +402,4 @@ def job_audit(id: ResourceId, caller: Caller, context: Context, page: Page = 1) 
         exists = True
     except NotFound:
         exists = False
-    return _audit_page(context, caller.stack, AUDIT_KIND[DIALECT], id, exists=exists, page=page)
+    return _audit_page(context, caller.stack, SCHEDULE_KINDS[DIALECT], id, exists=exists, page=page)

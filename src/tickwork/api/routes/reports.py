@@ -87,9 +87,9 @@ from tickwork.errors import (
     ValidationError,
 )
 from tickwork.store import ReportRecord
+from tickwork.store.audit import SCHEDULE_KINDS
 from tickwork.store.quotas import Limits, interval_problem
 from tickwork.store.reports import DIALECT
-from tickwork.store.schedules import AUDIT_KIND
 
 UUID_PATTERN = r"^[0-9A-Fa-f]{8}-?[0-9A-Fa-f]{4}-?[0-9A-Fa-f]{4}-?[0-9A-Fa-f]{4}-?[0-9A-Fa-f]{12}$"
 MAX_PAGE = (2**53 - 1) // MAX_PAGE_SIZE
@@ -460,7 +460,7 @@ def report_audit(
     entries, total = trail(
         context.store,
         caller.stack,
-        AUDIT_KIND[DIALECT],
+        SCHEDULE_KINDS[DIALECT],
         report_id,
         exists=exists,
         skip=(page - 1) * page_size,

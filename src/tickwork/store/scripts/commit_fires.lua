@@ -98,8 +98,7 @@ template, i = list_at(i, 2)
 local is_terminal = {}
 for _, name in ipairs(terminal) do is_terminal[name] = true end
 
--- (A report's schedule recurs for as long as the report exists: it never expires.)
-local AUDIT_KIND = {k6 = 'schedule', kragle = 'kragle_job'}
+local AUDIT_KIND = {k6 = 'schedule', kragle = 'kragle_job', report = 'report'}
 local expiries = {}  -- the stack's audit feed -> score/entry pairs
 local windows_of = {}
 local function stack_windows(stack)

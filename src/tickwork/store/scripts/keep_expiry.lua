@@ -12,7 +12,7 @@
 local s = redis.call('HMGET', KEYS[1], 'next_us', 'committed_us', 'stack', 'dialect', 'id')
 local next_us, at, stack, dialect, id = s[1], s[2], s[3], s[4], s[5]
 if next_us ~= '' or not at then return 0 end  -- not expired by a fire (or no record)
-local kind = ({k6 = 'schedule', kragle = 'kragle_job'})[dialect] or 'schedule'
+local kind = ({k6 = 'schedule', kragle = 'kragle_job', report = 'report'})[dialect] or 'schedule'
 local entry = 'x:' .. stack .. ':' .. kind .. ':' .. id .. ':' .. at
 if not redis.call('ZSCORE', ARGV[1] .. ':stack:' .. stack .. ':audit:' .. kind, entry) then
   return 0
