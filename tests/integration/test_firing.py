@@ -429,6 +429,8 @@ def test_a_fire_encoded_ahead_writes_what_the_ordinary_path_writes(
     for a_store, run in ((store, fired), (other, expected)):  # runs list by creation
         for index in (a_store.keys.stack_index(1, "runs"), a_store.keys.load_test_runs(1)):
             assert redis_client.zscore(index, str(run.id)) == to_us(clock.now)
+        # Every value within 64 bytes, so Redis keeps the hash compact (~680 bytes less).
+        assert redis_client.object("encoding", a_store.keys.run(run.id)) == b"listpack"
     ours = redis_client.hgetall(Job.key_for(str(fired.job_id)))
     theirs = redis_client.hgetall(Job.key_for(str(expected.job_id)))
     assert set(ours) == set(theirs)
