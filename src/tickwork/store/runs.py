@@ -62,7 +62,7 @@ def encode(run: RunRecord) -> dict[Any, Any]:
 
 
 # Fields a record may leave out when empty (the fire path writes new runs without them, and
-# without details "{}"). Every release reads these as absent: a rolling upgrade, or a
+# without details "{}"). Every version reads these as absent: a rolling upgrade, or a
 # rollback, meets runs written by the other version.
 _MAY_BE_ABSENT = ("result", "ended", "started_by", "note", "schedule_id", "scheduled_for", "job_id")
 
